@@ -1,0 +1,78 @@
+# flowmig — build, test and run the flow-migration reference implementation.
+# Every target installs what it needs first (system packages via apt-get as root, Python deps in .venv/).
+
+SHELL      := /bin/bash
+VENV       := .venv
+PY         := $(VENV)/bin/python
+PIP        := $(VENV)/bin/pip
+STAMP      := $(VENV)/.installed
+APT_STAMP  := $(VENV)/.apt-installed
+APT_PKGS   := mininet iproute2 iputils-ping ethtool tcpdump procps psmisc
+TARGET     ?= embedded
+P4_SRCS    := $(wildcard p4src/*.p4)
+P4_JSON    := $(patsubst p4src/%.p4,build/%.json,$(P4_SRCS))
+PYTEST_ARGS ?=
+
+# p4c is used when installed (a P4 lab VM); else the embedded compiler.
+ifeq ($(TARGET),bmv2)
+P4C := p4c-bm2-ss --arch v1model
+else
+P4C := $(VENV)/bin/p4target-compile
+endif
+
+.PHONY: all install apt venv build test test-unit lint run bench clean distclean
+
+all: build
+
+install: apt venv
+
+# System packages: only what is missing is installed, so the target is idempotent and quick.
+apt: $(APT_STAMP)
+$(APT_STAMP):
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing (run 'sudo make install')"; exit 1; fi; \
+	  echo "apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+# Python venv with the system site packages (Mininet comes from Debian's python3-mininet).
+venv: $(STAMP)
+$(STAMP): pyproject.toml | $(APT_STAMP)
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+build: $(P4_JSON)
+
+build/%.json: p4src/%.p4 $(wildcard p4src/include/*.p4) | $(STAMP)
+	@mkdir -p build
+	$(P4C) $< -I p4src/include -o $@ --p4runtime-files build/$*.p4info.txtpb
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check p4target controller topologies tests bench
+
+test: $(STAMP) build
+	$(VENV)/bin/ruff check p4target controller topologies tests bench
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: $(STAMP) build
+	$(PY) -m pytest -m "not mininet and not root" $(PYTEST_ARGS)
+
+# The main job: a live migration on the default topology (fig2), embedded target.
+run: $(STAMP) build
+	@mkdir -p out
+	$(VENV)/bin/flowmig run --scenario degrade --target $(TARGET) --report out/report.json --plot out/report.png
+
+bench: $(STAMP) build
+	$(PY) -m bench
+
+clean:
+	rm -rf build out logs pcaps .pytest_cache
+	-$(PY) -c "from topologies.cleanup import cleanup; cleanup()" 2>/dev/null || true
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,1 @@
+"""p4target/compiler."""
