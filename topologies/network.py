@@ -1,0 +1,175 @@
+"""Build a running Mininet network from a topology description, and tear it down without leftovers.
+
+:class:`Lab` compiles the programs, creates hosts (namespaces with real TCP stacks), P4 switches
+(:class:`~topologies.p4switch.P4Switch`) and numbered links, turns NIC offloads and IPv6 off on every
+data interface, sets static ARP on the hosts, records everything in the run registry, writes the
+controller config file (``<run_dir>/config.json``, read by ``flowmig --config``) and, unless told
+not to, installs the initial forwarding tables (``topologies.tables``).
+
+    with Lab(load("fig2"), LabOptions(run_dir=tmp)) as lab:
+        lab.host("hostA").cmd("ping -c1 10.0.0.2")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from topologies import cleanup as cleanup_mod
+from topologies import programs, registry
+from topologies.description import Topology
+from topologies.p4switch import CPU_PORT, P4Switch, disable_offloads
+
+log = logging.getLogger(__name__)
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class LabOptions:
+    target: str = "embedded"                 # "embedded" (p4target-switch) or "bmv2" (simple_switch_grpc)
+    run_dir: Path | None = None              # config.json goes here; default out/<topology>
+    log_dir: Path = Path("logs")             # logs/<switch>.log
+    pcap_dir: Path | None = None             # pcaps/ when set
+    log_console: bool = False
+    populate: bool = True                    # install the initial tables after start
+    start_timeout: float = 30.0
+    build_dir: Path = programs.BUILD_DIR
+    p4src_dir: Path = programs.P4SRC_DIR
+    switch_args: list[str] = field(default_factory=list)
+
+
+class Lab:
+    """A topology running on Mininet with P4 switches; use as a context manager or start()/stop()."""
+
+    def __init__(self, topo: Topology, options: LabOptions | None = None) -> None:
+        self.topo = topo
+        self.options = options or LabOptions()
+        self.run_dir = Path(self.options.run_dir or Path("out") / topo.name)
+        self.config_path = self.run_dir / "config.json"
+        self.run_id = registry.new_run_id()
+        self.net = None
+        self._saved_tag: str | None = None
+
+    # ---- life cycle ----
+    def __enter__(self) -> Lab:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> Lab:
+        from mininet.link import Link
+        from mininet.net import Mininet
+        from mininet.node import Host
+
+        opts = self.options
+        built = {name: programs.ensure_compiled(name, opts.target, opts.p4src_dir, opts.build_dir)
+                 for name in sorted({s.program for s in self.topo.switches.values()})}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # Every process started from here on (host shells, switch daemons, apps) carries the run tag.
+        self._saved_tag = os.environ.get(registry.ENV_TAG)
+        os.environ[registry.ENV_TAG] = self.run_id
+        registry.record_interfaces(self.run_id, [])   # creates the registry file with us as owner
+
+        net = Mininet(topo=None, switch=P4Switch, host=Host, controller=None, link=Link, build=False,
+                      autoSetMacs=False, autoStaticArp=False, waitConnected=False)
+        self.net = net
+        for h in self.topo.hosts.values():
+            net.addHost(h.name, ip=h.cidr, mac=h.mac)
+        for s in self.topo.switches.values():
+            pp = built[s.program]
+            net.addSwitch(s.name, cls=P4Switch, json_path=pp.json, p4info_path=pp.p4info, program=s.program,
+                          role=s.role, target=opts.target, device_id=s.device_id, cpu_port=CPU_PORT,
+                          log_dir=opts.log_dir, pcap_dir=opts.pcap_dir, log_console=opts.log_console,
+                          start_timeout=opts.start_timeout, run_id=self.run_id, extra_args=opts.switch_args)
+        for lk in self.topo.links:
+            net.addLink(lk.a.node, lk.b.node, port1=lk.a.port, port2=lk.b.port)
+        net.build()
+        self._record()
+        for h in self.topo.hosts.values():
+            node = net.get(h.name)
+            node.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+            for intf in node.intfList():
+                if intf.name != "lo":
+                    disable_offloads(node, intf.name)
+        for sw in self.switches():
+            for name in sw.data_ports().values():
+                sw.cmd(f"sysctl -qw net.ipv6.conf.{name}.disable_ipv6=1")
+        net.start()                      # launches every daemon, then waits for their gRPC ports
+        net.staticArp()
+        self.write_config()
+        if opts.populate:
+            from topologies import tables
+            tables.populate(self.config())
+        log.info("lab %s up (run %s), config %s", self.topo.name, self.run_id, self.config_path)
+        return self
+
+    def _record(self) -> None:
+        for h in self.topo.hosts:
+            node = self.net.get(h)
+            registry.record_host(self.run_id, h, node.pid, registry.netns_of(node.pid))
+        names = [intf.name for sw in self.switches() for intf in sw.intfList() if intf.name != "lo"]
+        registry.record_interfaces(self.run_id, names)
+
+    def stop(self) -> dict[str, list]:
+        """Stop the network and remove anything it left; returns what the final sweep still found."""
+        net, self.net = self.net, None
+        try:
+            if net is not None:
+                try:
+                    net.stop()
+                except Exception:
+                    log.exception("Mininet stop failed; sweeping the run")
+        finally:
+            found = cleanup_mod.cleanup_run(self.run_id)
+            if self._saved_tag is None:
+                os.environ.pop(registry.ENV_TAG, None)
+            else:
+                os.environ[registry.ENV_TAG] = self._saved_tag
+        return found
+
+    # ---- access ----
+    def host(self, name: str):
+        return self.net.get(name)
+
+    def switch(self, name: str) -> P4Switch:
+        return self.net.get(name)
+
+    def switches(self) -> list[P4Switch]:
+        return [self.net.get(s) for s in self.topo.switches]
+
+    # ---- the controller config file ----
+    def config(self) -> dict:
+        topo = self.topo
+        switches = {}
+        for sw in self.switches():
+            entry = sw.describe()
+            if sw.role == "gateway":
+                entry["nic_group"] = [{"port": p, "nic": n} for p, n in topo.gateway_nic_ports(sw.name)]
+            else:
+                entry["gateway_ports"] = topo.nic_ports(sw.name)
+            entry["peers"] = {str(p): str(e) for p, e in sorted(topo.ports_of(sw.name).items())}
+            switches[sw.name] = entry
+        hosts = {}
+        for h in topo.hosts.values():
+            att = topo.host_attachment(h.name)
+            node = self.net.get(h.name) if self.net else None
+            hosts[h.name] = {"ip": h.ip, "prefix_len": h.prefix_len, "mac": h.mac, "switch": att.node,
+                             "port": att.port, "intf": node.defaultIntf().name if node else None,
+                             "pid": node.pid if node else None}
+        return {"version": CONFIG_VERSION, "topology": topo.name, "target": self.options.target,
+                "run_id": self.run_id, "run_dir": str(self.run_dir.resolve()), "cpu_port": CPU_PORT,
+                "switches": switches, "hosts": hosts, "links": [[str(lk.a), str(lk.b)] for lk in topo.links]}
+
+    def write_config(self) -> Path:
+        self.config_path.write_text(json.dumps(self.config(), indent=2) + "\n")
+        return self.config_path

@@ -1,0 +1,239 @@
+"""The Mininet P4 switch node: runs ``p4target-switch`` (embedded target) or ``simple_switch_grpc``.
+
+Both binaries get the same arguments (docs/internals.md, switch CLI contract)::
+
+    BIN -i 1@gwA-eth1 -i 2@gwA-eth2 ... --device-id 0 --thrift-port 9090 \
+        --log-file logs/gwA.log [--log-console] [--pcap pcaps/] build/gateway.json \
+        -- --grpc-server-addr 127.0.0.1:50001 --cpu-port 255
+
+Port numbers are Mininet's port numbers (set from the topology description). gRPC and thrift ports
+are picked free on loopback. :meth:`P4Switch.start` launches the daemon; :meth:`P4Switch.wait_ready`
+(called by Mininet's ``batchStartup``) waits until its gRPC port accepts connections. Every daemon
+is tagged with ``FLOWMIG_LAB=<run id>`` in its environment and recorded in the run registry so
+``topologies.cleanup`` can find exactly the processes we started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mininet.node import Switch
+
+from topologies import registry
+
+log = logging.getLogger(__name__)
+
+CPU_PORT = 255
+GRPC_PORT_BASE = 50001
+THRIFT_PORT_BASE = 9090
+OFFLOADS = ("tx", "rx", "tso", "gso", "gro", "lro")
+ENV_TAG = "FLOWMIG_LAB"
+
+_taken: set[int] = set()
+_dpids = itertools.count(1)
+
+
+class P4SwitchError(RuntimeError):
+    """A switch daemon could not be found, started, or did not come up."""
+
+
+def free_port(base: int) -> int:
+    """The first loopback TCP port >= base that is bindable and not handed out in this process."""
+    for port in range(base, base + 2000):
+        if port in _taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise P4SwitchError(f"no free TCP port in {base}..{base + 1999}")
+
+
+def switch_binary(target: str) -> str:
+    """Path of the switch daemon for a target ('embedded' or 'bmv2')."""
+    if target == "embedded":
+        beside = Path(sys.executable).parent / "p4target-switch"
+        found = str(beside) if beside.exists() else shutil.which("p4target-switch")
+        if not found:
+            raise P4SwitchError(f"p4target-switch not found next to {sys.executable} nor on PATH "
+                                f"(run 'make install')")
+        return found
+    if target == "bmv2":
+        found = shutil.which("simple_switch_grpc")
+        if not found:
+            raise P4SwitchError("target bmv2 needs simple_switch_grpc on PATH (not found); "
+                                "use --target embedded")
+        return found
+    raise P4SwitchError(f"unknown target {target!r} (embedded or bmv2)")
+
+
+def disable_offloads(node, intf: str) -> None:
+    """Turn NIC offloads off on a veth so checksums on the wire are real (run inside ``node``)."""
+    out = node.cmd(f"ethtool -K {intf} {' '.join(f'{o} off' for o in OFFLOADS)} 2>&1")
+    if "ethtool: not found" in out or "command not found" in out:
+        raise P4SwitchError("ethtool is missing (apt-get install ethtool)")
+    log.debug("offloads off on %s: %s", intf, out.strip())
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
+
+
+class P4Switch(Switch):
+    """A Mininet switch backed by a P4 software switch with a P4Runtime gRPC endpoint on loopback."""
+
+    def __init__(self, name: str, json_path: str | Path, program: str = "", role: str = "",
+                 p4info_path: str | Path | None = None, target: str = "embedded",
+                 grpc_port: int | None = None, thrift_port: int | None = None, device_id: int = 0,
+                 cpu_port: int = CPU_PORT, log_dir: str | Path = "logs", pcap_dir: str | Path | None = None,
+                 log_console: bool = False, start_timeout: float = 30.0, run_id: str | None = None,
+                 extra_args: list[str] | None = None, **params) -> None:
+        params.setdefault("dpid", f"{next(_dpids):016x}")
+        Switch.__init__(self, name, **params)
+        self.binary = switch_binary(target)
+        self.target = target
+        self.program = program
+        self.role = role
+        self.json_path = Path(json_path)
+        self.p4info_path = Path(p4info_path) if p4info_path else None
+        self.grpc_port = grpc_port or free_port(GRPC_PORT_BASE)
+        self.thrift_port = thrift_port or free_port(THRIFT_PORT_BASE)
+        self.device_id = device_id
+        self.cpu_port = cpu_port
+        self.log_dir = Path(log_dir)
+        self.log_file = self.log_dir / f"{name}.log"
+        self.stdout_file = self.log_dir / f"{name}.out"
+        self.pcap_dir = Path(pcap_dir) if pcap_dir else None
+        self.log_console = log_console
+        self.start_timeout = start_timeout
+        self.run_id = run_id or registry.run_id()
+        self.extra_args = list(extra_args or [])
+        self.proc: subprocess.Popen | None = None
+
+    # ---- addresses ----
+    @property
+    def grpc_addr(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def data_ports(self) -> dict[int, str]:
+        """Mininet port number -> interface name, without the loopback control interface."""
+        return {port: intf.name for port, intf in sorted(self.intfs.items()) if intf.name != "lo"}
+
+    def command(self) -> list[str]:
+        args = [self.binary]
+        for port, name in self.data_ports().items():
+            args += ["-i", f"{port}@{name}"]
+        args += ["--device-id", str(self.device_id), "--thrift-port", str(self.thrift_port),
+                 "--log-file", str(self.log_file)]
+        if self.log_console:
+            args.append("--log-console")
+        if self.pcap_dir:
+            args += ["--pcap", str(self.pcap_dir)]
+        args += self.extra_args
+        args += [str(self.json_path), "--", "--grpc-server-addr", self.grpc_addr,
+                 "--cpu-port", str(self.cpu_port)]
+        return args
+
+    # ---- Mininet life cycle ----
+    def start(self, controllers) -> None:  # noqa: ARG002 - P4 switches have no OpenFlow controller
+        if self.proc and self.proc.poll() is None:
+            return
+        if not self.json_path.is_file():
+            raise P4SwitchError(f"{self.name}: program JSON {self.json_path} does not exist")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.pcap_dir:
+            self.pcap_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.data_ports().values():
+            disable_offloads(self, name)
+            self.cmd(f"ip link set {name} up")
+        cmd = self.command()
+        log.info("%s: %s", self.name, " ".join(cmd))
+        env = dict(os.environ, **{ENV_TAG: self.run_id})
+        with open(self.stdout_file, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         env=env, start_new_session=True)
+        registry.record_process(self.run_id, self.proc.pid, self.name, cmd)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the gRPC port accepts connections; raise with the log tail if it never does."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        while True:
+            if self.proc is None:
+                raise P4SwitchError(f"{self.name}: not started")
+            rc = self.proc.poll()
+            if rc is not None:
+                raise P4SwitchError(f"{self.name}: {Path(self.binary).name} exited with code {rc} "
+                                    f"before serving gRPC on {self.grpc_addr}\n{self._tails()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise P4SwitchError(f"{self.name}: gRPC {self.grpc_addr} not accepting connections after "
+                                    f"{timeout or self.start_timeout:.0f}s\n{self._tails()}")
+            time.sleep(0.1)
+
+    def _tails(self) -> str:
+        return (f"--- {self.stdout_file} ---\n{log_tail(self.stdout_file)}\n"
+                f"--- {self.log_file} ---\n{log_tail(self.log_file)}")
+
+    @classmethod
+    def batchStartup(cls, switches, run=None):  # noqa: N802 - Mininet's hook name
+        for sw in switches:
+            sw.wait_ready()
+        return switches
+
+    def stop_daemon(self, timeout: float = 5.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s: daemon %d ignored SIGTERM, killing", self.name, proc.pid)
+                proc.kill()
+                proc.wait(timeout)
+        registry.forget_process(self.run_id, proc.pid)
+
+    def stop(self, deleteIntfs: bool = True) -> None:  # noqa: N803 - Mininet's signature
+        self.stop_daemon()
+        Switch.stop(self, deleteIntfs)
+
+    def connected(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def describe(self) -> dict:
+        """This switch's entry in the controller config file."""
+        return {
+            "grpc_addr": self.grpc_addr,
+            "device_id": self.device_id,
+            "program": self.program,
+            "role": self.role,
+            "cpu_port": self.cpu_port,
+            "p4info": str(self.p4info_path.resolve()) if self.p4info_path else None,
+            "json": str(self.json_path.resolve()),
+            "thrift_port": self.thrift_port,
+            "target": self.target,
+            "log": str(self.log_file.resolve()),
+            "pid": self.proc.pid if self.proc else None,
+            "ports": {str(p): n for p, n in self.data_ports().items()},
+        }
