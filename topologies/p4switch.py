@@ -95,6 +95,26 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
+def switch_command(binary: str, ports: dict[int, str], json_path: str | Path, grpc_port: int, thrift_port: int,
+                   device_id: int = 0, cpu_port: int = CPU_PORT, log_file: str | Path | None = None,
+                   pcap_dir: str | Path | None = None, log_console: bool = False,
+                   extra_args: list[str] | None = None) -> list[str]:
+    """The daemon's argv, identical for p4target-switch and simple_switch_grpc."""
+    args = [binary]
+    for port, name in sorted(ports.items()):
+        args += ["-i", f"{port}@{name}"]
+    args += ["--device-id", str(device_id), "--thrift-port", str(thrift_port)]
+    if log_file:
+        args += ["--log-file", str(log_file)]
+    if log_console:
+        args.append("--log-console")
+    if pcap_dir:
+        args += ["--pcap", str(pcap_dir)]
+    args += list(extra_args or [])
+    args += [str(json_path), "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--cpu-port", str(cpu_port)]
+    return args
+
+
 class P4Switch(Switch):
     """A Mininet switch backed by a P4 software switch with a P4Runtime gRPC endpoint on loopback."""
 
@@ -136,19 +156,9 @@ class P4Switch(Switch):
         return {port: intf.name for port, intf in sorted(self.intfs.items()) if intf.name != "lo"}
 
     def command(self) -> list[str]:
-        args = [self.binary]
-        for port, name in self.data_ports().items():
-            args += ["-i", f"{port}@{name}"]
-        args += ["--device-id", str(self.device_id), "--thrift-port", str(self.thrift_port),
-                 "--log-file", str(self.log_file)]
-        if self.log_console:
-            args.append("--log-console")
-        if self.pcap_dir:
-            args += ["--pcap", str(self.pcap_dir)]
-        args += self.extra_args
-        args += [str(self.json_path), "--", "--grpc-server-addr", self.grpc_addr,
-                 "--cpu-port", str(self.cpu_port)]
-        return args
+        return switch_command(self.binary, self.data_ports(), self.json_path, self.grpc_port, self.thrift_port,
+                              self.device_id, self.cpu_port, self.log_file, self.pcap_dir, self.log_console,
+                              self.extra_args)
 
     # ---- Mininet life cycle ----
     def start(self, controllers) -> None:  # noqa: ARG002 - P4 switches have no OpenFlow controller

@@ -38,54 +38,83 @@ def stream_bytes(offset: int, length: int) -> bytes:
 
 
 class StreamChecker:
-    """Checks received chunks against the reference stream; tracks offset, gaps and corrupt bytes."""
+    """Checks received bytes against the reference stream, one whole 8-byte counter at a time.
+
+    A trailing partial counter is kept until the rest arrives (or :meth:`finish` checks it). On a
+    counter that differs from the expected one: if it is a later counter, the bytes in between are a
+    gap and checking continues from there; otherwise its differing bytes are counted as corrupt.
+    """
 
     def __init__(self) -> None:
-        self.offset = 0            # stream offset of the next expected byte
+        self.offset = 0            # stream offset of the next expected byte (after the carried bytes)
         self.received = 0          # bytes read from the socket
-        self.gaps = 0              # number of gaps (resynchronisations forward)
+        self.gaps = 0              # number of gaps (jumps forward)
         self.gap_bytes = 0
-        self.corrupt = 0           # bytes that matched neither the stream nor a resync
+        self.corrupt = 0           # bytes that differ from the stream (not explained by a gap)
         self.first_error: int | None = None
+        self._carry = b""
 
     def feed(self, data: bytes) -> None:
         self.received += len(data)
+        buf = self._carry + data
         pos = 0
-        while pos < len(data):
-            chunk = data[pos:]
-            expected = stream_bytes(self.offset, len(chunk))
-            if chunk == expected:
-                self.offset += len(chunk)
-                return
-            a = np.frombuffer(chunk, dtype=np.uint8)
+        while len(buf) - pos >= WORD:
+            n = pos + (len(buf) - pos) // WORD * WORD
+            expected = stream_bytes(self.offset, n - pos)
+            if buf[pos:n] == expected:
+                self.offset += n - pos
+                pos = n
+                break
+            a = np.frombuffer(buf, dtype=np.uint8, count=n - pos, offset=pos)
             b = np.frombuffer(expected, dtype=np.uint8)
-            bad = int(np.argmax(a != b))
-            pos += bad
-            self.offset += bad
-            if self.first_error is None:
-                self.first_error = self.offset
-            pos, consumed = self._resync(data, pos)
-            if not consumed:
-                return
+            d = int(np.argmax(a != b))
+            w = d // WORD * WORD                                # the first differing counter
+            pos += w
+            self.offset += w
+            if len(buf) - pos < 2 * WORD:
+                break                                           # decide when more bytes are here
+            first = self.first_error is None
+            if first:
+                self.first_error = self.offset + d - w
+            found = self._find_counter(buf, pos)
+            if found is None:                                   # garbage: count it, move on a counter
+                self.corrupt += int(np.count_nonzero(a[w:w + WORD] != b[w:w + WORD]))
+                self.offset += WORD
+                pos += WORD
+                continue
+            k, value = found
+            head = stream_bytes(self.offset, k)                 # bytes before the later counter
+            self.corrupt += sum(x != y for x, y in zip(buf[pos:pos + k], head, strict=True))
+            self.offset += k
+            pos += k
+            if first:
+                self.first_error = self.offset                  # where the missing bytes start
+            self.gaps += 1
+            self.gap_bytes += value * WORD - self.offset
+            self.offset = value * WORD
+        self._carry = buf[pos:]
 
-    def _resync(self, data: bytes, pos: int) -> tuple[int, bool]:
-        """At a mismatch: if a counter boundary, jump to the counter read there (a gap)."""
-        align = (-self.offset) % WORD
-        word_at = pos + align
-        if word_at + WORD <= len(data):
-            value = int.from_bytes(data[word_at:word_at + WORD], "big")
-            target = value * WORD
-            if target > self.offset + align and value < (1 << 56):
-                # bytes before the boundary are corrupt unless align == 0
-                self.corrupt += align
-                self.gaps += 1
-                self.gap_bytes += target - (self.offset + align)
-                self.offset = target
-                return word_at, True
-        # not resynchronisable: count one corrupt byte and move on
-        self.corrupt += 1
-        self.offset += 1
-        return pos + 1, True
+    def _find_counter(self, buf: bytes, pos: int) -> tuple[int, int] | None:
+        """A later counter starting within the next 8 bytes, confirmed by its successor."""
+        for k in range(WORD):
+            if pos + k + 2 * WORD > len(buf):
+                break
+            v = int.from_bytes(buf[pos + k:pos + k + WORD], "big")
+            v2 = int.from_bytes(buf[pos + k + WORD:pos + k + 2 * WORD], "big")
+            if v2 == v + 1 and self.offset + k < v * WORD < self.offset + (1 << 40):
+                return k, v
+        return None
+
+    def finish(self) -> None:
+        """Check a trailing partial counter (end of stream)."""
+        tail, self._carry = self._carry, b""
+        if tail:
+            expected = stream_bytes(self.offset, len(tail))
+            bad = sum(x != y for x, y in zip(tail, expected, strict=True))
+            if bad and self.first_error is None:
+                self.first_error = self.offset
+            self.corrupt += bad
+            self.offset += len(tail)
 
     @property
     def ok(self) -> bool:
@@ -157,6 +186,7 @@ class TcpStreamReceiver:
                                        bps=round((chk.received - last_bytes) * 8 / (now - last_t), 1),
                                        gaps=chk.gaps, corrupt=chk.corrupt)
                     last_t, last_bytes = now, chk.received
+        chk.finish()
         dur = time.monotonic() - start
         rec = self.reporter.emit("end", flow=flow, bytes=chk.received, offset=chk.offset, gaps=chk.gaps,
                                  gap_bytes=chk.gap_bytes, corrupt=chk.corrupt, first_error=chk.first_error,
