@@ -1,0 +1,123 @@
+"""Switch ports: one AF_PACKET raw socket per Linux interface, plus per-port pcap capture.
+
+A port owns its socket (bound to the interface, promiscuous, outgoing frames ignored so the switch never
+sees its own transmissions) and its optional pcap writers (``<iface>_in.pcap`` / ``<iface>_out.pcap``
+like BMv2's ``--pcap DIR``). Checksum/segmentation offloads must be disabled on the interfaces by whoever
+creates them (topology or test harness): with TSO/GRO on, the kernel hands us >MTU frames and bad
+checksums.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import struct
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
+PACKET_IGNORE_OUTGOING = 23
+PACKET_OUTGOING = 4
+RECV_SIZE = 65536  # jumbo-safe; MTU-size frames are the common case
+
+
+class PcapWriter:
+    """A minimal libpcap (microsecond, LINKTYPE_ETHERNET) writer, flushed per packet."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._f = open(self.path, "wb", buffering=0)  # noqa: SIM115 - lives as long as the port
+        self._f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+
+    def write(self, data: bytes, ts: float | None = None) -> None:
+        if ts is None:
+            ts = time.time()
+        sec = int(ts)
+        usec = int((ts - sec) * 1_000_000)
+        self._f.write(struct.pack("<IIII", sec, usec, len(data), len(data)) + data)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+class Port:
+    """One switch port bound to a Linux interface."""
+
+    def __init__(self, number: int, iface: str, pcap_dir: str | Path | None = None) -> None:
+        self.number = number
+        self.iface = iface
+        self.admin_up = True
+        self.rx_packets = 0
+        self.tx_packets = 0
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        try:
+            self.sock.bind((iface, 0))
+            ifindex = socket.if_nametoindex(iface)
+            mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
+            self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            try:
+                self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:  # kernels < 4.20: filtered by pkttype in recv()
+                pass
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            self.sock.setblocking(False)
+        except OSError:
+            self.sock.close()
+            raise
+        self.fd = self.sock.fileno()
+        self.pcap_in: PcapWriter | None = None
+        self.pcap_out: PcapWriter | None = None
+        if pcap_dir is not None:
+            Path(pcap_dir).mkdir(parents=True, exist_ok=True)
+            self.pcap_in = PcapWriter(Path(pcap_dir) / f"{iface}_in.pcap")
+            self.pcap_out = PcapWriter(Path(pcap_dir) / f"{iface}_out.pcap")
+
+    def recv(self) -> bytes | None:
+        """Return the next received frame, or None when the socket is drained."""
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return None
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            self.rx_packets += 1
+            if self.pcap_in is not None:
+                self.pcap_in.write(data)
+            return data
+
+    def send(self, data: bytes) -> None:
+        if self.pcap_out is not None:
+            self.pcap_out.write(data)
+        try:
+            self.sock.send(data)
+            self.tx_packets += 1
+        except BlockingIOError:
+            log.debug("port %d (%s): tx buffer full, frame dropped", self.number, self.iface)
+        except OSError as exc:  # e.g. ENETDOWN when the link is down, EMSGSIZE
+            log.debug("port %d (%s): send failed: %s", self.number, self.iface, exc)
+
+    def oper_up(self) -> bool:
+        """Operational state of the interface (carrier and IFF_UP), as the kernel reports it."""
+        try:
+            state = Path(f"/sys/class/net/{self.iface}/operstate").read_text().strip()
+        except OSError:
+            return False
+        return state in ("up", "unknown")
+
+    def close(self) -> None:
+        self.sock.close()
+        for w in (self.pcap_in, self.pcap_out):
+            if w is not None:
+                w.close()
+
+
+def interface_exists(iface: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{iface}")
