@@ -254,6 +254,8 @@ class Switch:
         return wait
 
     def _wake(self) -> None:
+        if self._wake_w is None:
+            return
         try:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
@@ -305,6 +307,7 @@ class Switch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the packet loop and close ports (idempotent)."""
         self._running = False
         self._wake()
         if self._thread is not None and self._thread is not threading.current_thread():
