@@ -36,6 +36,7 @@ class LabOptions:
     pcap_dir: Path | None = None             # pcaps/ when set
     log_console: bool = False
     populate: bool = True                    # install the initial tables after start
+    no_p4: bool = False                      # start switches without a program (--no-p4); no tables
     start_timeout: float = 30.0
     build_dir: Path = programs.BUILD_DIR
     p4src_dir: Path = programs.P4SRC_DIR
@@ -72,8 +73,9 @@ class Lab:
         from mininet.node import Host
 
         opts = self.options
-        built = {name: programs.ensure_compiled(name, opts.target, opts.p4src_dir, opts.build_dir)
-                 for name in sorted({s.program for s in self.topo.switches.values()})}
+        built = {} if opts.no_p4 else {
+            name: programs.ensure_compiled(name, opts.target, opts.p4src_dir, opts.build_dir)
+            for name in sorted({s.program for s in self.topo.switches.values()})}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # Every process started from here on (host shells, switch daemons, apps) carries the run tag.
         self._saved_tag = os.environ.get(registry.ENV_TAG)
@@ -86,8 +88,9 @@ class Lab:
         for h in self.topo.hosts.values():
             net.addHost(h.name, ip=h.cidr, mac=h.mac)
         for s in self.topo.switches.values():
-            pp = built[s.program]
-            net.addSwitch(s.name, cls=P4Switch, json_path=pp.json, p4info_path=pp.p4info, program=s.program,
+            pp = built.get(s.program)
+            net.addSwitch(s.name, cls=P4Switch, json_path=pp and pp.json, p4info_path=pp and pp.p4info,
+                          program=s.program,
                           role=s.role, target=opts.target, device_id=s.device_id, cpu_port=CPU_PORT,
                           log_dir=opts.log_dir, pcap_dir=opts.pcap_dir, log_console=opts.log_console,
                           start_timeout=opts.start_timeout, run_id=self.run_id, extra_args=opts.switch_args)
@@ -107,7 +110,7 @@ class Lab:
         net.start()                      # launches every daemon, then waits for their gRPC ports
         net.staticArp()
         self.write_config()
-        if opts.populate:
+        if opts.populate and not opts.no_p4:
             from topologies import tables
             tables.populate(self.config())
         log.info("lab %s up (run %s), config %s", self.topo.name, self.run_id, self.config_path)

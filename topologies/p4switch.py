@@ -95,11 +95,11 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} is empty)"
 
 
-def switch_command(binary: str, ports: dict[int, str], json_path: str | Path, grpc_port: int, thrift_port: int,
+def switch_command(binary: str, ports: dict[int, str], json_path: str | Path | None, grpc_port: int, thrift_port: int,
                    device_id: int = 0, cpu_port: int = CPU_PORT, log_file: str | Path | None = None,
                    pcap_dir: str | Path | None = None, log_console: bool = False,
                    extra_args: list[str] | None = None) -> list[str]:
-    """The daemon's argv, identical for p4target-switch and simple_switch_grpc."""
+    """The daemon's argv, identical for p4target-switch and simple_switch_grpc (no JSON: ``--no-p4``)."""
     args = [binary]
     for port, name in sorted(ports.items()):
         args += ["-i", f"{port}@{name}"]
@@ -111,14 +111,14 @@ def switch_command(binary: str, ports: dict[int, str], json_path: str | Path, gr
     if pcap_dir:
         args += ["--pcap", str(pcap_dir)]
     args += list(extra_args or [])
-    args += [str(json_path), "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--cpu-port", str(cpu_port)]
+    args += [str(json_path) if json_path else "--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--cpu-port", str(cpu_port)]
     return args
 
 
 class P4Switch(Switch):
     """A Mininet switch backed by a P4 software switch with a P4Runtime gRPC endpoint on loopback."""
 
-    def __init__(self, name: str, json_path: str | Path, program: str = "", role: str = "",
+    def __init__(self, name: str, json_path: str | Path | None, program: str = "", role: str = "",
                  p4info_path: str | Path | None = None, target: str = "embedded",
                  grpc_port: int | None = None, thrift_port: int | None = None, device_id: int = 0,
                  cpu_port: int = CPU_PORT, log_dir: str | Path = "logs", pcap_dir: str | Path | None = None,
@@ -130,7 +130,7 @@ class P4Switch(Switch):
         self.target = target
         self.program = program
         self.role = role
-        self.json_path = Path(json_path)
+        self.json_path = Path(json_path) if json_path else None
         self.p4info_path = Path(p4info_path) if p4info_path else None
         self.grpc_port = grpc_port or free_port(GRPC_PORT_BASE)
         self.thrift_port = thrift_port or free_port(THRIFT_PORT_BASE)
@@ -164,7 +164,7 @@ class P4Switch(Switch):
     def start(self, controllers) -> None:  # noqa: ARG002 - P4 switches have no OpenFlow controller
         if self.proc and self.proc.poll() is None:
             return
-        if not self.json_path.is_file():
+        if self.json_path is not None and not self.json_path.is_file():
             raise P4SwitchError(f"{self.name}: program JSON {self.json_path} does not exist")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.pcap_dir:
@@ -240,7 +240,7 @@ class P4Switch(Switch):
             "role": self.role,
             "cpu_port": self.cpu_port,
             "p4info": str(self.p4info_path.resolve()) if self.p4info_path else None,
-            "json": str(self.json_path.resolve()),
+            "json": str(self.json_path.resolve()) if self.json_path else None,
             "thrift_port": self.thrift_port,
             "target": self.target,
             "log": str(self.log_file.resolve()),

@@ -1,0 +1,88 @@
+"""Mininet tests (root): fig2 on the embedded target, traffic through the NICs, and no leftovers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from topo_helpers import REPO, assert_no_leftovers, mininet_missing, programs_missing
+
+from topologies.apps import parse_report
+from topologies.description import load
+
+pytestmark = [pytest.mark.mininet, pytest.mark.root,
+              pytest.mark.skipif(mininet_missing() is not None, reason=mininet_missing() or "")]
+
+
+def _app(host, module: str, *args: str, out) -> subprocess.Popen:
+    return host.popen([sys.executable, "-m", f"topologies.apps.{module}", *args, "--out", str(out)],
+                      cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_failed_start_leaves_nothing(lab_options):
+    """A switch that cannot start raises with its log tail, and the partial network is removed."""
+    from topologies.network import Lab
+    from topologies.p4switch import P4SwitchError
+
+    lab_options.no_p4 = True
+    lab_options.switch_args = ["--no-such-option"]
+    lab = Lab(load("fig2"), lab_options)
+    with pytest.raises(P4SwitchError) as err:
+        with lab:
+            pass
+    assert "exited with code" in str(err.value) and "no-such-option" in str(err.value)
+    assert_no_leftovers(lab)
+
+
+def test_failure_inside_a_lab_still_cleans_up(lab_options):
+    """An exception while the lab runs (with an app left running in a host) leaves nothing behind."""
+    from topologies.network import Lab
+
+    lab_options.no_p4 = True
+    lab = Lab(load("fig2"), lab_options)
+    with pytest.raises(RuntimeError, match="boom"):
+        with lab:
+            lab.host("hostB").popen(["sleep", "300"])
+            assert all(sw.connected() for sw in lab.switches())
+            raise RuntimeError("boom")
+    assert_no_leftovers(lab)
+
+
+@pytest.mark.skipif(programs_missing() is not None, reason=programs_missing() or "")
+def test_fig2_ping_and_tcp_stream(lab_options, tmp_path, clean_lab):
+    from topologies.network import Lab
+
+    lab = Lab(load("fig2"), lab_options)
+    clean_lab(lab)
+    lab.start()
+    cfg = lab.config()
+    assert set(cfg["switches"]) == {"gwA", "gwB", "nic1", "nic2", "nic3"}
+    assert lab.config_path.is_file()
+    a, b = lab.host("hostA"), lab.host("hostB")
+
+    out = a.cmd("ping -c 3 -W 2 -i 0.2 10.0.0.2")
+    assert " 0% packet loss" in out, out
+    out = b.cmd("ping -c 2 -W 2 -i 0.2 10.0.0.1")
+    assert " 0% packet loss" in out, out
+
+    def nic_rx() -> int:
+        return sum(int(open(f"/sys/class/net/{n}-eth1/statistics/rx_packets").read())
+                   for n in ("nic1", "nic2", "nic3"))
+
+    before = nic_rx()
+    rx_out, tx_out = tmp_path / "rx.jsonl", tmp_path / "tx.jsonl"
+    rx = _app(b, "tcp_stream", "recv", "--port", "5001", "--timeout", "20", out=rx_out)
+    time.sleep(0.5)
+    tx = _app(a, "tcp_stream", "send", "--dst", "10.0.0.2", "--port", "5001", "--duration", "2",
+              "--rate", "100k", out=tx_out)
+    tx_log = tx.communicate(timeout=40)[0]
+    rx_log = rx.communicate(timeout=20)[0]
+    assert tx.returncode == 0, tx_log
+    assert rx.returncode == 0, rx_log
+    (rx_end,) = [r for r in parse_report(rx_out) if r["event"] == "end"]
+    (tx_end,) = [r for r in parse_report(tx_out) if r["event"] == "end"]
+    assert rx_end["ok"] and rx_end["gaps"] == 0 and rx_end["corrupt"] == 0 and not rx_end["reset"]
+    assert rx_end["bytes"] == tx_end["bytes"] > 100_000
+    assert nic_rx() - before > 50        # the stream went through the NICs

@@ -1,0 +1,129 @@
+"""Degradation tooling for labs and scenarios: what this kernel can do to a path.
+
+- the switch's egress queue rate (the runtime CLI's ``set_queue_rate``, as on BMv2),
+- a ``tbf`` rate limit on an interface,
+- link down/up (Mininet ``configLinkStatus``: both ends of the veth pair),
+- ``netem`` delay/loss, only where the kernel has it (:func:`netem_available` probes for it).
+
+Functions that touch interfaces take the Mininet node owning the interface (switches live in the root
+namespace, hosts in their own), so they work for both.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class DegradeError(RuntimeError):
+    """A degradation could not be applied; the message carries the tool's output."""
+
+
+class NetemUnavailable(DegradeError):
+    """The kernel has no netem qdisc (sch_netem)."""
+
+
+# ---- switch runtime CLI ----
+def runtime_cli(target: str = "embedded") -> list[str]:
+    """The runtime CLI command for a target: p4target-cli, or simple_switch_CLI for bmv2."""
+    if target == "bmv2":
+        found = shutil.which("simple_switch_CLI")
+        if not found:
+            raise DegradeError("simple_switch_CLI not on PATH (bmv2 target)")
+        return [found]
+    beside = Path(sys.executable).parent / "p4target-cli"
+    found = str(beside) if beside.exists() else shutil.which("p4target-cli")
+    if not found:
+        raise DegradeError(f"p4target-cli not found next to {sys.executable} nor on PATH")
+    return [found]
+
+
+def switch_cli(thrift_port: int, commands: str | list[str], target: str = "embedded",
+               timeout: float = 10.0) -> str:
+    """Run runtime-CLI commands (one per line) against a switch; returns the CLI's output."""
+    lines = [commands] if isinstance(commands, str) else list(commands)
+    cmd = runtime_cli(target) + ["--thrift-port", str(thrift_port)]
+    proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0 or "Error" in out or "error:" in out.lower():
+        raise DegradeError(f"{' '.join(cmd)} <<< {lines!r} failed ({proc.returncode}): {out.strip()}")
+    return out
+
+
+def set_queue_rate(thrift_port: int, pps: int, port: int | None = None, target: str = "embedded") -> str:
+    """Limit a switch's egress queue(s) to ``pps`` packets per second (all ports if ``port`` is None)."""
+    if pps < 0:
+        raise DegradeError(f"queue rate must be >= 0 packets/s, got {pps}")
+    cmd = f"set_queue_rate {int(pps)}" + (f" {port}" if port is not None else "")
+    log.info("thrift %d: %s", thrift_port, cmd)
+    return switch_cli(thrift_port, cmd, target)
+
+
+def set_queue_depth(thrift_port: int, packets: int, port: int | None = None, target: str = "embedded") -> str:
+    cmd = f"set_queue_depth {int(packets)}" + (f" {port}" if port is not None else "")
+    return switch_cli(thrift_port, cmd, target)
+
+
+# ---- tc ----
+def _tc(node, args: str) -> str:
+    out = node.cmd(f"tc {args} 2>&1; echo rc=$?")
+    body, _, rc = out.strip().rpartition("rc=")
+    if rc.strip() != "0":
+        raise DegradeError(f"tc {args} (on {node.name}) failed: {body.strip()}")
+    return body
+
+
+def tbf(node, intf: str, rate: str, burst: str = "16kb", latency: str = "50ms") -> None:
+    """Rate-limit ``intf`` with a token bucket (``rate`` like '1mbit'); replaces any root qdisc."""
+    log.info("%s: tbf %s rate %s burst %s latency %s", node.name, intf, rate, burst, latency)
+    _tc(node, f"qdisc replace dev {intf} root tbf rate {rate} burst {burst} latency {latency}")
+
+
+def clear_qdisc(node, intf: str) -> None:
+    """Remove the root qdisc of ``intf`` (no error if there is none)."""
+    node.cmd(f"tc qdisc del dev {intf} root 2>/dev/null")
+
+
+def netem_available(node, intf: str) -> bool:
+    """True when a netem qdisc can be attached to ``intf`` (the probe is removed again)."""
+    out = node.cmd(f"tc qdisc add dev {intf} root netem delay 1ms 2>&1; echo rc=$?")
+    ok = out.strip().endswith("rc=0")
+    if ok:
+        clear_qdisc(node, intf)
+    return ok
+
+
+def netem(node, intf: str, delay_ms: float = 0.0, loss_pct: float = 0.0) -> None:
+    """Add delay and/or loss with netem; raises :class:`NetemUnavailable` on kernels without it."""
+    spec = []
+    if delay_ms:
+        spec.append(f"delay {delay_ms}ms")
+    if loss_pct:
+        spec.append(f"loss {loss_pct}%")
+    if not spec:
+        raise DegradeError("netem needs a delay or a loss")
+    try:
+        _tc(node, f"qdisc replace dev {intf} root netem {' '.join(spec)}")
+    except DegradeError as exc:
+        if not netem_available(node, intf):
+            raise NetemUnavailable(f"no netem on this kernel ({exc})") from exc
+        raise
+
+
+# ---- links ----
+def link_status(net, a: str, b: str, up: bool) -> None:
+    """Set every link between nodes ``a`` and ``b`` up or down (both ends)."""
+    na, nb = net.get(a), net.get(b)
+    if not na.connectionsTo(nb):
+        raise DegradeError(f"{a} and {b} are not connected")
+    net.configLinkStatus(a, b, "up" if up else "down")
+
+
+def interface_up(node, intf: str) -> bool:
+    """Operational state of an interface as the kernel reports it."""
+    return "state UP" in node.cmd(f"ip link show dev {intf}") or "LOWER_UP" in node.cmd(f"ip link show dev {intf}")

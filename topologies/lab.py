@@ -1,0 +1,190 @@
+"""``python -m topologies.lab fig2``: start a topology and drop into a Mininet CLI with the lab's verbs.
+
+Extra CLI commands (besides Mininet's own: ``pingall``, ``hostA ping hostB``, ``xterm``...):
+
+    switches                      grpc/thrift ports, program, log of every switch
+    degrade SWITCH PPS [PORT]     limit a switch's egress queue rate (runtime CLI set_queue_rate)
+    restore SWITCH [PORT]         lift the queue-rate limit
+    tbf NODE INTF RATE            token-bucket rate limit on an interface (e.g. tbf nic2 nic2-eth2 1mbit)
+    untbf NODE INTF               remove it
+    linkdown A B / linkup A B     take the link(s) between two nodes down / up
+    p4cli SWITCH CMD...           any runtime-CLI command (counter_read, register_read, table_dump...)
+    log SWITCH [N]                last N lines of a switch's log
+    flows / migrate ... / monitor ...   the ``flowmig`` CLI with this run's config (flowmig --config FILE ...)
+    config                        path of the controller config file
+
+Switch logs go to ``logs/<switch>.log``; ``--pcap`` writes ``pcaps/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from mininet.cli import CLI
+from mininet.log import setLogLevel
+
+from topologies import degrade
+from topologies.description import available, load
+from topologies.network import Lab, LabOptions
+
+log = logging.getLogger(__name__)
+
+
+def flowmig_command() -> list[str]:
+    beside = Path(sys.executable).parent / "flowmig"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "controller.cli"]
+
+
+class LabCLI(CLI):
+    """Mininet's CLI plus commands that act on P4 switches and delegate to the flowmig controller CLI."""
+
+    prompt = "flowmig> "
+
+    def __init__(self, lab: Lab, **kwargs) -> None:
+        self.lab = lab
+        CLI.__init__(self, lab.net, **kwargs)
+
+    # helpers
+    def _switch(self, name: str):
+        if name not in self.lab.topo.switches:
+            raise ValueError(f"no switch {name!r} (switches: {', '.join(self.lab.topo.switches)})")
+        return self.lab.switch(name)
+
+    def _run(self, fn, line: str, usage: str, nargs: tuple[int, int]) -> None:
+        args = shlex.split(line)
+        if not nargs[0] <= len(args) <= nargs[1]:
+            print(f"usage: {usage}")
+            return
+        try:
+            out = fn(*args)
+            if out:
+                print(out.rstrip())
+        except (ValueError, degrade.DegradeError) as exc:
+            print(f"error: {exc}")
+
+    # commands
+    def do_switches(self, _line: str) -> None:
+        """List the P4 switches: program, role, gRPC and thrift ports, log file."""
+        for sw in self.lab.switches():
+            print(f"{sw.name:6} {sw.program:9} {sw.role:8} grpc {sw.grpc_addr:16} thrift {sw.thrift_port:5} "
+                  f"pid {sw.proc.pid if sw.proc else '-':>7}  {sw.log_file}")
+
+    def do_config(self, _line: str) -> None:
+        """Print the path of the controller config file (for flowmig --config)."""
+        print(self.lab.config_path.resolve())
+
+    def do_degrade(self, line: str) -> None:
+        """degrade SWITCH PPS [PORT]: limit the switch's egress queue rate to PPS packets/s."""
+        def go(name, pps, port=None):
+            sw = self._switch(name)
+            return degrade.set_queue_rate(sw.thrift_port, int(pps), int(port) if port else None, sw.target)
+        self._run(go, line, "degrade SWITCH PPS [PORT]", (2, 3))
+
+    def do_restore(self, line: str) -> None:
+        """restore SWITCH [PORT]: remove the egress queue-rate limit (rate 0 = unlimited)."""
+        def go(name, port=None):
+            sw = self._switch(name)
+            return degrade.set_queue_rate(sw.thrift_port, 0, int(port) if port else None, sw.target)
+        self._run(go, line, "restore SWITCH [PORT]", (1, 2))
+
+    def do_tbf(self, line: str) -> None:
+        """tbf NODE INTF RATE [BURST] [LATENCY]: token-bucket rate limit on an interface."""
+        def go(node, intf, rate, burst="16kb", latency="50ms"):
+            degrade.tbf(self.mn.get(node), intf, rate, burst, latency)
+            return f"{intf}: tbf rate {rate}"
+        self._run(go, line, "tbf NODE INTF RATE [BURST] [LATENCY]", (3, 5))
+
+    def do_untbf(self, line: str) -> None:
+        """untbf NODE INTF: remove the interface's root qdisc."""
+        def go(node, intf):
+            degrade.clear_qdisc(self.mn.get(node), intf)
+        self._run(go, line, "untbf NODE INTF", (2, 2))
+
+    def do_linkdown(self, line: str) -> None:
+        """linkdown A B: take the link(s) between A and B down."""
+        self._run(lambda a, b: degrade.link_status(self.mn, a, b, False), line, "linkdown A B", (2, 2))
+
+    def do_linkup(self, line: str) -> None:
+        """linkup A B: bring the link(s) between A and B back up."""
+        self._run(lambda a, b: degrade.link_status(self.mn, a, b, True), line, "linkup A B", (2, 2))
+
+    def do_p4cli(self, line: str) -> None:
+        """p4cli SWITCH COMMAND...: send one runtime-CLI command to a switch."""
+        name, _, cmd = line.strip().partition(" ")
+        if not name or not cmd:
+            print("usage: p4cli SWITCH COMMAND...")
+            return
+        self._run(lambda n: degrade.switch_cli(self._switch(n).thrift_port, cmd, self._switch(n).target),
+                  name, "p4cli SWITCH COMMAND...", (1, 1))
+
+    def do_log(self, line: str) -> None:
+        """log SWITCH [N]: the last N (default 20) lines of the switch's log."""
+        from topologies.p4switch import log_tail
+        self._run(lambda n, k="20": log_tail(self._switch(n).log_file, int(k)), line, "log SWITCH [N]", (1, 2))
+
+    def _flowmig(self, sub: str, line: str) -> None:
+        cmd = flowmig_command() + ["--config", str(self.lab.config_path), sub, *shlex.split(line)]
+        try:
+            subprocess.run(cmd)
+        except KeyboardInterrupt:
+            pass
+
+    def do_flows(self, line: str) -> None:
+        """flows [ARGS]: flowmig flows (references tracked by the NICs)."""
+        self._flowmig("flows", line)
+
+    def do_migrate(self, line: str) -> None:
+        """migrate ARGS: flowmig migrate (move references between NICs)."""
+        self._flowmig("migrate", line)
+
+    def do_monitor(self, line: str) -> None:
+        """monitor [ARGS]: flowmig monitor (Ctrl-C to return)."""
+        self._flowmig("monitor", line)
+
+    def do_flowmig(self, line: str) -> None:
+        """flowmig SUBCOMMAND [ARGS]: any flowmig subcommand with this run's config."""
+        sub, _, rest = line.strip().partition(" ")
+        if not sub:
+            print("usage: flowmig SUBCOMMAND [ARGS]")
+            return
+        self._flowmig(sub, rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m topologies.lab", description="Start a flowmig lab topology.")
+    ap.add_argument("topology", help=f"topology name ({', '.join(available())}) or path to a JSON file")
+    ap.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    ap.add_argument("--run-dir", type=Path, help="where config.json goes (default out/<topology>)")
+    ap.add_argument("--log-dir", type=Path, default=Path("logs"))
+    ap.add_argument("--pcap", action="store_true", help="write per-port pcaps to pcaps/")
+    ap.add_argument("--log-console", action="store_true", help="per-packet trace in the switch logs")
+    ap.add_argument("--no-populate", action="store_true", help="do not install the initial tables")
+    ap.add_argument("--cmd", action="append", default=[], help="run a CLI command and exit (repeatable)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setLogLevel("info" if args.verbose else "warning")
+    topo = load(args.topology)
+    opts = LabOptions(target=args.target, run_dir=args.run_dir, log_dir=args.log_dir,
+                      pcap_dir=Path("pcaps") if args.pcap else None, log_console=args.log_console,
+                      populate=not args.no_populate)
+    with Lab(topo, opts) as lab:
+        print(f"*** {topo.name} up: controller config {lab.config_path}")
+        if args.cmd:
+            script = lab.run_dir / "lab-commands.txt"
+            script.write_text("\n".join(args.cmd) + "\n")
+            LabCLI(lab, script=str(script))
+        else:
+            print("*** type 'help' for commands; 'switches' lists the P4 switches")
+            LabCLI(lab)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
