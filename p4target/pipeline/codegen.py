@@ -1,0 +1,579 @@
+"""Specialise a BMv2 JSON program into Python source once, at load time: one function per parser
+state, per action, per control-flow node and per calculation, plus the deparser and checksum
+passes. The source is exec'd into a namespace whose globals are the runtime helpers and the
+pipeline's state containers, so per-packet code never walks the JSON.
+
+`build_program(doc, layout, pipe, trace)` returns that namespace. With ``trace=True`` the code
+also calls ``LOG(P, msg)`` with simple_switch-style trace lines; without it no line is formatted.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from . import hashes
+from .exprs import ExprGen, Val, parse_hex
+from .layout import Layout
+from .primitives import gen_primitive
+from .state import PipelineError
+
+__all__ = ["build_program", "AssertionFailed", "StackError", "CORE_ERRORS"]
+
+CORE_ERRORS = {"NoError": 0, "PacketTooShort": 1, "NoMatch": 2, "StackOutOfBounds": 3,
+               "HeaderTooShort": 4, "ParserTimeout": 5, "ParserInvalidArgument": 6}
+
+
+class AssertionFailed(Exception):
+    """An assert/assume primitive failed (BMv2 aborts; we drop the packet and log)."""
+
+
+class StackError(Exception):
+    """A header stack was indexed out of bounds at run time."""
+
+
+class _ParserAbort(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+# ---- runtime helpers visible to generated code ----
+def _rget(cells: list[int], i: int) -> int:
+    return cells[i] if 0 <= i < len(cells) else 0
+
+
+def _shl(a: int, b: int) -> int:
+    return a << b if b < 4096 else 0
+
+
+def _sidx(base: int, stride: int, size: int, i: int) -> int:
+    if not 0 <= i < size:
+        raise StackError(f"header stack index {i} out of bounds (size {size})")
+    return base + i * stride
+
+
+def _heq(F: list[int], a: int, b: int, n: int) -> bool:  # noqa: N803
+    return F[a:a + n] == F[b:b + n]
+
+
+def _push(F: list[int], base: int, stride: int, size: int, nxt: int, n: int) -> None:  # noqa: N803
+    n = min(n, size)
+    if n <= 0:
+        return
+    F[base + n * stride:base + size * stride] = F[base:base + (size - n) * stride]
+    F[base:base + n * stride] = [0] * (n * stride)
+    F[nxt] = min(F[nxt] + n, size)
+
+
+def _pop(F: list[int], base: int, stride: int, size: int, nxt: int, n: int) -> None:  # noqa: N803
+    n = min(n, size)
+    if n <= 0:
+        return
+    F[base:base + (size - n) * stride] = F[base + n * stride:base + size * stride]
+    F[base + (size - n) * stride:base + size * stride] = [0] * (n * stride)
+    F[nxt] = max(F[nxt] - n, 0)
+
+
+def _fmt(fmt: str, values: tuple[int, ...]) -> str:
+    parts = fmt.split("{}")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:]):
+        out.append(str(values[i]) if i < len(values) else "{}")
+        out.append(part)
+    return "".join(out)
+
+
+def _la(P: Any, d: bytes, off: int, bitoff: int, width: int) -> int:  # noqa: N803
+    nbytes = (bitoff + width + 7) // 8
+    if off + nbytes > len(d):
+        raise _ParserAbort(1)
+    v = int.from_bytes(d[off:off + nbytes], "big")
+    return (v >> (nbytes * 8 - bitoff - width)) & ((1 << width) - 1)
+
+
+def _ident(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+class _Gen:
+    def __init__(self, doc: dict[str, Any], layout: Layout, pipe: Any, trace: bool) -> None:
+        self.doc = doc
+        self.layout = layout
+        self.pipe = pipe
+        self.trace = trace
+        self.registers = pipe.registers
+        self.counters = pipe.counters
+        self.meters = pipe.meters
+        self.ns: dict[str, Any] = {
+            "_rget": _rget, "_shl": _shl, "_sidx": _sidx, "_heq": _heq, "_push": _push, "_pop": _pop,
+            "_fmt": _fmt, "_la": _la, "_randint": random.randint, "_AssertionFailed": AssertionFailed,
+            "_ParserAbort": _ParserAbort, "LOG": pipe._log,
+        }
+        self.g = ExprGen(layout, self.ns, self, trace)
+        self.g.param_widths = []
+        self.src: list[str] = []
+        self.calc_names: dict[str, str] = {}
+        self.errors = dict(CORE_ERRORS)
+        for name, value in doc.get("errors", []):
+            self.errors[name] = value
+
+    def _calc_name(self, name: str) -> str:
+        try:
+            return self.calc_names[name]
+        except KeyError:
+            raise self.g.err(f"unknown calculation '{name}'") from None
+
+    def emit(self, lines: list[str], indent: int = 0) -> None:
+        pad = "    " * indent
+        self.src.extend(pad + ln for ln in lines)
+
+    def log(self, msg_expr: str) -> list[str]:
+        return [f"LOG(P, {msg_expr})"] if self.trace else []
+
+    # ---- headers ----
+    def pack_expr(self, hname: str, base: str | None = None) -> str:
+        h = self.layout.header(hname)
+        if h.bits % 8:
+            raise PipelineError(f"header '{hname}' is {h.bits} bits, not a whole number of bytes")
+        terms = []
+        shift = h.bits
+        for j, w in enumerate(h.widths):
+            shift -= w
+            slot = f"F[{h.base + j}]" if base is None else f"F[{base} + {j}]"
+            terms.append(f"({slot} << {shift})" if shift else slot)
+        inner = " | ".join(terms) if terms else "0"
+        return f"({inner}).to_bytes({h.nbytes}, 'big')"
+
+    def extract_lines(self, h: Any, base: str | None) -> list[str]:
+        nb = h.nbytes
+        if h.bits % 8:
+            raise PipelineError(f"header '{h.name}' is {h.bits} bits, not a whole number of bytes")
+        out = [f"if off + {nb} > ln:", f"    P.off = off; P.err = {self.errors['PacketTooShort']}",
+               "    return None",
+               f"v = int.from_bytes(d[off:off + {nb}], 'big')" if nb else "v = 0", f"off += {nb}"]
+        shift = h.bits
+        for j, w in enumerate(h.widths):
+            shift -= w
+            slot = f"{h.base + j}" if base is None else f"{base} + {j}"
+            val = "v" if shift == 0 else f"(v >> {shift})"
+            if j > 0:
+                val = f"{val} & {(1 << w) - 1}"
+            out.append(f"F[{slot}] = {val}")
+        out.append(f"F[{h.valid if base is None else base + ' + ' + str(h.nfields)}] = 1")
+        if self.trace:
+            out.append(f"LOG(P, {('Extracting header ' + repr(h.name))!r})")
+        return out
+
+    # ---- parser ----
+    def gen_parser(self) -> None:
+        parsers = self.doc.get("parsers", [])
+        if not parsers:
+            raise PipelineError("the JSON has no parser")
+        parser = next((p for p in parsers if p.get("name") == "parser"), parsers[0])
+        states = {s["name"]: f"ps_{i}" for i, s in enumerate(parser.get("parse_states", []))}
+        self.g.ctx = "parser"
+        for i, st in enumerate(parser.get("parse_states", [])):
+            self.g.where = f"parser state '{st['name']}'"
+            body = ["off = P.off", "ln = len(d)"]
+            body += self.log(repr(f"Parser '{parser['name']}' entering state '{st['name']}'"))
+            for op in st.get("parser_ops", []):
+                body += self.parser_op(op)
+            body += self.transitions(st, states)
+            self.emit([f"def ps_{i}(P, F, d):"])
+            self.emit(body, 1)
+        init = parser.get("init_state")
+        if init not in states:
+            raise PipelineError(f"parser init state '{init}' does not exist")
+        self.emit(["def parse(P, F):", "    d = P.data", f"    s = {states[init]}"])
+        self.emit(self.log(repr(f"Parser '{parser['name']}': start")), 1)
+        self.emit(["    try:", "        while s is not None:", "            s = s(P, F, d)",
+                   "    except _ParserAbort:", f"        P.err = {self.errors['PacketTooShort']}"])
+        self.emit(self.log("'Bytes parsed: %d' % P.off"), 1)
+        self.emit(self.log(repr(f"Parser '{parser['name']}': end")), 1)
+        self.g.ctx = "action"
+
+    def parser_op(self, op: dict[str, Any]) -> list[str]:
+        kind = op.get("op")
+        ps = op.get("parameters", [])
+        g = self.g
+        if kind == "extract":
+            p = ps[0]
+            if p["type"] == "regular":
+                return self.extract_lines(self.layout.header(p["value"]), None)
+            if p["type"] == "stack":
+                st = self.layout.stack(p["value"])
+                lines = [f"i = F[{st.next_slot}]", f"if i >= {st.size}:",
+                         f"    P.off = off; P.err = {self.errors['StackOutOfBounds']}", "    return None",
+                         f"b = {st.base} + i * {st.stride}"]
+                lines += self.extract_lines(st.headers[0], "b")
+                lines.append(f"F[{st.next_slot}] = i + 1")
+                return lines
+            raise g.err(f"unsupported extract target '{p['type']}'")
+        if kind == "extract_VL":
+            raise g.err("extract_VL (varbit) is not supported by this target")
+        if kind == "set":
+            return g.store(ps[0], g.expr(ps[1]))
+        if kind == "verify":
+            cond = g.truth(ps[0])
+            code = g.data(ps[1])
+            return [f"if not {cond}:", f"    P.off = off; P.err = {code}", "    return None"]
+        if kind in ("shift", "advance"):
+            n = g.data(ps[0])
+            nbytes = f"{n}" if kind == "shift" else f"(({n}) >> 3)"
+            return [f"if off + {nbytes} > ln:", f"    P.off = off; P.err = {self.errors['PacketTooShort']}",
+                    "    return None", f"off += {nbytes}"]
+        if kind == "primitive":
+            return [ln for p in ps for ln in gen_primitive(g, p)]
+        raise g.err(f"unsupported parser operation '{kind}'")
+
+    def transitions(self, st: dict[str, Any], states: dict[str, str]) -> list[str]:
+        g = self.g
+        keys = st.get("transition_key", [])
+        trans = st.get("transitions", [])
+
+        def target(t: dict[str, Any]) -> list[str]:
+            nxt = t.get("next_state")
+            if nxt is None:
+                return ["P.off = off", "return None"]
+            if nxt not in states:
+                raise g.err(f"transition to unknown state '{nxt}'")
+            return ["P.off = off", f"return {states[nxt]}"]
+
+        out: list[str] = []
+        if keys:
+            parts = []
+            total = 0
+            for k in reversed(keys):
+                if k["type"] == "lookahead":
+                    w = int(k["value"][1])
+                    code = f"_la(P, d, off, {int(k['value'][0])}, {w})"
+                elif k["type"] == "stack_field":
+                    st_info = self.layout.stack(k["value"][0])
+                    j = st_info.field_names.index(k["value"][1])
+                    w = st_info.headers[0].widths[j]
+                    code = f"F[{st_info.base + j} + (F[{st_info.next_slot}] - 1) * {st_info.stride}]"
+                else:
+                    slot, w, _ = self.layout.field(k["value"][0], k["value"][1])
+                    code = f"F[{slot}]"
+                parts.append(f"({code} << {total})" if total else code)
+                total += (w + 7) // 8 * 8
+            out.append("key = " + " | ".join(reversed(parts)))
+            if self.trace:
+                out.append(f"LOG(P, 'Parser state {st['name']}: key is %0{total // 4}x' % key)")
+        for t in trans:
+            tt = t.get("type")
+            if tt == "default":
+                out += target(t)
+                return out
+            if tt == "hexstr":
+                value = parse_hex(t["value"])
+                mask = t.get("mask")
+                if mask is None:
+                    out.append(f"if key == {value}:")
+                else:
+                    m = parse_hex(mask)
+                    out.append(f"if key & {m} == {value & m}:")
+            elif tt == "parse_vset":
+                vs = self.pipe.parse_vsets.get(t["value"])
+                if vs is None:
+                    raise g.err(f"unknown parse value set '{t['value']}'")
+                name = g.const(vs, "VS")
+                m = parse_hex(t["mask"]) if t.get("mask") is not None else -1
+                out.append(f"if any(key & {m} == x & {m} for x in {name}):")
+            else:
+                raise g.err(f"unsupported transition type '{tt}'")
+            out += ["    " + s for s in target(t)]
+        out += [f"P.off = off; P.err = {self.errors['NoMatch']}", "return None"]
+        return out
+
+    # ---- deparser, calculations, checksums ----
+    def gen_deparser(self) -> None:
+        deps = self.doc.get("deparsers", [])
+        order = deps[0].get("order", []) if deps else []
+        self.dep_order = order
+        pk = []
+        for i, hname in enumerate(order):
+            h = self.layout.header(hname)
+            self.emit([f"def pk_{i}(F):", f"    return {self.pack_expr(hname)}"])
+            pk.append(f"({h.valid}, pk_{i})")
+        self.emit([f"DEP = [{', '.join(pk)}]"])
+        self.emit(["def payload_after(P, F, pos):",
+                   "    return b''.join([pk(F) for v, pk in DEP[pos + 1:] if F[v]]) + P.data[P.off:]"])
+        name = deps[0]["name"] if deps else "deparser"
+        self.emit(["def deparse(P, F):"])
+        body = self.log(repr(f"Deparser '{name}': start"))
+        body.append("update_checksums(P, F)")
+        body.append("out = []")
+        for hname in order:
+            h = self.layout.header(hname)
+            body.append(f"if F[{h.valid}]:")
+            body += ["    " + s for s in self.log(repr(f"Deparsing header '{hname}'"))]
+            body.append(f"    out.append({self.pack_expr(hname)})")
+        body.append("out.append(P.data[P.off:])")
+        body += self.log(repr(f"Deparser '{name}': end"))
+        body.append("return b''.join(out)")
+        self.emit(body, 1)
+
+    def gen_calculations(self) -> None:
+        order = {h: i for i, h in enumerate(getattr(self, "dep_order", []))}
+        for i, calc in enumerate(self.doc.get("calculations", [])):
+            algo = calc.get("algo")
+            fn = hashes.ALGORITHMS.get(algo)
+            if fn is None:
+                raise PipelineError(f"calculation '{calc['name']}': unsupported algorithm '{algo}'")
+            self.ns[f"ALGO_{i}"] = fn
+            body = ["acc = 0", "n = 0"]
+            last_hdr = None
+            payload = False
+            for inp in calc.get("input", []):
+                t = inp["type"]
+                if t == "field":
+                    h = self.layout.header(inp["value"][0])
+                    slot, w, _ = self.layout.field(inp["value"][0], inp["value"][1])
+                    cond = "" if h.metadata else f"if F[{h.valid}]: "
+                    body.append(f"{cond}acc = (acc << {w}) | F[{slot}]; n += {w}")
+                    last_hdr = h.name
+                elif t == "hexstr":
+                    bw = int(inp["bitwidth"])
+                    body.append(f"acc = (acc << {bw}) | {parse_hex(inp['value']) & ((1 << bw) - 1)}; n += {bw}")
+                elif t == "header":
+                    h = self.layout.header(inp["value"])
+                    packed = " | ".join(
+                        f"(F[{h.base + j}] << {sum(h.widths[j + 1:])})" for j in range(h.nfields)) or "0"
+                    body.append(f"if F[{h.valid}]: acc = (acc << {h.bits}) | {packed}; n += {h.bits}")
+                    last_hdr = h.name
+                elif t == "payload":
+                    payload = True
+                else:
+                    raise PipelineError(f"calculation '{calc['name']}': unsupported input type '{t}'")
+            body += ["pad = -n & 7", "b = (acc << pad).to_bytes((n + pad) >> 3, 'big')"]
+            if payload:
+                pos = order.get(last_hdr, -1) if last_hdr is not None else -1
+                body.append(f"b += payload_after(P, F, {pos})")
+            body.append(f"return ALGO_{i}(b)")
+            fname = f"calc_{i}"
+            self.calc_names[calc["name"]] = fname
+            self.emit([f"def {fname}(P, F):"])
+            self.emit(body, 1)
+
+    def gen_checksums(self) -> None:
+        ver = ["bad = False"]
+        upd = ["pass"]
+        self.g.ctx = "control"
+        for ck in self.doc.get("checksums", []):
+            self.g.where = f"checksum '{ck['name']}'"
+            calc = self._calc_name(ck["calculation"])
+            slot, w, _ = self.layout.field(ck["target"][0], ck["target"][1])
+            cond = "True" if ck.get("if_cond") is None else self.g.truth(ck["if_cond"])
+            if ck.get("verify", True):
+                ver += [f"if {cond} and F[{slot}] != {calc}(P, F) & {(1 << w) - 1}:", "    bad = True"]
+                ver += ["    " + s for s in self.log(repr(f"Checksum '{ck['name']}' is not correct"))]
+            if ck.get("update", True):
+                upd += [f"if {cond}:", f"    F[{slot}] = {calc}(P, F) & {(1 << w) - 1}"]
+                upd += ["    " + s for s in self.log(repr(f"Updating checksum '{ck['name']}'"))]
+        ver.append("return bad")
+        self.emit(["def verify_checksums(P, F):"])
+        self.emit(ver, 1)
+        self.emit(["def update_checksums(P, F):"])
+        self.emit(upd, 1)
+        self.g.ctx = "action"
+
+    # ---- actions ----
+    def gen_actions(self) -> None:
+        acts = ["ACTS = {-1: _noact}"]
+        self.emit(["def _noact(P, F, A):", "    return None"])
+        self.exits: set[int] = set()
+        for act in self.doc.get("actions", []):
+            self.g.ctx = "action"
+            self.g.where = f"action '{act['name']}'"
+            self.g.param_widths = [int(r["bitwidth"]) for r in act.get("runtime_data", [])]
+            prims = act.get("primitives", [])
+            if any(p.get("op") == "exit" for p in prims):
+                self.exits.add(act["id"])
+            body = self.log(repr(f"Action {act['name']}"))
+            if any(p.get("op") in ("_jump", "_jump_if_zero") for p in prims):
+                body += self.jumpy_body(prims)
+            else:
+                for p in prims:
+                    body += gen_primitive(self.g, p)
+            if not body:
+                body = ["pass"]
+            self.emit([f"def act_{act['id']}(P, F, A):"])
+            self.emit(body, 1)
+            acts.append(f"ACTS[{act['id']}] = act_{act['id']}")
+        self.emit(acts)
+
+    def jumpy_body(self, prims: list[dict[str, Any]]) -> list[str]:
+        g = self.g
+        leaders = {0}
+        for i, p in enumerate(prims):
+            if p["op"] in ("_jump", "_jump_if_zero"):
+                leaders.add(int(parse_hex(p["parameters"][-1]["value"])))
+                leaders.add(i + 1)
+        leaders = sorted(x for x in leaders if x <= len(prims))
+        out = ["pc = 0", "while True:"]
+        for bi, start in enumerate(leaders):
+            if start >= len(prims):
+                continue
+            end = leaders[bi + 1] if bi + 1 < len(leaders) else len(prims)
+            block = []
+            terminated = False
+            for p in prims[start:end]:
+                if p["op"] == "_jump":
+                    block += [f"pc = {int(parse_hex(p['parameters'][0]['value']))}", "continue"]
+                    terminated = True
+                elif p["op"] == "_jump_if_zero":
+                    cond = g.data(p["parameters"][0])
+                    tgt = int(parse_hex(p["parameters"][1]["value"]))
+                    block += [f"if not {cond}:", f"    pc = {tgt}", "    continue"]
+                else:
+                    block += gen_primitive(g, p)
+            if not terminated:
+                block += [f"pc = {end}", "continue"] if end < len(prims) else ["return None"]
+            out.append(f"    if pc == {start}:")
+            out += ["        " + s for s in block]
+        out.append("    return None")
+        return out
+
+    # ---- control flow ----
+    def gen_pipelines(self) -> None:
+        self.g.ctx = "control"
+        for pl in self.doc.get("pipelines", []):
+            pname = pl["name"]
+            names: dict[str, str] = {}
+            for t in pl.get("tables", []):
+                names[t["name"]] = f"n_{_ident(pname)}_t{t['id']}"
+            for c in pl.get("conditionals", []):
+                names[c["name"]] = f"n_{_ident(pname)}_c{c['id']}"
+            for a in pl.get("action_calls", []):
+                names[a["name"]] = f"n_{_ident(pname)}_a{a['id']}"
+
+            def ref(name: str | None, names: dict[str, str] = names) -> str:
+                if name is None:
+                    return "None"
+                if name not in names:
+                    raise self.g.err(f"reference to unknown control node '{name}'")
+                return names[name]
+
+            for t in pl.get("tables", []):
+                self.g.where = f"table '{t['name']}'"
+                self.emit([f"def {names[t['name']]}(P, F):"])
+                self.emit(self.table_node(t, ref), 1)
+            for c in pl.get("conditionals", []):
+                self.g.where = f"conditional '{c['name']}'"
+                cond = self.g.truth(c["expression"])
+                body = [f"c = {cond}"]
+                if self.trace:
+                    body.append(f"LOG(P, 'Condition \"{c['name']}\" is %s' % ('true' if c else 'false'))")
+                body.append(f"return {ref(c.get('true_next'))} if c else {ref(c.get('false_next'))}")
+                self.emit([f"def {names[c['name']]}(P, F):"])
+                self.emit(body, 1)
+            for a in pl.get("action_calls", []):
+                self.emit([f"def {names[a['name']]}(P, F):", f"    act_{a['action_id']}(P, F, ())",
+                           f"    return {ref(a.get('next_node'))}"])
+            self.emit([f"def run_{_ident(pname)}(P, F):"])
+            body = self.log(repr(f"Pipeline '{pname}': start"))
+            body += [f"n = {ref(pl.get('init_table'))}", "while n is not None:", "    n = n(P, F)"]
+            body += self.log(repr(f"Pipeline '{pname}': end"))
+            self.emit(body, 1)
+            self.ns.setdefault("PIPELINES", {})[pname] = f"run_{_ident(pname)}"
+        self.g.ctx = "action"
+
+    def table_node(self, t: dict[str, Any], ref: Any) -> list[str]:
+        table = self.pipe.tables[t["name"]]
+        T = self.g.const(table, "T")  # noqa: N806
+        D = self.g.const(table.default, "DEF")  # noqa: N806
+        keys = self.pipe._key_codes[t["name"]]
+        body = self.log(repr(f"Applying table '{t['name']}'"))
+        if not keys:
+            body.append(f"e = {D}")
+            body.append("hit = False")
+        else:
+            if self.trace:
+                body.append("LOG(P, 'Looking up key:' + " + " + ".join(
+                    f"'\\n* {spec.name}: ' + format({code}, 'x')"
+                    for spec, code in zip(table.keys, keys, strict=True)) + ")")
+            if table.kind == "exact":
+                ex = self.g.const(table.exact, "EX")
+                k = keys[0] if len(keys) == 1 else "(" + ", ".join(keys) + ")"
+                body.append(f"e = {ex}.get({k})")
+            elif table.kind == "lpm" and len(keys) == 1:
+                lv = self.g.const(table.levels, "LV")
+                body += ["e = None", f"k = {keys[0]}", f"for sh, dd in {lv}:", "    e = dd.get(k >> sh)",
+                         "    if e is not None:", "        break"]
+            elif table.kind == "lpm":
+                body.append(f"e = {T}.lookup(({', '.join(keys)},))")
+            else:
+                parts = []
+                shift = 0
+                for spec, code in reversed(list(zip(table.keys, keys, strict=True))):
+                    parts.append(f"({code} << {shift})" if shift else code)
+                    shift += spec.bitwidth
+                body.append(f"e = {T}.lookup_combined({' | '.join(reversed(parts))})")
+            body += ["if e is None:", f"    e = {D}", "    hit = False", "else:", "    hit = True"]
+            if self.trace:
+                body += ["if hit:", f"    LOG(P, 'Table {t['name']}: hit with handle %d' % e.handle)",
+                         "else:", f"    LOG(P, 'Table {t['name']}: miss')",
+                         "LOG(P, 'Action entry is %s - %s' % (e.action, ','.join(format(x, 'x') "
+                         "for x in e.args)))"]
+        if t.get("with_counters"):
+            body += ["c = e.counter", "c[0] += 1", "c[1] += P.in_len"]
+        dm = t.get("direct_meters")
+        if dm:
+            meter = self.pipe._direct_meter_info.get(dm)
+            if meter is not None and meter[0] is not None:
+                unit = "1" if meter[1] == "packets" else "P.in_len"
+                body += ["if hit and e.meter.rates:",
+                         *("    " + s for s in self.g.store({"type": "field", "value": meter[0]},
+                                                             Val(f"e.meter.execute(P.ts, {unit})", "data", 2)))]
+        body.append("ACTS[e.aid](P, F, e.args)" if self.trace else "e.fn(P, F, e.args)")
+        if self.exits and any(self.pipe._action_ids.get(a) in self.exits for a in t.get("actions", [])):
+            body += ["if P.exit:", "    return None"]
+        nxt = t.get("next_tables", {})
+        if "__HIT__" in nxt or "__MISS__" in nxt:
+            body.append(f"return {ref(nxt.get('__HIT__'))} if hit else {ref(nxt.get('__MISS__'))}")
+            return body
+        default_next = t.get("base_default_next")
+        groups: dict[str, list[int]] = {}
+        for aname, target in nxt.items():
+            aid = self.pipe._action_ids.get(aname)
+            if aid is None:
+                continue
+            groups.setdefault(ref(target), []).append(aid)
+        dflt = ref(default_next)
+        targets = set(groups)
+        if not groups or (len(targets) == 1 and len(sum(groups.values(), [])) == len(t.get("actions", []))):
+            body.append(f"return {next(iter(targets)) if groups else dflt}")
+            return body
+        body.append("a = e.aid")
+        for target, aids in groups.items():
+            if target == dflt:
+                continue
+            body.append(f"if a in {set(aids)!r}:" if len(aids) > 1 else f"if a == {aids[0]}:")
+            body.append(f"    return {target}")
+        body.append(f"return {dflt}")
+        return body
+
+
+def build_program(doc: dict[str, Any], layout: Layout, pipe: Any, trace: bool) -> dict[str, Any]:
+    """Generate, compile and exec the program; returns its namespace (see module docstring)."""
+    gen = _Gen(doc, layout, pipe, trace)
+    gen.gen_parser()
+    gen.gen_deparser()
+    gen.gen_calculations()
+    gen.gen_checksums()
+    gen.gen_actions()
+    gen.gen_pipelines()
+    source = "\n".join(gen.src) + "\n"
+    ns = gen.ns
+    try:
+        code = compile(source, f"<bmv2:{'trace' if trace else 'fast'}>", "exec")
+    except SyntaxError as exc:  # a bug in the generator, not in the user's JSON
+        raise PipelineError(f"internal code generation error: {exc}") from exc
+    exec(code, ns)  # noqa: S102 - our own generated source
+    ns["__source__"] = source
+    ns["__exits__"] = gen.exits
+    ns["__calcs__"] = gen.calc_names
+    return ns

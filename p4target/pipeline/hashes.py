@@ -1,0 +1,119 @@
+"""Hash and checksum algorithms of BMv2 (src/bm_sim/calculations.cpp), bit-exact, plus the
+field-list byte layout BMv2 feeds them.
+
+BMv2 builds a calculation's input by packing the listed fields MSB-first into one bit string and
+padding it with zero bits up to a whole byte (``BufBuilder``); `pack_bits` does the same. The
+algorithms then work on those bytes and return an unsigned integer.
+"""
+
+from __future__ import annotations
+
+import binascii
+import sys
+import zlib
+from array import array
+from collections.abc import Callable
+
+__all__ = ["ALGORITHMS", "crc16", "crc32", "crc_ccitt", "csum16", "xor16", "identity", "pack_bits"]
+
+
+def _reflect(value: int, width: int) -> int:
+    out = 0
+    for _ in range(width):
+        out = (out << 1) | (value & 1)
+        value >>= 1
+    return out
+
+
+def _crc16_table(poly: int) -> list[int]:
+    # reflected table for a reflected-in / reflected-out CRC-16
+    rpoly = _reflect(poly, 16)
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ rpoly if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC16_ARC = _crc16_table(0x8005)
+
+
+def crc16(data: bytes) -> int:
+    """BMv2 ``crc16``: CRC-16/ARC (poly 0x8005, reflected, init 0, xorout 0); check 0xBB3D."""
+    crc = 0
+    table = _CRC16_ARC
+    for b in data:
+        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
+    return crc
+
+
+def crc32(data: bytes) -> int:
+    """BMv2 ``crc32``: the IEEE 802.3 CRC (zlib's), check 0xCBF43926."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def crc_ccitt(data: bytes) -> int:
+    """BMv2 ``crcCCITT``: poly 0x1021, not reflected, init 0xFFFF (CRC-16/CCITT-FALSE), check 0x29B1."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def csum16(data: bytes) -> int:
+    """BMv2 ``csum16``: the Internet checksum (RFC 1071), ones' complement of the ones' complement
+    sum of 16-bit big-endian words, an odd trailing byte padded with zero."""
+    if len(data) & 1:
+        data = data + b"\x00"
+    total = _sum16(data)
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return (~total) & 0xFFFF
+
+
+def _sum16(data: bytes) -> int:
+    # sum of big-endian 16-bit words (even-length data)
+    words = array("H", data)
+    if sys.byteorder == "little":
+        words.byteswap()
+    return sum(words)
+
+
+def xor16(data: bytes) -> int:
+    """BMv2 ``xor16``: XOR of the 16-bit big-endian words (odd trailing byte padded with zero)."""
+    if len(data) & 1:
+        data = data + b"\x00"
+    words = array("H", data)
+    if sys.byteorder == "little":
+        words.byteswap()
+    out = 0
+    for w in words:
+        out ^= w
+    return out
+
+
+def identity(data: bytes) -> int:
+    """BMv2 ``identity``: the first (up to) 8 bytes as a big-endian integer."""
+    return int.from_bytes(data[:8], "big")
+
+
+ALGORITHMS: dict[str, Callable[[bytes], int]] = {
+    "crc16": crc16,
+    "crc16_custom": crc16,
+    "crc32": crc32,
+    "crc32_custom": crc32,
+    "crcCCITT": crc_ccitt,
+    "csum16": csum16,
+    "xor16": xor16,
+    "identity": identity,
+}
+
+
+def pack_bits(values: list[tuple[int, int]]) -> bytes:
+    """Pack (value, bitwidth) pairs MSB-first and pad with zero bits to a whole byte (BMv2 layout)."""
+    acc = 0
+    nbits = 0
+    for value, width in values:
+        acc = (acc << width) | (value & ((1 << width) - 1))
+        nbits += width
+    pad = (-nbits) % 8
+    return (acc << pad).to_bytes((nbits + pad) // 8, "big")
