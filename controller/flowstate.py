@@ -36,10 +36,11 @@ def _ip(value: int | str) -> int:
 
 @dataclass(frozen=True, order=True)
 class FlowKey:
-    """The identity of a reference. TCP/UDP: the 5-tuple as first seen; RoCE: (src, dst, dest QPN).
+    """The identity of a reference, as the NIC keys it (``flow_slots`` / command header).
 
-    ``canonical()`` orders the endpoints so both directions of a connection give the same key
-    (the lower (addr, port) endpoint first), which is how the NIC names a reference's direction FWD.
+    TCP/UDP: the 5-tuple; ``canonical()`` puts the lower (addr, port) endpoint first (the NIC's "lo",
+    whose packets are direction FWD), so both directions give the same key. RoCE: (src IP, dst IP,
+    dest QPN) plus the raw UDP ports (not normalized: each direction of a QP is its own reference).
     """
 
     kind: str
@@ -74,16 +75,15 @@ class FlowKey:
     def __str__(self) -> str:
         s, d = ipaddress.IPv4Address(self.src_ip), ipaddress.IPv4Address(self.dst_ip)
         if self.kind == "roce":
-            return f"roce:{s}-{d}:qp{self.qpn:#x}"
+            return f"roce:{s}:{self.src_port}-{d}:{self.dst_port}:qp{self.qpn:#x}"
         return f"{self.kind}:{s}:{self.src_port}-{d}:{self.dst_port}"
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind, "src_ip": str(ipaddress.IPv4Address(self.src_ip)),
                              "dst_ip": str(ipaddress.IPv4Address(self.dst_ip))}
+        d["src_port"], d["dst_port"] = self.src_port, self.dst_port
         if self.kind == "roce":
             d["qpn"] = self.qpn
-        else:
-            d["src_port"], d["dst_port"] = self.src_port, self.dst_port
         return d
 
     @classmethod
@@ -98,7 +98,7 @@ class FlowKey:
 
 
 _REF_RE = re.compile(r"^(tcp|udp):([\d.]+):(\d+)-([\d.]+):(\d+)$")
-_ROCE_RE = re.compile(r"^roce:([\d.]+)-([\d.]+):qp(0x[0-9a-fA-F]+|\d+)$")
+_ROCE_RE = re.compile(r"^roce:([\d.]+)(?::(\d+))?-([\d.]+)(?::(\d+))?:qp(0x[0-9a-fA-F]+|\d+)$")
 
 
 def parse_reference(text: str) -> FlowKey:
@@ -110,10 +110,10 @@ def parse_reference(text: str) -> FlowKey:
             return FlowKey(m[1], _ip(m[2]), _ip(m[4]), int(m[3]), int(m[5]))
         m = _ROCE_RE.match(text)
         if m:
-            return FlowKey("roce", _ip(m[1]), _ip(m[2]), qpn=int(m[3], 0))
+            return FlowKey("roce", _ip(m[1]), _ip(m[3]), int(m[2] or 0), int(m[4] or 4791), int(m[5], 0))
     except ValueError as exc:
         raise FlowStateError(f"bad reference {text!r}: {exc}") from None
-    raise FlowStateError(f"bad reference {text!r}: expected tcp:A:P-B:Q, udp:A:P-B:Q or roce:A-B:qpN")
+    raise FlowStateError(f"bad reference {text!r}: expected tcp:A:P-B:Q, udp:A:P-B:Q or roce:A[:P]-B[:Q]:qpN")
 
 
 @dataclass
@@ -130,25 +130,25 @@ class _State:
 
 @dataclass
 class TcpState(_State):
-    """Per direction (fwd = from the key's src endpoint): next expected seq, highest ack, window, scale."""
+    """Per direction (fwd = sent by the key's lo endpoint, rev = by hi), as the NIC tracks it."""
 
     phase: int = 0
     fwd_next_seq: int = 0
     fwd_max_ack: int = 0
-    fwd_window: int = 0
+    fwd_max_window: int = 0
     fwd_wscale: int = 0
     rev_next_seq: int = 0
     rev_max_ack: int = 0
-    rev_window: int = 0
+    rev_max_window: int = 0
     rev_wscale: int = 0
     packets: int = 0
     bytes: int = 0
     first_seen: int = 0
     last_seen: int = 0
-    WIDTHS: ClassVar[dict[str, int]] = {"phase": 8, "fwd_next_seq": 32, "fwd_max_ack": 32, "fwd_window": 32,
-                                        "fwd_wscale": 8, "rev_next_seq": 32, "rev_max_ack": 32,
-                                        "rev_window": 32, "rev_wscale": 8, "packets": 64, "bytes": 64,
-                                        "first_seen": 64, "last_seen": 64}
+    WIDTHS: ClassVar[dict[str, int]] = {"phase": 8, "fwd_next_seq": 32, "fwd_max_ack": 32,
+                                        "fwd_max_window": 16, "fwd_wscale": 8, "rev_next_seq": 32,
+                                        "rev_max_ack": 32, "rev_max_window": 16, "rev_wscale": 8,
+                                        "packets": 64, "bytes": 64, "first_seen": 48, "last_seen": 48}
 
 
 @dataclass
@@ -157,17 +157,20 @@ class UdpState(_State):
     bytes: int = 0
     first_seen: int = 0
     last_seen: int = 0
+    WIDTHS: ClassVar[dict[str, int]] = {"packets": 64, "bytes": 64, "first_seen": 48, "last_seen": 48}
 
 
 @dataclass
 class RoceState(_State):
     expected_psn: int = 0
     acked_psn: int = 0
+    oos_count: int = 0
     packets: int = 0
     bytes: int = 0
-    out_of_seq: int = 0
-    WIDTHS: ClassVar[dict[str, int]] = {"expected_psn": 24, "acked_psn": 24, "packets": 64, "bytes": 64,
-                                        "out_of_seq": 64}
+    first_seen: int = 0
+    last_seen: int = 0
+    WIDTHS: ClassVar[dict[str, int]] = {"expected_psn": 24, "acked_psn": 24, "oos_count": 32, "packets": 64,
+                                        "bytes": 64, "first_seen": 48, "last_seen": 48}
 
 
 STATE_CLASSES: dict[str, type[_State]] = {"tcp": TcpState, "udp": UdpState, "roce": RoceState}
@@ -186,6 +189,8 @@ class FlowState:
     saved_at: float = field(default_factory=lambda: round(time.time(), 6))
 
     def __post_init__(self) -> None:
+        if self.key != self.key.canonical():
+            raise FlowStateError(f"FlowState key {self.key} is not canonical (lo endpoint first)")
         want = STATE_CLASSES[self.key.kind]
         if not isinstance(self.state, want):
             raise FlowStateError(f"{self.key.kind} reference needs a {want.__name__}, "

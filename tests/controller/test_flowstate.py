@@ -19,18 +19,19 @@ KEY = b"k" * 32
 
 def tcp_state():
     k = parse_reference("tcp:10.0.0.1:40000-10.0.0.2:5001")
-    return FlowState(k, TcpState(phase=3, fwd_next_seq=1000, fwd_max_ack=5, fwd_window=65535, fwd_wscale=7,
-                                 rev_next_seq=5, rev_max_ack=1000, rev_window=1 << 20, rev_wscale=7,
+    return FlowState(k, TcpState(phase=3, fwd_next_seq=1000, fwd_max_ack=5, fwd_max_window=65535, fwd_wscale=7,
+                                 rev_next_seq=5, rev_max_ack=1000, rev_max_window=5000, rev_wscale=7,
                                  packets=10, bytes=10_000, first_seen=1, last_seen=2),
                      source_device="nic1", source_slot=17)
 
 
 def test_reference_roundtrip_and_canonical():
-    for text in ("tcp:10.0.0.1:40000-10.0.0.2:5001", "udp:10.0.0.2:53-10.0.0.1:999", "roce:10.0.0.1-10.0.0.2:qp0x12"):
+    for text in ("tcp:10.0.0.1:40000-10.0.0.2:5001", "udp:10.0.0.2:53-10.0.0.1:999", "roce:10.0.0.1:49152-10.0.0.2:4791:qp0x12"):
         assert str(parse_reference(text)) == text
     k = parse_reference("tcp:10.0.0.2:5001-10.0.0.1:40000")
     assert str(k.canonical()) == "tcp:10.0.0.1:40000-10.0.0.2:5001"
     assert k.reversed().canonical() == k.canonical()
+    assert parse_reference("roce:10.0.0.1-10.0.0.2:qp18") == FlowKey("roce", 0x0A000001, 0x0A000002, 0, 4791, 18)
     with pytest.raises(FlowStateError):
         parse_reference("tcp:10.0.0.1-10.0.0.2")
     with pytest.raises(FlowStateError):
@@ -42,7 +43,7 @@ def test_reference_roundtrip_and_canonical():
 def test_json_roundtrip_all_kinds():
     states = [tcp_state(),
               FlowState(parse_reference("udp:10.0.0.1:1-10.0.0.2:2"), UdpState(3, 300, 1, 2)),
-              FlowState(parse_reference("roce:10.0.0.1-10.0.0.2:qp0x11"), RoceState(100, 99, 5, 500, 0))]
+              FlowState(parse_reference("roce:10.0.0.1-10.0.0.2:qp0x11"), RoceState(100, 99, 0, 5, 500, 1, 2))]
     for s in states:
         back = FlowState.from_json(s.to_json(KEY), KEY, program="flow_nic", program_version=1)
         assert back == s
@@ -92,6 +93,8 @@ def test_load_many_is_all_or_nothing():
         load_many(json.dumps(good), KEY)
 
 
-def test_state_class_must_match_kind():
+def test_state_class_must_match_kind_and_key_canonical():
     with pytest.raises(FlowStateError):
         FlowState(parse_reference("udp:10.0.0.1:1-10.0.0.2:2"), TcpState())
+    with pytest.raises(FlowStateError, match="canonical"):
+        FlowState(parse_reference("udp:10.0.0.2:1-10.0.0.1:2"), UdpState())

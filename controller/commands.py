@@ -1,0 +1,247 @@
+"""The in-band ``flowmig`` command packets (suspend, save, load, resume, clear) and their channel.
+
+Owns the byte layout of the command header (p4src/include/headers.p4, docs/dataplane.md: 92 bytes
+after an Ethernet header with ethertype 0x88B5), the mapping between a command and a ``FlowState``,
+and ``CommandChannel``: per switch, it streams many commands as back-to-back PacketOuts and collects
+the replies (PacketIn, reason COMMAND_REPLY) by ``request_id`` — never one round-trip per flow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+
+from .flowstate import FlowKey, FlowState, RoceState, TcpState, UdpState
+from .p4rt.connection import PacketIn, SwitchConnection
+
+__all__ = ["Command", "CommandError", "CommandChannel", "ETHERTYPE_FLOWMIG", "FLOWMIG_VERSION",
+           "NOP", "SUSPEND", "SAVE", "LOAD", "RESUME", "CLEAR", "STATUS_NAMES", "KIND_CODES"]
+
+ETHERTYPE_FLOWMIG = 0x88B5
+FLOWMIG_VERSION = 1
+NOP, SUSPEND, SAVE, LOAD, RESUME, CLEAR = range(6)
+OPCODE_NAMES = {NOP: "NOP", SUSPEND: "SUSPEND", SAVE: "SAVE", LOAD: "LOAD", RESUME: "RESUME", CLEAR: "CLEAR"}
+STATUS_OK, STATUS_BAD_SLOT, STATUS_NOT_FOUND, STATUS_KEY_MISMATCH, STATUS_SLOT_BUSY = range(5)
+STATUS_NAMES = {0: "OK", 1: "BAD_SLOT", 2: "NOT_FOUND", 3: "KEY_MISMATCH", 4: "SLOT_BUSY", 5: "BAD_KIND",
+                6: "BAD_OPCODE", 7: "BAD_VERSION"}
+KIND_CODES = {"tcp": 1, "udp": 2, "roce": 3}
+KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
+SLOT_VALID, SLOT_SUSPENDED = 0x01, 0x02
+PACKET_IN_COMMAND_REPLY = 1
+PACKET_OUT_DIRECT = 0
+CPU_MAC = b"\x02\x00\x00\x00\x00\xff"
+HEADER_LEN = 92
+
+
+class CommandError(RuntimeError):
+    """A command was refused by the switch (status != OK) or got no reply in time."""
+
+    def __init__(self, message: str, status: int | None = None, command: Command | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.command = command
+
+
+@dataclass
+class Command:
+    version: int = FLOWMIG_VERSION
+    opcode: int = NOP
+    status: int = 0
+    kind: int = 0
+    slot: int = 0
+    request_id: int = 0
+    key_addr_lo: int = 0
+    key_addr_hi: int = 0
+    key_port_lo: int = 0
+    key_port_hi: int = 0
+    key_proto: int = 0
+    key_qpn: int = 0
+    flags: int = 0
+    tcp_phase: int = 0
+    tcp_wscale_fwd: int = 0
+    tcp_wscale_rev: int = 0
+    tcp_next_seq_fwd: int = 0
+    tcp_next_seq_rev: int = 0
+    tcp_max_ack_fwd: int = 0
+    tcp_max_ack_rev: int = 0
+    tcp_max_window_fwd: int = 0
+    tcp_max_window_rev: int = 0
+    roce_expected_psn: int = 0
+    roce_acked_psn: int = 0
+    roce_oos_count: int = 0
+    packets: int = 0
+    bytes: int = 0
+    first_seen: int = 0
+    last_seen: int = 0
+
+    # ---- bytes -----------------------------------------------------------------------------------
+    def pack(self) -> bytes:
+        head = struct.pack("!BBBBIIIIHHB", self.version, self.opcode, self.status, self.kind, self.slot,
+                           self.request_id, self.key_addr_lo, self.key_addr_hi, self.key_port_lo,
+                           self.key_port_hi, self.key_proto)
+        head += self.key_qpn.to_bytes(3, "big")
+        head += struct.pack("!BBBBIIIIHH", self.flags, self.tcp_phase, self.tcp_wscale_fwd,
+                            self.tcp_wscale_rev, self.tcp_next_seq_fwd, self.tcp_next_seq_rev,
+                            self.tcp_max_ack_fwd, self.tcp_max_ack_rev, self.tcp_max_window_fwd,
+                            self.tcp_max_window_rev)
+        head += b"\x00" + self.roce_expected_psn.to_bytes(3, "big") + b"\x00" + \
+            self.roce_acked_psn.to_bytes(3, "big")
+        head += struct.pack("!IQQ", self.roce_oos_count, self.packets, self.bytes)
+        head += self.first_seen.to_bytes(6, "big") + self.last_seen.to_bytes(6, "big")
+        assert len(head) == HEADER_LEN
+        return head
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Command:
+        if len(data) < HEADER_LEN:
+            raise CommandError(f"command header truncated: {len(data)} < {HEADER_LEN} bytes")
+        v = struct.unpack("!BBBBIIIIHHB", data[:25])
+        c = cls(*v)
+        c.key_qpn = int.from_bytes(data[25:28], "big")
+        (c.flags, c.tcp_phase, c.tcp_wscale_fwd, c.tcp_wscale_rev, c.tcp_next_seq_fwd, c.tcp_next_seq_rev,
+         c.tcp_max_ack_fwd, c.tcp_max_ack_rev, c.tcp_max_window_fwd,
+         c.tcp_max_window_rev) = struct.unpack("!BBBBIIIIHH", data[28:52])
+        c.roce_expected_psn = int.from_bytes(data[53:56], "big")
+        c.roce_acked_psn = int.from_bytes(data[57:60], "big")
+        c.roce_oos_count, c.packets, c.bytes = struct.unpack("!IQQ", data[60:80])
+        c.first_seen = int.from_bytes(data[80:86], "big")
+        c.last_seen = int.from_bytes(data[86:92], "big")
+        return c
+
+    def frame(self) -> bytes:
+        """The Ethernet frame carrying this command (what follows the packet_out header)."""
+        return CPU_MAC + CPU_MAC + struct.pack("!H", ETHERTYPE_FLOWMIG) + self.pack()
+
+    @classmethod
+    def from_frame(cls, frame: bytes) -> Command:
+        if len(frame) < 14 or struct.unpack("!H", frame[12:14])[0] != ETHERTYPE_FLOWMIG:
+            raise CommandError("not a flowmig command frame")
+        return cls.unpack(frame[14:])
+
+    # ---- keys and states ---------------------------------------------------------------------------
+    @classmethod
+    def for_key(cls, opcode: int, key: FlowKey, slot: int) -> Command:
+        return cls(opcode=opcode, kind=KIND_CODES[key.kind], slot=slot, key_addr_lo=key.src_ip,
+                   key_addr_hi=key.dst_ip, key_port_lo=key.src_port, key_port_hi=key.dst_port,
+                   key_proto=key.proto, key_qpn=key.qpn)
+
+    @classmethod
+    def load(cls, fs: FlowState, slot: int, suspended: bool = False) -> Command:
+        c = cls.for_key(LOAD, fs.key, slot)
+        c.flags = SLOT_VALID | (SLOT_SUSPENDED if suspended else 0)
+        st = fs.state
+        c.packets, c.bytes, c.first_seen, c.last_seen = st.packets, st.bytes, st.first_seen, st.last_seen
+        if isinstance(st, TcpState):
+            c.tcp_phase = st.phase
+            c.tcp_next_seq_fwd, c.tcp_next_seq_rev = st.fwd_next_seq, st.rev_next_seq
+            c.tcp_max_ack_fwd, c.tcp_max_ack_rev = st.fwd_max_ack, st.rev_max_ack
+            c.tcp_max_window_fwd, c.tcp_max_window_rev = st.fwd_max_window, st.rev_max_window
+            c.tcp_wscale_fwd, c.tcp_wscale_rev = st.fwd_wscale, st.rev_wscale
+        elif isinstance(st, RoceState):
+            c.roce_expected_psn, c.roce_acked_psn, c.roce_oos_count = st.expected_psn, st.acked_psn, st.oos_count
+        return c
+
+    def key(self) -> FlowKey:
+        kind = KIND_NAMES.get(self.kind)
+        if kind is None:
+            raise CommandError(f"slot {self.slot} holds unknown kind {self.kind}")
+        return FlowKey(kind, self.key_addr_lo, self.key_addr_hi, self.key_port_lo, self.key_port_hi,
+                       self.key_qpn)
+
+    def flow_state(self, device: str = "", program_version: int = FLOWMIG_VERSION) -> FlowState:
+        key = self.key()
+        common = dict(packets=self.packets, bytes=self.bytes, first_seen=self.first_seen, last_seen=self.last_seen)
+        state: TcpState | UdpState | RoceState
+        if key.kind == "tcp":
+            state = TcpState(phase=self.tcp_phase, fwd_next_seq=self.tcp_next_seq_fwd,
+                             fwd_max_ack=self.tcp_max_ack_fwd, fwd_max_window=self.tcp_max_window_fwd,
+                             fwd_wscale=self.tcp_wscale_fwd, rev_next_seq=self.tcp_next_seq_rev,
+                             rev_max_ack=self.tcp_max_ack_rev, rev_max_window=self.tcp_max_window_rev,
+                             rev_wscale=self.tcp_wscale_rev, **common)
+        elif key.kind == "roce":
+            state = RoceState(expected_psn=self.roce_expected_psn, acked_psn=self.roce_acked_psn,
+                              oos_count=self.roce_oos_count, **common)
+        else:
+            state = UdpState(**common)
+        return FlowState(key, state, program_version=program_version, source_device=device,
+                         source_slot=self.slot)
+
+    def describe(self) -> str:
+        return f"{OPCODE_NAMES.get(self.opcode, self.opcode)} slot {self.slot}"
+
+
+def command_fields() -> list[str]:
+    return [f.name for f in fields(Command)]
+
+
+class CommandChannel:
+    """Streams commands to one switch and collects their replies by request id."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, conn: SwitchConnection, timeout: float = 2.0) -> None:
+        self.conn = conn
+        self.timeout = timeout
+        self._cv = threading.Condition()
+        self._pending: dict[int, Command | None] = {}
+        self._unsubscribe = conn.subscribe_packets(self._on_packet)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _on_packet(self, pkt: PacketIn) -> None:
+        if pkt.metadata.get("reason", PACKET_IN_COMMAND_REPLY) != PACKET_IN_COMMAND_REPLY:
+            return
+        try:
+            reply = Command.from_frame(pkt.payload)
+        except CommandError:
+            return
+        with self._cv:
+            if reply.request_id in self._pending:
+                self._pending[reply.request_id] = reply
+                self._cv.notify_all()
+
+    def execute(self, commands: Sequence[Command], timeout: float | None = None) -> list[Command]:
+        """Send every command back to back, wait for all replies; returns replies in request order.
+
+        Replies with a non-OK status are returned as they are (callers decide what an error means);
+        a missing reply raises CommandError.
+        """
+        if not commands:
+            return []
+        timeout = self.timeout if timeout is None else timeout
+        sent = []
+        with self._cv:
+            for cmd in commands:
+                rid = next(self._ids) & 0xFFFFFFFF
+                sent.append(replace(cmd, request_id=rid))
+                self._pending[rid] = None
+        try:
+            self.conn.packet_out_many((c.frame(), {"mode": PACKET_OUT_DIRECT}) for c in sent)
+            deadline = time.monotonic() + timeout
+            with self._cv:
+                while True:
+                    missing = [c for c in sent if self._pending[c.request_id] is None]
+                    if not missing:
+                        break
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise CommandError(f"{self.conn.name}: {len(missing)} of {len(sent)} commands got no "
+                                           f"reply within {timeout:.1f}s (first: {missing[0].describe()})",
+                                           command=missing[0])
+                    self._cv.wait(left)
+                return [self._pending[c.request_id] for c in sent]  # type: ignore[misc]
+        finally:
+            with self._cv:
+                for c in sent:
+                    self._pending.pop(c.request_id, None)
+
+    def ping(self, timeout: float | None = None) -> float:
+        """One NOP round trip; returns its duration in seconds."""
+        t0 = time.perf_counter()
+        self.execute([Command(opcode=NOP)], timeout)
+        return time.perf_counter() - t0

@@ -1,0 +1,104 @@
+"""The flow inventory: which network reference lives on which device, in which slot.
+
+Owns ``Inventory``, fed by the NICs' digests (a new reference got a slot), by explicit reads of a
+device's slots (``controller.nic.NicDriver.scan``) and by the migrator (a reference moved). It is
+thread-safe: digests arrive on the P4Runtime receiver threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .flowstate import FlowKey
+
+__all__ = ["FlowRecord", "Inventory", "UnknownFlow"]
+
+
+class UnknownFlow(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass
+class FlowRecord:
+    key: FlowKey
+    device: str
+    slot: int
+    first_seen: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    packets: int = 0
+    bytes: int = 0
+    rate_pps: float = 0.0
+    rate_bps: float = 0.0
+    summary: str = ""
+    migrations: int = 0
+
+
+class Inventory:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flows: dict[FlowKey, FlowRecord] = {}
+
+    def learn(self, key: FlowKey, device: str, slot: int) -> FlowRecord:
+        """Record that ``key`` lives on ``device`` at ``slot`` (idempotent)."""
+        key = key.canonical()
+        with self._lock:
+            rec = self._flows.get(key)
+            if rec is None:
+                rec = self._flows[key] = FlowRecord(key, device, slot)
+            else:
+                rec.device, rec.slot, rec.updated = device, slot, time.time()
+            return rec
+
+    def moved(self, key: FlowKey, device: str, slot: int) -> None:
+        rec = self.learn(key, device, slot)
+        rec.migrations += 1
+
+    def forget(self, key: FlowKey) -> None:
+        with self._lock:
+            self._flows.pop(key.canonical(), None)
+
+    def forget_device(self, device: str) -> None:
+        with self._lock:
+            for k in [k for k, r in self._flows.items() if r.device == device]:
+                del self._flows[k]
+
+    def get(self, key: FlowKey) -> FlowRecord:
+        with self._lock:
+            try:
+                return self._flows[key.canonical()]
+            except KeyError:
+                raise UnknownFlow(f"unknown flow {key} (not tracked by any NIC)") from None
+
+    def find(self, key: FlowKey) -> FlowRecord | None:
+        with self._lock:
+            return self._flows.get(key.canonical())
+
+    def on_device(self, device: str) -> list[FlowRecord]:
+        with self._lock:
+            return sorted((r for r in self._flows.values() if r.device == device), key=lambda r: r.slot)
+
+    def all(self) -> list[FlowRecord]:
+        with self._lock:
+            return sorted(self._flows.values(), key=lambda r: (r.device, r.slot))
+
+    def update_counters(self, items: Iterable[tuple[FlowKey, int, int]], now: float | None = None) -> None:
+        """Feed (key, packets, bytes) samples; computes rates against the previous sample."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for key, pkts, byts in items:
+                rec = self._flows.get(key.canonical())
+                if rec is None:
+                    continue
+                dt = now - rec.updated
+                if dt > 0 and pkts >= rec.packets:
+                    rec.rate_pps = (pkts - rec.packets) / dt
+                    rec.rate_bps = 8 * (byts - rec.bytes) / dt
+                rec.packets, rec.bytes, rec.updated = pkts, byts, now
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._flows)

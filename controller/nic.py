@@ -1,0 +1,316 @@
+"""Access to a stateful NIC's flow state: the two paths and the lookup table.
+
+Owns ``NicDriver``: per NIC switch, the suspend/save/load/resume/clear operations on many slots at
+once, through either path — the in-band command packets (``controller.commands``, works on any
+P4Runtime target) or P4Runtime RegisterEntry Read/Write (one batched RPC), chosen automatically
+(a register Read is tried once; UNIMPLEMENTED selects in-band). Both paths return the same
+``Command``-shaped replies, hence identical FlowStates. Also owns the NIC's ``flow_slots`` entries
+(controller-placed references) and slot allocation for loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+
+from p4.v1 import p4runtime_pb2
+
+from . import commands as C
+from .commands import Command, CommandChannel, CommandError
+from .flowstate import FlowKey, FlowState
+from .p4rt import codec
+from .p4rt.connection import SwitchConnection
+from .p4rt.errors import P4RuntimeError
+
+__all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
+
+log = logging.getLogger(__name__)
+
+FLOW_SLOTS = 4096
+FLOW_SLOTS_TABLE = "flow_slots"
+USE_SLOT_ACTION = "use_slot"
+
+# register (short name) -> Command field; key_ports / proto_qpn are packed by the program.
+REGISTER_FIELDS: dict[str, str] = {
+    "slot_flags": "flags", "slot_kind": "kind", "slot_key_addr_lo": "key_addr_lo",
+    "slot_key_addr_hi": "key_addr_hi", "slot_key_ports": "_ports", "slot_key_proto_qpn": "_proto_qpn",
+    "flow_packets": "packets", "flow_bytes": "bytes", "flow_first_seen": "first_seen",
+    "flow_last_seen": "last_seen", "tcp_phase": "tcp_phase", "tcp_next_seq_fwd": "tcp_next_seq_fwd",
+    "tcp_next_seq_rev": "tcp_next_seq_rev", "tcp_max_ack_fwd": "tcp_max_ack_fwd",
+    "tcp_max_ack_rev": "tcp_max_ack_rev", "tcp_max_window_fwd": "tcp_max_window_fwd",
+    "tcp_max_window_rev": "tcp_max_window_rev", "tcp_wscale_fwd": "tcp_wscale_fwd",
+    "tcp_wscale_rev": "tcp_wscale_rev", "roce_expected_psn": "roce_expected_psn",
+    "roce_acked_psn": "roce_acked_psn", "roce_oos_count": "roce_oos_count",
+}
+
+
+class NicError(RuntimeError):
+    """A NIC operation failed for some slots; ``failures`` lists (key, slot, reason)."""
+
+    def __init__(self, message: str, failures: list[tuple[FlowKey, int, str]] | None = None) -> None:
+        super().__init__(message)
+        self.failures = failures or []
+
+
+def _get(c: Command, fname: str) -> int:
+    if fname == "_ports":
+        return (c.key_port_lo << 16) | c.key_port_hi
+    if fname == "_proto_qpn":
+        return (c.key_proto << 24) | c.key_qpn
+    return getattr(c, fname)
+
+
+def _set(c: Command, fname: str, value: int) -> None:
+    if fname == "_ports":
+        c.key_port_lo, c.key_port_hi = value >> 16, value & 0xFFFF
+    elif fname == "_proto_qpn":
+        c.key_proto, c.key_qpn = value >> 24, value & 0xFFFFFF
+    else:
+        setattr(c, fname, value)
+
+
+def _same_key(c: Command, key: FlowKey) -> bool:
+    want = Command.for_key(C.NOP, key, 0)
+    return (c.kind, c.key_addr_lo, c.key_addr_hi, c.key_port_lo, c.key_port_hi, c.key_proto, c.key_qpn) == \
+        (want.kind, want.key_addr_lo, want.key_addr_hi, want.key_port_lo, want.key_port_hi, want.key_proto,
+         want.key_qpn)
+
+
+class NicDriver:
+    """Flow-state operations on one NIC (``flow_nic`` program)."""
+
+    def __init__(self, conn: SwitchConnection, path: str = "auto", timeout: float = 2.0) -> None:
+        if conn.helper is None:
+            raise NicError(f"{conn.name}: no P4Info (is the flow_nic pipeline set?)")
+        self.conn = conn
+        self.name = conn.name
+        self.helper = conn.helper
+        self.channel = CommandChannel(conn, timeout)
+        self._regs = {short: self._reg_name(short) for short in REGISTER_FIELDS}
+        self.slots = FLOW_SLOTS
+        if self.helper.has("register", self._regs["slot_flags"]):
+            self.slots = self.helper.get("register", self._regs["slot_flags"]).size or FLOW_SLOTS
+        self.path = self._choose_path(path)
+        self._alloc_lock = threading.Lock()
+        self._reserved: set[int] = set()
+        self.placed: dict[FlowKey, int] = {}  # flow_slots entries this controller inserted
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def _reg_name(self, short: str) -> str:
+        for name in self.helper.names("register"):
+            if name == short or name.endswith("." + short):
+                return name
+        return short
+
+    def _choose_path(self, path: str) -> str:
+        if path in ("inband", "registers"):
+            return path
+        if path != "auto":
+            raise ValueError(f"unknown state access path {path!r} (auto, inband, registers)")
+        try:
+            self.conn.read_all([self.helper.register_entry(self._regs["slot_flags"], 0)])
+        except P4RuntimeError as exc:
+            if exc.is_unimplemented():
+                log.info("%s: register access UNIMPLEMENTED; using in-band commands", self.name)
+                return "inband"
+            raise
+        return "registers"
+
+    # ---- the five operations ------------------------------------------------------------------------
+    def run(self, opcode: int, items: Sequence[tuple[FlowKey, int]], path: str | None = None) -> list[Command]:
+        """Run SUSPEND/SAVE/RESUME/CLEAR on (key, slot) pairs; replies in order (status per item)."""
+        path = path or self.path
+        if path == "inband":
+            return self.channel.execute([Command.for_key(opcode, k, s) for k, s in items])
+        return self._run_registers(opcode, items)
+
+    def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
+             path: str | None = None) -> list[Command]:
+        path = path or self.path
+        cmds = [Command.load(fs, slot, suspended) for fs, slot in zip(states, slots, strict=True)]
+        if path == "inband":
+            return self.channel.execute(cmds)
+        return self._load_registers(cmds)
+
+    def save(self, items: Sequence[tuple[FlowKey, int]], suspend: bool = True,
+             version: int = C.FLOWMIG_VERSION) -> list[FlowState]:
+        """SUSPEND (or SAVE) each reference and return its FlowState; raises NicError on any failure."""
+        replies = self.run(C.SUSPEND if suspend else C.SAVE, items)
+        self.check(replies, items, "save")
+        return [r.flow_state(self.name, version) for r in replies]
+
+    def check(self, replies: Sequence[Command], items: Sequence[tuple[FlowKey, int]], what: str) -> None:
+        bad = [(k, s, C.STATUS_NAMES.get(r.status, str(r.status)))
+               for r, (k, s) in zip(replies, items, strict=True) if r.status != C.STATUS_OK]
+        if bad:
+            k, s, why = bad[0]
+            raise NicError(f"{self.name}: {what} failed for {len(bad)} of {len(items)} references "
+                           f"(first: {k} at slot {s}: {why})", bad)
+
+    # ---- register path ----------------------------------------------------------------------------
+    def read_slots(self, slots: Sequence[int]) -> list[Command]:
+        """Every register of each slot in one Read RPC, as Command-shaped records."""
+        ents = [self.helper.register_entry(self._regs[r], s) for s in slots for r in REGISTER_FIELDS]
+        out = {s: Command(slot=s) for s in slots}
+        by_id = {self.helper.get_id("register", self._regs[r]): f for r, f in REGISTER_FIELDS.items()}
+        for e in self.conn.read(ents):
+            re_ = e.register_entry
+            _set(out[re_.index.index], by_id[re_.register_id], codec.decode_int(re_.data.bitstring))
+        return [out[s] for s in slots]
+
+    def _write_registers(self, cmds: Sequence[Command], only: Sequence[str] | None = None) -> None:
+        ups = []
+        for c in cmds:
+            for reg, fname in REGISTER_FIELDS.items():
+                if only is not None and reg not in only:
+                    continue
+                up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY)
+                up.entity.register_entry.CopyFrom(self.helper.register_entry(self._regs[reg], c.slot, _get(c, fname)))
+                ups.append(up)
+        self.conn.write(ups)
+
+    def _run_registers(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> list[Command]:
+        valid = [(k, s) for k, s in items if 0 <= s < self.slots]
+        current = dict(zip([s for _, s in valid], self.read_slots([s for _, s in valid]), strict=True))
+        replies, changed = [], []
+        for key, slot in items:
+            req = Command.for_key(opcode, key, slot)
+            cur = current.get(slot)
+            if cur is None:
+                replies.append(replace(req, status=C.STATUS_BAD_SLOT))
+                continue
+            if not cur.flags & C.SLOT_VALID:
+                replies.append(replace(req, status=C.STATUS_NOT_FOUND))
+                continue
+            if not _same_key(cur, key):
+                replies.append(replace(req, status=C.STATUS_KEY_MISMATCH))
+                continue
+            reply = replace(cur, opcode=opcode, status=C.STATUS_OK, slot=slot)
+            if opcode == C.SUSPEND:
+                reply.flags |= C.SLOT_SUSPENDED
+                changed.append(reply)
+            elif opcode == C.RESUME:
+                reply.flags &= ~C.SLOT_SUSPENDED
+                changed.append(reply)
+            elif opcode == C.CLEAR:
+                changed.append(Command(slot=slot))
+            replies.append(reply)
+        if changed:
+            self._write_registers(changed, only=None if opcode == C.CLEAR else ["slot_flags"])
+        return replies
+
+    def _load_registers(self, cmds: Sequence[Command]) -> list[Command]:
+        current = dict(zip([c.slot for c in cmds], self.read_slots([c.slot for c in cmds]), strict=True))
+        replies, ok = [], []
+        for c in cmds:
+            cur = current[c.slot]
+            if cur.flags & C.SLOT_VALID and not _same_key(cur, c.key()):
+                replies.append(replace(c, status=C.STATUS_SLOT_BUSY))
+                continue
+            ok.append(c)
+            replies.append(replace(c, status=C.STATUS_OK))
+        self._write_registers(ok)
+        return replies
+
+    def scan(self) -> list[Command]:
+        """Every valid slot with its state (register path only: in-band commands cannot enumerate)."""
+        if self.path != "registers":
+            raise NicError(f"{self.name}: scanning slots needs P4Runtime register reads")
+        valid = [e.register_entry.index.index
+                 for e in self.conn.read([self.helper.register_entry(self._regs["slot_flags"])])
+                 if codec.decode_int(e.register_entry.data.bitstring) & C.SLOT_VALID]
+        return self.read_slots(valid) if valid else []
+
+    # ---- slot allocation and the flow_slots lookup table ------------------------------------------
+    def allocate(self, n: int, busy: set[int]) -> list[int]:
+        """Pick ``n`` slots not in ``busy`` nor reserved by an earlier allocation (a hint: LOAD checks)."""
+        with self._alloc_lock:
+            taken = busy | self._reserved
+            out = []
+            # from the top down: learned references hash anywhere, placed ones cluster at the end
+            for s in range(self.slots - 1, -1, -1):
+                if s not in taken:
+                    out.append(s)
+                    if len(out) == n:
+                        break
+            if len(out) < n:
+                raise NicError(f"{self.name}: no free slots ({n} wanted)")
+            self._reserved.update(out)
+            return out
+
+    def unreserve(self, slots: Sequence[int]) -> None:
+        with self._alloc_lock:
+            self._reserved.difference_update(slots)
+
+    def _slot_entry(self, key: FlowKey, slot: int | None = None) -> p4runtime_pb2.TableEntry:
+        c = Command.for_key(C.NOP, key, 0)
+        match = {"kind": c.kind, "addr_lo": c.key_addr_lo, "addr_hi": c.key_addr_hi, "port_lo": c.key_port_lo,
+                 "port_hi": c.key_port_hi, "proto": c.key_proto, "qpn": c.key_qpn}
+        if slot is None:
+            return self.helper.table_entry(FLOW_SLOTS_TABLE, match)
+        return self.helper.table_entry(FLOW_SLOTS_TABLE, match, USE_SLOT_ACTION, {"slot": slot})
+
+    def place(self, items: Sequence[tuple[FlowKey, int]]) -> None:
+        """Insert (or overwrite) the ``flow_slots`` entries of many references in one Write."""
+        inserts = [(k, s) for k, s in items if k not in self.placed]
+        modifies = [(k, s) for k, s in items if k in self.placed]
+        ups = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT, entity=p4runtime_pb2.Entity(
+            table_entry=self._slot_entry(k, s))) for k, s in inserts]
+        ups += [p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=p4runtime_pb2.Entity(
+            table_entry=self._slot_entry(k, s))) for k, s in modifies]
+        try:
+            self.conn.write(ups)
+        except P4RuntimeError as exc:
+            if not exc.is_already_exists_only():
+                raise
+            # entries left by an earlier controller: overwrite them
+            self.conn.write([p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=u.entity)
+                             for i, u in enumerate(ups) if i in {e.index for e in exc.errors}])
+        for k, s in items:
+            self.placed[k] = s
+
+    def unplace(self, keys: Sequence[FlowKey]) -> None:
+        """Delete ``flow_slots`` entries (missing ones are fine) in one Write."""
+        if not keys:
+            return
+        ups = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.DELETE, entity=p4runtime_pb2.Entity(
+            table_entry=self._slot_entry(k))) for k in keys]
+        try:
+            self.conn.write(ups)
+        except P4RuntimeError as exc:
+            if not exc.is_not_found_only():
+                raise
+        for k in keys:
+            self.placed.pop(k, None)
+
+    def flow_events(self) -> dict[str, int]:
+        """The NIC's ``flow_events`` counter (EVENT_* index -> packets)."""
+        names = ["learned", "collision", "suspended_pass", "roce_out_of_seq", "tcp_reincarnated", "command",
+                 "command_error"]
+        cname = next((n for n in self.helper.names("counter") if n.endswith("flow_events")), None)
+        if cname is None:
+            return {}
+        out = {}
+        for e in self.conn.read([self.helper.counter_entry(cname)]):
+            i = e.counter_entry.index.index
+            if i < len(names):
+                out[names[i]] = e.counter_entry.data.packet_count
+        return out
+
+    def drops(self) -> dict[int, int]:
+        cname = next((n for n in self.helper.names("counter") if n.endswith("drops")), None)
+        if cname is None:
+            return {}
+        return {e.counter_entry.index.index: e.counter_entry.data.packet_count
+                for e in self.conn.read([self.helper.counter_entry(cname)])}
+
+
+def key_of_slot(cmd: Command) -> FlowKey | None:
+    try:
+        return cmd.key()
+    except CommandError:
+        return None
