@@ -45,12 +45,31 @@ def runtime_cli(target: str = "embedded") -> list[str]:
 
 def switch_cli(thrift_port: int, commands: str | list[str], target: str = "embedded",
                timeout: float = 10.0) -> str:
-    """Run runtime-CLI commands (one per line) against a switch; returns the CLI's output."""
+    """Run runtime-CLI commands (one per line) against a switch; returns the CLI's output.
+
+    The embedded target is driven in-process (``p4target.switch.runtime.run_commands``, the code
+    behind ``p4target-cli``); bmv2 through ``simple_switch_CLI``. A command the switch rejects raises.
+    """
     lines = [commands] if isinstance(commands, str) else list(commands)
+    if target == "embedded":
+        try:
+            from p4target.switch.runtime import run_commands
+        except ImportError:
+            run_commands = None
+        if run_commands is not None:
+            try:
+                outputs = run_commands(thrift_port, lines)
+            except OSError as exc:
+                raise DegradeError(f"switch runtime on 127.0.0.1:{thrift_port} unreachable: {exc}") from exc
+            bad = [(ln, out) for ln, out in zip(lines, outputs, strict=True)
+                   if out.startswith("Error") or out.startswith("*** Unknown")]
+            if bad:
+                raise DegradeError("; ".join(f"{ln!r}: {out}" for ln, out in bad))
+            return "\n".join(o for o in outputs if o)
     cmd = runtime_cli(target) + ["--thrift-port", str(thrift_port)]
     proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
-    if proc.returncode != 0 or "Error" in out or "error:" in out.lower():
+    if proc.returncode != 0 or any(ln.startswith(("Error", "*** Unknown")) for ln in out.splitlines()):
         raise DegradeError(f"{' '.join(cmd)} <<< {lines!r} failed ({proc.returncode}): {out.strip()}")
     return out
 
@@ -125,5 +144,5 @@ def link_status(net, a: str, b: str, up: bool) -> None:
 
 
 def interface_up(node, intf: str) -> bool:
-    """Operational state of an interface as the kernel reports it."""
-    return "state UP" in node.cmd(f"ip link show dev {intf}") or "LOWER_UP" in node.cmd(f"ip link show dev {intf}")
+    """Operational state of an interface as the kernel reports it (operstate 'up')."""
+    return node.cmd(f"cat /sys/class/net/{intf}/operstate 2>/dev/null").strip() == "up"

@@ -86,3 +86,42 @@ def test_fig2_ping_and_tcp_stream(lab_options, tmp_path, clean_lab):
     assert rx_end["ok"] and rx_end["gaps"] == 0 and rx_end["corrupt"] == 0 and not rx_end["reset"]
     assert rx_end["bytes"] == tx_end["bytes"] > 100_000
     assert nic_rx() - before > 50        # the stream went through the NICs
+
+
+def test_degradation_helpers(lab_options, clean_lab):
+    """Queue rate via the runtime CLI, tbf, link down/up and the netem probe on a running fig2."""
+    from topologies import degrade
+    from topologies.network import Lab
+
+    lab_options.no_p4 = True
+    lab = Lab(load("fig2"), lab_options)
+    clean_lab(lab)
+    lab.start()
+    nic2 = lab.switch("nic2")
+    degrade.set_queue_rate(nic2.thrift_port, 100, 2)
+    degrade.set_queue_rate(nic2.thrift_port, 0)
+    with pytest.raises(degrade.DegradeError, match="Invalid rate|usage"):
+        degrade.switch_cli(nic2.thrift_port, "set_queue_rate lots")
+
+    degrade.tbf(nic2, "nic2-eth2", "1mbit")
+    assert "tbf" in nic2.cmd("tc qdisc show dev nic2-eth2")
+    degrade.clear_qdisc(nic2, "nic2-eth2")
+    assert "tbf" not in nic2.cmd("tc qdisc show dev nic2-eth2")
+    with pytest.raises(degrade.DegradeError, match="failed"):
+        degrade.tbf(nic2, "nic2-eth2", "not-a-rate")
+
+    assert degrade.interface_up(nic2, "nic2-eth2")
+    degrade.link_status(lab.net, "nic2", "gwB", up=False)
+    assert not degrade.interface_up(nic2, "nic2-eth2")
+    assert not degrade.interface_up(lab.switch("gwB"), "gwB-eth3")
+    degrade.link_status(lab.net, "nic2", "gwB", up=True)
+    assert degrade.interface_up(nic2, "nic2-eth2")
+    with pytest.raises(degrade.DegradeError, match="not connected"):
+        degrade.link_status(lab.net, "nic1", "nic2", up=False)
+
+    if degrade.netem_available(nic2, "nic2-eth1"):
+        degrade.netem(nic2, "nic2-eth1", delay_ms=5)
+        assert "netem" in nic2.cmd("tc qdisc show dev nic2-eth1")
+    else:
+        with pytest.raises(degrade.NetemUnavailable):
+            degrade.netem(nic2, "nic2-eth1", delay_ms=5)
