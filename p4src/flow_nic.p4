@@ -1,0 +1,67 @@
+/*
+ * flowmig: the stateful NIC.
+ *
+ * A two-port bump in the wire that tracks every TCP connection, UDP flow and RoCEv2 queue pair it
+ * forwards, learns new ones in the data plane (digest to the controller), drops TCP packets that
+ * its state says are invalid, and executes the controller's in-band flowmig commands (suspend, save,
+ * load, resume, clear) on that state. Everything is in include/; this file only wires it together.
+ * Contract with the controller: docs/dataplane.md.
+ */
+#include <core.p4>
+#include <v1model.p4>
+
+#include "defines.p4"
+#include "headers.p4"
+#include "parser.p4"
+#include "checksums.p4"
+#include "packet_io.p4"
+#include "port_stats.p4"
+#include "flow_key.p4"
+#include "flow_state.p4"
+#include "nic_forwarding.p4"
+
+control FlowNicIngress(inout headers_t hdr,
+                       inout local_metadata_t meta,
+                       inout standard_metadata_t std) {
+    PortRxStats() port_rx_stats;
+    PacketIoIngress() packet_io;
+    NicForwarding() nic_forwarding;
+    FlowKey() flow_key;
+    FlowState() flow_state;
+    CpuPunt() cpu_punt;
+    DropAccounting() drop_accounting;
+
+    apply {
+        port_rx_stats.apply(std.ingress_port);
+        packet_io.apply(hdr, meta, std);
+        if (!meta.is_command && !meta.sent_direct && !meta.drop) {
+            nic_forwarding.apply(hdr, meta, std);
+            flow_key.apply(hdr, meta);
+        }
+        // One place applies the flow state: commands, and data packets still being forwarded.
+        if (meta.is_command || (!meta.sent_direct && !meta.drop)) {
+            flow_state.apply(hdr, meta, std);
+        }
+        if (meta.is_command) {
+            cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_COMMAND_REPLY, std);
+        }
+        drop_accounting.apply(meta, std);
+    }
+}
+
+control FlowNicEgress(inout headers_t hdr,
+                      inout local_metadata_t meta,
+                      inout standard_metadata_t std) {
+    PortTxStats() port_tx_stats;
+
+    apply {
+        port_tx_stats.apply(meta, std);
+    }
+}
+
+V1Switch(FlowmigParser(),
+         FlowmigVerifyChecksum(),
+         FlowNicIngress(),
+         FlowNicEgress(),
+         FlowmigComputeChecksum(),
+         FlowmigDeparser()) main;

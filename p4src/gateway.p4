@@ -1,0 +1,69 @@
+/*
+ * flowmig: the gateway (proxy / load balancer in front of the NICs).
+ *
+ * Routes IPv4 toward local hosts, places flows bound for the NIC fabric on a NIC by a symmetric
+ * hash, holds the per-flow forwarding entries that migration rewrites, suspends flows (punt to the
+ * controller or drop) and forwards the controller's replayed packets. Everything is in include/;
+ * this file only wires it together. Contract with the controller: docs/dataplane.md.
+ */
+#include <core.p4>
+#include <v1model.p4>
+
+#include "defines.p4"
+#include "headers.p4"
+#include "parser.p4"
+#include "checksums.p4"
+#include "packet_io.p4"
+#include "port_stats.p4"
+#include "flow_key.p4"
+#include "gateway_forwarding.p4"
+
+control GatewayIngress(inout headers_t hdr,
+                       inout local_metadata_t meta,
+                       inout standard_metadata_t std) {
+    PortRxStats() port_rx_stats;
+    PacketIoIngress() packet_io;
+    FlowKey() flow_key;
+    GatewayForwarding() gateway_forwarding;
+    CpuPunt() cpu_punt;
+    DropAccounting() drop_accounting;
+
+    apply {
+        port_rx_stats.apply(std.ingress_port);
+        packet_io.apply(hdr, meta, std);
+        if (meta.is_command) {
+            // The gateway holds no flow state: commands are for NICs.
+            meta.drop = true;
+            meta.drop_reason = DROP_BAD_PACKET_OUT;
+        } else if (!meta.sent_direct && !meta.drop) {
+            if (hdr.ipv4.isValid()) {
+                flow_key.apply(hdr, meta);
+                gateway_forwarding.apply(hdr, meta, std);
+                if (meta.punt) {
+                    cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_SUSPENDED, std);
+                }
+            } else {
+                meta.drop = true;
+                meta.drop_reason = DROP_NOT_IPV4;
+            }
+        }
+        drop_accounting.apply(meta, std);
+    }
+}
+
+control GatewayEgress(inout headers_t hdr,
+                      inout local_metadata_t meta,
+                      inout standard_metadata_t std) {
+    PortTxStats() port_tx_stats;
+
+    apply {
+        port_tx_stats.apply(meta, std);
+    }
+}
+
+V1Switch(FlowmigParser(),
+         FlowmigVerifyChecksum(),
+         GatewayIngress(),
+         GatewayEgress(),
+         FlowmigComputeChecksum(),
+         FlowmigDeparser()) main;

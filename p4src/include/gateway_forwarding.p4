@@ -1,0 +1,149 @@
+/*
+ * flowmig: the gateway's forwarding: per-flow entries, IPv4 routes, hash placement on the NIC group.
+ *
+ * Order of decisions for an IPv4 packet:
+ *   1. `flow_forwarding` (exact 5-tuple, as the packet carries it): what migration rewrites.
+ *      set_nic_port(port) pins the flow; suspend_flow(mode, port) suspends it: its packets go to the
+ *      controller (SUSPEND_PUNT, lossless) or are dropped (SUSPEND_DROP), except replayed packets
+ *      (PACKET_OUT_FORWARD), which go to `port` - the flow's new path.
+ *   2. otherwise `ipv4_routes` (LPM on dst): route_to_port(port) for hosts on this side,
+ *      route_via_nics(group_size) for destinations behind the NICs, where
+ *   3. `nic_group` maps hash(normalized key) mod group_size -> NIC port. The key is normalized
+ *      (FlowKey), so both directions of a connection get the same index; with the same group size
+ *      and index order on both gateways, both directions cross the same NIC, which a stateful NIC
+ *      requires.
+ */
+#ifndef FLOWMIG_GATEWAY_FORWARDING_P4
+#define FLOWMIG_GATEWAY_FORWARDING_P4
+
+#include "headers.p4"
+
+control GatewayForwarding(inout headers_t hdr,
+                          inout local_metadata_t meta,
+                          inout standard_metadata_t std) {
+    direct_counter(CounterType.packets_and_bytes) flow_forwarding_counter;
+    direct_counter(CounterType.packets_and_bytes) ipv4_routes_counter;
+    direct_counter(CounterType.packets_and_bytes) nic_group_counter;
+
+    // ---- per-flow entries ----
+
+    action set_nic_port(port_num_t port) {
+        std.egress_spec = port;
+        flow_forwarding_counter.count();
+    }
+
+    action suspend_flow(bit<8> mode, port_num_t port) {
+        meta.suspended = true;
+        meta.suspend_mode = mode;
+        meta.suspend_port = port;
+        flow_forwarding_counter.count();
+    }
+
+    action use_routes() {
+        flow_forwarding_counter.count();
+    }
+
+    table flow_forwarding {
+        key = {
+            hdr.ipv4.src_addr : exact @name("src_addr");
+            hdr.ipv4.dst_addr : exact @name("dst_addr");
+            hdr.ipv4.protocol : exact @name("proto");
+            meta.l4_src_port  : exact @name("src_port");
+            meta.l4_dst_port  : exact @name("dst_port");
+        }
+        actions = {
+            set_nic_port;
+            suspend_flow;
+            @defaultonly use_routes;
+        }
+        const default_action = use_routes();
+        counters = flow_forwarding_counter;
+        size = 16384;
+    }
+
+    // ---- routes ----
+
+    action route_to_port(port_num_t port) {
+        std.egress_spec = port;
+        ipv4_routes_counter.count();
+    }
+
+    action route_via_nics(bit<32> group_size) {
+        meta.via_nics = true;
+        hash(meta.nic_index, HashAlgorithm.crc16, (bit<16>)0,
+             { meta.key_addr_lo, meta.key_addr_hi, meta.key_port_lo, meta.key_port_hi,
+               meta.key_proto, meta.key_qpn },
+             group_size);
+        ipv4_routes_counter.count();
+    }
+
+    action drop_no_route() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NO_ROUTE;
+        ipv4_routes_counter.count();
+    }
+
+    table ipv4_routes {
+        key = {
+            hdr.ipv4.dst_addr : lpm @name("dst_addr");
+        }
+        actions = {
+            route_to_port;
+            route_via_nics;
+            @defaultonly drop_no_route;
+        }
+        const default_action = drop_no_route();
+        counters = ipv4_routes_counter;
+        size = 1024;
+    }
+
+    // ---- NIC group (hash placement) ----
+
+    action set_group_port(port_num_t port) {
+        std.egress_spec = port;
+        nic_group_counter.count();
+    }
+
+    action drop_no_nic() {
+        meta.drop = true;
+        meta.drop_reason = DROP_NO_NIC;
+        nic_group_counter.count();
+    }
+
+    table nic_group {
+        key = {
+            meta.nic_index : exact @name("index");
+        }
+        actions = {
+            set_group_port;
+            @defaultonly drop_no_nic;
+        }
+        const default_action = drop_no_nic();
+        counters = nic_group_counter;
+        size = 64;
+    }
+
+    apply {
+        meta.via_nics = false;
+        meta.suspended = false;
+        if (flow_forwarding.apply().hit) {
+            if (meta.suspended) {
+                if (meta.replay) {
+                    std.egress_spec = meta.suspend_port;
+                } else if (meta.suspend_mode == SUSPEND_DROP) {
+                    meta.drop = true;
+                    meta.drop_reason = DROP_SUSPENDED;
+                } else {
+                    meta.punt = true;
+                }
+            }
+        } else {
+            ipv4_routes.apply();
+            if (meta.via_nics) {
+                nic_group.apply();
+            }
+        }
+    }
+}
+
+#endif
