@@ -255,3 +255,26 @@ def lpm_program() -> dict[str, Any]:
               key_names=["hdr.ipv4.dstAddr"], with_counters=False)
     ipv4_checksum(doc)
     return doc.d
+
+
+def eth_doc(scalars: list | None = None) -> Doc:
+    """Ethernet-only program skeleton (parser + deparser), no control nodes yet."""
+    doc = Doc({"ethernet": ETHERNET}, scalars=scalars)
+    doc.parser([state("start", [extract("ethernet")])])
+    doc.deparser(["ethernet"])
+    return doc
+
+
+def action_program(ingress: list, egress: list | None = None, scalars: list | None = None,
+                   registers: dict[str, tuple[int, int]] | None = None, doc: Doc | None = None) -> Doc:
+    """Ethernet-only program whose ingress (and egress) run one action with `ingress` primitives,
+    applied the way p4c emits a bare action call (a keyless tbl_* table). Registers: name -> (size, width)."""
+    doc = doc or eth_doc(scalars)
+    for i, (name, (size, width)) in enumerate((registers or {}).items()):
+        doc.d["register_arrays"].append({"name": name, "id": i, "size": size, "bitwidth": width})
+    doc.action("ing", [], ingress)
+    doc.call("ingress", "tbl_ing", "ing")
+    if egress is not None:
+        doc.action("egr", [], egress)
+        doc.call("egress", "tbl_egr", "egr")
+    return doc
