@@ -112,7 +112,7 @@ class Lab:
         self.write_config()
         if opts.populate and not opts.no_p4:
             from topologies import tables
-            tables.populate(self.config())
+            tables.populate(self.config(), log_dir=opts.log_dir)
         log.info("lab %s up (run %s), config %s", self.topo.name, self.run_id, self.config_path)
         return self
 
@@ -152,27 +152,44 @@ class Lab:
 
     # ---- the controller config file ----
     def config(self) -> dict:
-        topo = self.topo
-        switches = {}
-        for sw in self.switches():
-            entry = sw.describe()
-            if sw.role == "gateway":
-                entry["nic_group"] = [{"port": p, "nic": n} for p, n in topo.gateway_nic_ports(sw.name)]
-            else:
-                entry["gateway_ports"] = topo.nic_ports(sw.name)
-            entry["peers"] = {str(p): str(e) for p, e in sorted(topo.ports_of(sw.name).items())}
-            switches[sw.name] = entry
-        hosts = {}
-        for h in topo.hosts.values():
-            att = topo.host_attachment(h.name)
-            node = self.net.get(h.name) if self.net else None
-            hosts[h.name] = {"ip": h.ip, "prefix_len": h.prefix_len, "mac": h.mac, "switch": att.node,
-                             "port": att.port, "intf": node.defaultIntf().name if node else None,
-                             "pid": node.pid if node else None}
-        return {"version": CONFIG_VERSION, "topology": topo.name, "target": self.options.target,
-                "run_id": self.run_id, "run_dir": str(self.run_dir.resolve()), "cpu_port": CPU_PORT,
-                "switches": switches, "hosts": hosts, "links": [[str(lk.a), str(lk.b)] for lk in topo.links]}
+        """The controller config of this run (see :func:`build_config`)."""
+        described = {sw.name: sw.describe() for sw in self.switches()} if self.net else {}
+        runtime = {}
+        if self.net:
+            for h in self.topo.hosts:
+                node = self.net.get(h)
+                runtime[h] = {"intf": node.defaultIntf().name, "pid": node.pid}
+        return build_config(self.topo, described, runtime, self.options.target, self.run_id, self.run_dir)
 
     def write_config(self) -> Path:
         self.config_path.write_text(json.dumps(self.config(), indent=2) + "\n")
         return self.config_path
+
+
+def build_config(topo: Topology, described: dict[str, dict], host_runtime: dict[str, dict] | None = None,
+                 target: str = "embedded", run_id: str = "", run_dir: Path | None = None) -> dict:
+    """The controller config file's content (read by ``flowmig --config`` / ``controller.config``).
+
+    ``described`` maps switch name -> :meth:`P4Switch.describe` (grpc_addr, device_id, program, role,
+    cpu_port, p4info, json, thrift_port, target, log, pid, ports); this adds each gateway's
+    ``nic_group`` (ordered [{port, nic}]), each NIC's ``gateway_ports`` ({gateway: port}) and every
+    switch's ``peers`` ({port: "node:port"}), plus the hosts (ip, prefix_len, mac, switch, port).
+    """
+    switches = {}
+    for name, spec in topo.switches.items():
+        entry = dict(described.get(name, {"program": spec.program, "role": spec.role,
+                                           "device_id": spec.device_id, "cpu_port": CPU_PORT}))
+        if spec.role == "gateway":
+            entry["nic_group"] = [{"port": p, "nic": n} for p, n in topo.gateway_nic_ports(name)]
+        else:
+            entry["gateway_ports"] = topo.nic_ports(name)
+        entry["peers"] = {str(p): str(e) for p, e in sorted(topo.ports_of(name).items())}
+        switches[name] = entry
+    hosts = {}
+    for h in topo.hosts.values():
+        att = topo.host_attachment(h.name)
+        hosts[h.name] = {"ip": h.ip, "prefix_len": h.prefix_len, "mac": h.mac, "switch": att.node,
+                         "port": att.port, **(host_runtime or {}).get(h.name, {})}
+    return {"version": CONFIG_VERSION, "topology": topo.name, "target": target, "run_id": run_id,
+            "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "cpu_port": CPU_PORT,
+            "switches": switches, "hosts": hosts, "links": [[str(lk.a), str(lk.b)] for lk in topo.links]}

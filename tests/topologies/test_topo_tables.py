@@ -1,0 +1,68 @@
+"""The controller config a lab writes and the initial table plan derived from it (no root)."""
+
+import pytest
+
+from topologies.description import load
+from topologies.network import build_config
+from topologies.tables import EntrySpec, PopulateError, plan
+
+
+def _config(name: str) -> dict:
+    topo = load(name)
+    described = {s: {"grpc_addr": f"127.0.0.1:{50001 + i}", "device_id": 0, "program": spec.program,
+                     "role": spec.role, "cpu_port": 255, "p4info": None, "json": None, "thrift_port": 9090 + i}
+                 for i, (s, spec) in enumerate(topo.switches.items())}
+    return build_config(topo, described)
+
+
+def test_config_is_readable_by_the_controller(tmp_path):
+    import json
+
+    from controller.config import load_config
+
+    cfg = _config("fig2")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    ctl = load_config(path)
+    assert set(ctl.switches) == {"gwA", "gwB", "nic1", "nic2", "nic3"}
+    assert ctl.switch("gwA").address == "127.0.0.1:50001" and ctl.switch("gwA").device_id == 0
+    assert ctl.by_role("nic") == ["nic1", "nic2", "nic3"]
+    assert cfg["switches"]["gwB"]["nic_group"] == [{"port": 2, "nic": "nic1"}, {"port": 3, "nic": "nic2"},
+                                                    {"port": 4, "nic": "nic3"}]
+    assert cfg["hosts"]["hostB"] == {"ip": "10.0.0.2", "prefix_len": 24, "mac": "02:00:0a:00:00:02",
+                                     "switch": "gwB", "port": 1}
+
+
+def test_fig2_plan():
+    p = plan(_config("fig2"))
+    assert p["gwA"] == [
+        EntrySpec("nic_group", {"index": 0}, "set_group_port", {"port": 2}),
+        EntrySpec("nic_group", {"index": 1}, "set_group_port", {"port": 3}),
+        EntrySpec("nic_group", {"index": 2}, "set_group_port", {"port": 4}),
+        EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.1", 32)}, "route_to_port", {"port": 1}),
+        EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.2", 32)}, "route_via_nics", {"group_size": 3}),
+    ]
+    assert p["gwB"][3:] == [
+        EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.1", 32)}, "route_via_nics", {"group_size": 3}),
+        EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.2", 32)}, "route_to_port", {"port": 1}),
+    ]
+    # same NIC order on both gateways (the symmetric hash's index means the same NIC both ways)
+    assert [e.params for e in p["gwA"][:3]] == [e.params for e in p["gwB"][:3]]
+    for nic in ("nic1", "nic2", "nic3"):
+        assert p[nic] == [EntrySpec("nic_ports", {"ingress_port": 1}, "set_egress_port", {"port": 2}),
+                          EntrySpec("nic_ports", {"ingress_port": 2}, "set_egress_port", {"port": 1})]
+
+
+def test_fig3_plan_routes_every_host():
+    p = plan(_config("fig3"))
+    gw1 = {e.match["dst_addr"][0]: (e.action, e.params) for e in p["gw1"] if e.table == "ipv4_routes"}
+    assert gw1["10.0.0.11"] == ("route_to_port", {"port": 3})
+    assert gw1["10.0.0.21"] == ("route_via_nics", {"group_size": 2})
+    assert len(gw1) == 6
+
+
+def test_plan_rejects_a_nic_without_two_gateway_ports():
+    cfg = _config("fig2")
+    cfg["switches"]["nic1"]["gateway_ports"] = {"gwA": 1}
+    with pytest.raises(PopulateError, match="nic1"):
+        plan(cfg)

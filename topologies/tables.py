@@ -1,0 +1,105 @@
+"""Initial table population of a lab: host routes and the NIC group on gateways, port mapping on NICs.
+
+:func:`plan` turns a controller config (``topologies.network.Lab.config()``, the same JSON as
+``config.json``) into table entries, purely; :func:`populate` pushes each switch's pipeline (only when
+its cookie differs, so a controller that later calls ``ensure_pipeline`` with the same files keeps
+these entries) and writes the entries in one batch per switch through the controller's P4Runtime
+client layer (``controller.p4rt``). Table, action and parameter names follow docs/dataplane.md and
+p4src/include/{gateway,nic}_forwarding.p4:
+
+- gateway ``ipv4_routes`` (LPM on dst_addr): ``route_to_port(port)`` for a host cabled to this
+  gateway, ``route_via_nics(group_size)`` for a host behind the NICs (one /32 per host: all hosts of a
+  lab share one subnet, so the hosts need no router);
+- gateway ``nic_group`` (exact index): index i -> ``set_group_port(port)``; members in the topology's
+  NIC order, identical on every gateway, so the symmetric hash picks the same NIC in both directions;
+- NIC ``nic_ports`` (exact ingress_port): the port toward one gateway -> ``set_egress_port`` the port
+  toward the other.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class PopulateError(RuntimeError):
+    """The initial tables could not be computed or written; names the switch and the cause."""
+
+
+@dataclass(frozen=True)
+class EntrySpec:
+    table: str
+    match: dict[str, Any]
+    action: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.match} -> {self.action}{self.params}"
+
+
+def plan(config: dict) -> dict[str, list[EntrySpec]]:
+    """The initial entries of every switch of a lab config: {switch name: [EntrySpec, ...]}."""
+    switches, hosts = config["switches"], config["hosts"]
+    out: dict[str, list[EntrySpec]] = {}
+    for name, sw in switches.items():
+        entries: list[EntrySpec] = []
+        if sw["role"] == "gateway":
+            group = sw.get("nic_group", [])
+            for i, member in enumerate(group):
+                entries.append(EntrySpec("nic_group", {"index": i}, "set_group_port", {"port": member["port"]}))
+            for hname, h in sorted(hosts.items()):
+                if h["switch"] == name:
+                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h["ip"], 32)}, "route_to_port",
+                                             {"port": h["port"]}))
+                elif group:
+                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h["ip"], 32)}, "route_via_nics",
+                                             {"group_size": len(group)}))
+                else:
+                    raise PopulateError(f"gateway {name}: host {hname} is not local and there is no NIC group")
+        elif sw["role"] == "nic":
+            ports = sorted(sw.get("gateway_ports", {}).values())
+            if len(ports) != 2:
+                raise PopulateError(f"NIC {name}: needs exactly two gateway-facing ports, has {ports}")
+            a, b = ports
+            entries += [EntrySpec("nic_ports", {"ingress_port": a}, "set_egress_port", {"port": b}),
+                        EntrySpec("nic_ports", {"ingress_port": b}, "set_egress_port", {"port": a})]
+        else:
+            raise PopulateError(f"switch {name}: unknown role {sw['role']!r}")
+        out[name] = entries
+    return out
+
+
+def populate(config: dict, log_dir: str | Path | None = None, timeout: float = 10.0) -> dict[str, int]:
+    """Push pipelines (if needed) and write the planned entries. Returns {switch: entries written}."""
+    try:
+        from controller.p4rt import P4RuntimeError, SwitchConnection, SwitchOptions, load_p4info
+    except ImportError as exc:
+        raise PopulateError(f"the controller's P4Runtime client layer is unavailable: {exc}") from exc
+
+    written: dict[str, int] = {}
+    for name, entries in plan(config).items():
+        sw = config["switches"][name]
+        if not sw.get("p4info") or not sw.get("json"):
+            raise PopulateError(f"switch {name}: config has no p4info/json paths to push")
+        p4info = load_p4info(sw["p4info"])
+        device_config = Path(sw["json"]).read_bytes()
+        opts = SwitchOptions(name=name, address=sw["grpc_addr"], device_id=sw["device_id"],
+                             cpu_port=sw.get("cpu_port", 255), connect_timeout=timeout,
+                             log_dir=str(log_dir) if log_dir else None, reconnect=False)
+        conn = SwitchConnection(opts, p4info)
+        try:
+            conn.connect()
+            pushed = conn.ensure_pipeline(p4info, device_config)
+            h = conn.helper
+            conn.insert([h.table_entry(e.table, e.match, e.action, e.params) for e in entries])
+        except P4RuntimeError as exc:
+            raise PopulateError(f"switch {name} ({sw['grpc_addr']}): {exc}") from exc
+        finally:
+            conn.close()
+        log.info("%s: pipeline %s, %d entries", name, "pushed" if pushed else "already there", len(entries))
+        written[name] = len(entries)
+    return written
