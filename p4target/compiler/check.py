@@ -1,0 +1,1248 @@
+"""Name resolution and type checking of a parsed program (the v1model architecture is built in).
+
+Annotates the tree in place: every expression gets ``ty`` (a :mod:`types` type), ``ref`` (the symbol a
+name or member resolves to) and ``const`` (its value when known at compile time); untyped integer
+literals are given the width their context requires. Declarations get a ``sym``. Rejects what p4c
+rejects in this subset (undeclared names, mismatched widths and types, wrong argument counts).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast as A
+from .errors import CompileError, Loc, unsupported
+from .types import (
+    ActionParamSym, ActionSym, BitsT, BlockSym, BoolT, ConstSym, DontCareT, EnumT, ErrorT,
+    ExternFuncSym, ExternT, InstanceSym, IntT, ListT, MatchKindT, ObjT, ParamSym, StackT,
+    StringT, StructT, Sym, TableSym, Type, TypeSym, VarSym, VoidT,
+)
+
+ROLES = {
+    "parser": ["packet_in", "headers", "meta", "standard_metadata"],
+    "verify": ["headers", "meta"],
+    "ingress": ["headers", "meta", "standard_metadata"],
+    "egress": ["headers", "meta", "standard_metadata"],
+    "compute": ["headers", "meta"],
+    "deparser": ["packet_out", "headers"],
+}
+BLOCK_ORDER = ["parser", "verify", "ingress", "egress", "compute", "deparser"]
+EXTERN_METHODS = {
+    "register": {"read", "write"}, "counter": {"count"}, "direct_counter": {"count"},
+    "meter": {"execute_meter"}, "direct_meter": {"read"}, "Checksum16": {"get"},
+}
+
+
+def expr_str(e: A.Expr) -> str:
+    """p4c-style source text of an expression (used for key and field names)."""
+    if isinstance(e, A.Name):
+        return e.name
+    if isinstance(e, A.Member):
+        return f"{expr_str(e.expr)}.{e.name}"
+    if isinstance(e, A.Index):
+        return f"{expr_str(e.expr)}[{expr_str(e.index)}]"
+    if isinstance(e, A.Slice):
+        return f"{expr_str(e.expr)}[{expr_str(e.hi)}:{expr_str(e.lo)}]"
+    if isinstance(e, A.IntLit):
+        return str(e.value)
+    if isinstance(e, A.Call):
+        inner = ", ".join(expr_str(a) for a in e.args)
+        return f"{expr_str(e.func)}({inner})"
+    if isinstance(e, A.Binary):
+        return f"{expr_str(e.left)} {e.op} {expr_str(e.right)}"
+    if isinstance(e, A.Unary):
+        return f"{e.op}{expr_str(e.expr)}"
+    if isinstance(e, A.Cast):
+        return f"({type_ref_str(e.type)}){expr_str(e.expr)}"
+    if isinstance(e, A.BoolLit):
+        return "true" if e.value else "false"
+    return type(e).__name__
+
+
+def type_ref_str(t: Any) -> str:
+    if isinstance(t, A.BitTypeRef):
+        return f"{t.kind}<{expr_str(t.width) if t.width else ''}>"
+    if isinstance(t, A.NamedTypeRef):
+        return t.name
+    if isinstance(t, A.SimpleTypeRef):
+        return t.name
+    return "?"
+
+
+def control_plane_name(decl: Any, prefix: str) -> str:
+    """Fully qualified control-plane name, honouring @name (absolute when it starts with '.')."""
+    a = A.anno(decl.annos, "name")
+    name = decl.name
+    if a and a.args and isinstance(a.args[0], A.StrLit):
+        name = a.args[0].value
+        if name.startswith("."):
+            return name[1:]
+    return f"{prefix}.{name}" if prefix else name
+
+
+@dataclass
+class TableInfo:
+    keys: list[tuple[A.Expr, str, str]] = field(default_factory=list)     # expr, match kind, name
+    actions: list[tuple[ActionSym, list[A.Annotation], A.Expr]] = field(default_factory=list)
+    default: tuple[ActionSym, list[A.Expr], bool] | None = None           # action, args, const
+    size: int | None = None
+    counters: InstanceSym | None = None
+    meters: InstanceSym | None = None
+    timeout: bool = False
+    entries: list[A.TableEntry] | None = None
+    entries_const: bool = False
+    largest_priority_wins: bool = True
+
+
+@dataclass
+class Checked:
+    program: A.Program
+    blocks: dict[str, A.Any]                # role -> ParserDecl/ControlDecl
+    headers_t: StructT
+    meta_t: StructT
+    std_t: StructT
+    errors: dict[str, int]
+    enums: dict[str, EnumT]
+    globals: dict[str, Sym]
+    struct_types: dict[str, StructT]
+    main_loc: Loc | None = None
+
+
+class Scope:
+    def __init__(self, parent: Scope | None = None) -> None:
+        self.parent = parent
+        self.names: dict[str, Sym] = {}
+
+    def lookup(self, name: str) -> Sym | None:
+        s: Scope | None = self
+        while s is not None:
+            if name in s.names:
+                return s.names[name]
+            s = s.parent
+        return None
+
+    def add(self, sym: Sym, loc: Loc) -> None:
+        if sym.name in self.names and not isinstance(self.names[sym.name], TypeSym):
+            raise CompileError(f"{sym.name}: re-declaration of a name in the same scope", loc)
+        self.names[sym.name] = sym
+
+
+class Checker:
+    def __init__(self, prog: A.Program) -> None:
+        self.prog = prog
+        self.glob = Scope()
+        self.errors: dict[str, int] = {}
+        self.match_kinds: set[str] = set()
+        self.enums: dict[str, EnumT] = {}
+        self.structs: dict[str, StructT] = {}
+        self.externs: dict[str, A.ExternDecl] = {}
+        self.ctx = ""          # action, control, parser, deparser, verify, compute
+        self.var_counter: dict[str, int] = {}
+        self.all_vars: list[VarSym] = []
+
+    # ------------------------------------------------------------------ globals
+    def run(self) -> Checked:
+        main = None
+        for d in self.prog.decls:
+            self.declare_global(d)
+            if isinstance(d, A.Instance) and d.name == "main":
+                main = d
+        if main is None:
+            raise CompileError("no 'main' package instance (expected V1Switch(...) main;)",
+                               self.prog.decls[-1].loc if self.prog.decls else None)
+        if not (isinstance(main.type, A.NamedTypeRef) and main.type.name == "V1Switch"):
+            raise unsupported("architectures other than v1model V1Switch", main.loc)
+        if len(main.args) != 6:
+            raise CompileError("V1Switch expects 6 arguments (parser, verifyChecksum, ingress, egress,"
+                               " computeChecksum, deparser)", main.loc)
+        blocks: dict[str, Any] = {}
+        for role, arg in zip(BLOCK_ORDER, main.args, strict=True):
+            if not (isinstance(arg, A.Call) and isinstance(arg.func, A.Name) and not arg.args):
+                raise CompileError("V1Switch arguments must be parser/control instantiations like "
+                                   "MyParser()", arg.loc)
+            sym = self.glob.lookup(arg.func.name)
+            if not isinstance(sym, BlockSym):
+                raise CompileError(f"{arg.func.name}: declaration not found", arg.loc)
+            want = A.ParserDecl if role == "parser" else A.ControlDecl
+            if not isinstance(sym.decl, want) or sym.decl.is_type:
+                raise CompileError(f"{arg.func.name}: expected a {'parser' if role == 'parser' else 'control'}"
+                                   f" for argument {role}", arg.loc)
+            blocks[role] = sym.decl
+        h_t, m_t = self.block_types(blocks)
+        std_t = self.glob.lookup("standard_metadata_t")
+        assert isinstance(std_t, TypeSym) and isinstance(std_t.type, StructT)
+        for role in BLOCK_ORDER:
+            d = blocks[role]
+            if isinstance(d, A.ParserDecl):
+                self.check_parser(d)
+            else:
+                self.check_control(d, role)
+        return Checked(self.prog, blocks, h_t, m_t, std_t.type, self.errors, self.enums,
+                       self.glob.names, self.structs, main.loc)
+
+    def block_types(self, blocks: dict[str, Any]) -> tuple[StructT, StructT]:
+        found: dict[str, Type] = {}
+        for role in BLOCK_ORDER:
+            d = blocks[role]
+            roles = ROLES[role]
+            if len(d.params) != len(roles):
+                raise CompileError(f"{d.name}: expected {len(roles)} parameters for the v1model {role} block",
+                                   d.loc)
+            for p, r in zip(d.params, roles, strict=True):
+                t = self.resolve_type(p.type)
+                if r in ("headers", "meta"):
+                    if not isinstance(t, StructT) or t.kind != "struct":
+                        raise CompileError(f"{p.name}: {r} parameter must be a struct", p.loc)
+                    if r in found and found[r] is not t:
+                        raise CompileError(f"{p.name}: type {t} does not match {found[r]} used by the other "
+                                           "blocks", p.loc)
+                    found[r] = t
+                elif r == "standard_metadata" and not (isinstance(t, StructT) and t.name == "standard_metadata_t"):
+                    raise CompileError(f"{p.name}: expected standard_metadata_t", p.loc)
+        return found["headers"], found["meta"]   # type: ignore[return-value]
+
+    def declare_global(self, d: Any) -> None:
+        g = self.glob
+        if isinstance(d, A.HeaderDecl):
+            st = StructT(d.name, d.kind, [], d)
+            g.add(TypeSym(d.name, st), d.loc)
+            names = set()
+            for f in d.fields:
+                if f.name in names:
+                    raise CompileError(f"{f.name}: duplicate field", f.loc)
+                names.add(f.name)
+                ft = self.resolve_type(f.type)
+                if d.kind == "header" and not isinstance(ft, (BitsT, BoolT, EnumT)):
+                    raise CompileError(f"{f.name}: header fields must be bit<>, int<> or serializable enums "
+                                       f"(got {ft})", f.loc)
+                st.fields.append((f.name, ft))
+            self.structs[d.name] = st
+        elif isinstance(d, A.TypedefDecl):
+            g.add(TypeSym(d.name, self.resolve_type(d.type)), d.loc)
+        elif isinstance(d, A.ConstDecl):
+            t = self.resolve_type(d.type)
+            self.expr(d.value, g)
+            self.coerce(d.value, t)
+            if d.value.const is None:
+                raise CompileError(f"{d.name}: initializer is not a compile-time constant", d.value.loc)
+            g.add(ConstSym(d.name, t, d.value.const), d.loc)
+        elif isinstance(d, A.EnumDecl):
+            base = self.resolve_type(d.base) if d.base else None
+            members: dict[str, int] = {}
+            for i, (m, v) in enumerate(zip(d.members, d.values, strict=True)):
+                if base is not None:
+                    if v is None:
+                        raise CompileError(f"{m}: serializable enum members need a value", d.loc)
+                    self.expr(v, g)
+                    if v.const is None:
+                        raise CompileError(f"{m}: enum value is not constant", v.loc)
+                    members[m] = v.const
+                else:
+                    members[m] = i
+            et = EnumT(d.name, members, base if isinstance(base, BitsT) else None)
+            self.enums[d.name] = et
+            g.add(TypeSym(d.name, et), d.loc)
+        elif isinstance(d, A.ErrorDecl):
+            for m in d.members:
+                self.errors.setdefault(m, len(self.errors))
+        elif isinstance(d, A.MatchKindDecl):
+            self.match_kinds.update(d.members)
+        elif isinstance(d, A.ExternDecl):
+            if d.is_function:
+                if d.name not in g.names:
+                    g.add(ExternFuncSym(d.name, ObjT("function", d.name), d), d.loc)
+            else:
+                self.externs[d.name] = d
+                g.add(TypeSym(d.name, ExternT(d.name)), d.loc)
+        elif isinstance(d, A.ActionDecl):
+            sym = ActionSym(d.name, ObjT("action", d.name), d, control_plane_name(d, ""), None)
+            d.sym = sym
+            g.add(sym, d.loc)
+            self.check_action_decl(d, g)
+        elif isinstance(d, (A.ParserDecl, A.ControlDecl)):
+            if d.is_type:
+                g.add(TypeSym(d.name, ObjT("blocktype", d.name)), d.loc)
+            else:
+                if d.type_params:
+                    raise unsupported("generic parsers/controls", d.loc)
+                if d.ctor_params:
+                    raise unsupported("parsers/controls with constructor parameters", d.loc)
+                g.add(BlockSym(d.name, ObjT("block", d.name), d), d.loc)
+        elif isinstance(d, A.PackageDecl):
+            g.add(TypeSym(d.name, ObjT("package", d.name)), d.loc)
+        elif isinstance(d, A.Instance):
+            if d.name == "main":
+                return
+            sym = self.instance(d, g, "")
+            g.add(sym, d.loc)
+        elif isinstance(d, A.FunctionDecl):
+            raise unsupported("function declarations (use actions)", d.loc)
+        else:
+            raise unsupported(f"declaration {type(d).__name__}", getattr(d, "loc", None))
+
+    # ------------------------------------------------------------------ types
+    def resolve_type(self, t: A.TypeRef | None, scope: Scope | None = None) -> Type:
+        if t is None:
+            raise CompileError("missing type")
+        if isinstance(t, A.BitTypeRef):
+            if t.kind == "varbit":
+                raise unsupported("varbit fields", t.loc)
+            self.expr(t.width, scope or self.glob)
+            w = t.width.const
+            if not isinstance(w, int) or w <= 0:
+                raise CompileError("width must be a positive compile-time constant", t.loc)
+            return BitsT(w, t.signed)
+        if isinstance(t, A.SimpleTypeRef):
+            return {"bool": BoolT(), "error": ErrorT(), "string": StringT(), "void": VoidT(),
+                    "match_kind": MatchKindT(), "int": IntT(), "_": DontCareT(),
+                    "packet_in": ObjT("packet_in"), "packet_out": ObjT("packet_out")}[t.name]
+        if isinstance(t, A.StackTypeRef):
+            base = self.resolve_type(t.base, scope)
+            if not (isinstance(base, StructT) and base.kind == "header"):
+                raise unsupported("stacks of non-header types", t.loc)
+            self.expr(t.size, scope or self.glob)
+            if not isinstance(t.size.const, int) or t.size.const <= 0:
+                raise CompileError("header stack size must be a positive constant", t.loc)
+            return StackT(base, t.size.const)
+        if isinstance(t, A.NamedTypeRef):
+            sym = (scope or self.glob).lookup(t.name)
+            if sym is None:
+                raise CompileError(f"{t.name}: declaration not found", t.loc)
+            if not isinstance(sym, TypeSym):
+                raise CompileError(f"{t.name}: is not a type", t.loc)
+            if isinstance(sym.type, ExternT):
+                return ExternT(sym.type.name, [self.resolve_type(a, scope) for a in t.args])
+            return sym.type
+        if isinstance(t, A.TupleTypeRef):
+            return ListT(tuple(self.resolve_type(a, scope) for a in t.args))
+        raise unsupported(f"type {type(t).__name__}", t.loc)
+
+    # ------------------------------------------------------------------ instances / blocks
+    def instance(self, d: A.Instance, scope: Scope, prefix: str) -> InstanceSym:
+        t = self.resolve_type(d.type, scope)
+        if not isinstance(t, ExternT):
+            raise unsupported(f"instantiation of {t}", d.loc)
+        if t.name in ("action_profile", "action_selector"):
+            raise unsupported(f"{t.name} (table implementations)", d.loc)
+        if t.name not in EXTERN_METHODS:
+            raise unsupported(f"extern {t.name}", d.loc)
+        for a in d.args:
+            self.expr(a, scope)
+            if a.const is None:
+                raise CompileError("extern constructor arguments must be compile-time constants", a.loc)
+        expected = {"register": 1, "counter": 2, "direct_counter": 1, "meter": 2, "direct_meter": 1,
+                    "Checksum16": 0}[t.name]
+        if len(d.args) != expected:
+            raise CompileError(f"{t.name}: constructor expects {expected} arguments", d.loc)
+        if t.name == "register" and not t.type_args:
+            raise CompileError("register: missing type argument (register<bit<W>>(size))", d.loc)
+        if t.name == "register" and not isinstance(t.type_args[0], (BitsT, BoolT)):
+            raise unsupported(f"registers of type {t.type_args[0]}", d.loc)
+        sym = InstanceSym(d.name, t, d, control_plane_name(d, prefix), d.args)
+        d.sym = sym
+        return sym
+
+    def check_parser(self, d: A.ParserDecl) -> None:
+        scope = Scope(self.glob)
+        for p, r in zip(d.params, ROLES["parser"], strict=True):
+            scope.add(ParamSym(p.name, self.resolve_type(p.type), r, p.direction), p.loc)
+        self.ctx = "parser"
+        self.block_name = d.name
+        for loc_d in d.locals:
+            self.local(loc_d, scope, d.name)
+        states = {s.name for s in d.states}
+        if "start" not in states:
+            raise CompileError(f"{d.name}: parser has no 'start' state", d.loc)
+        for s in d.states:
+            if s.name in ("accept", "reject"):
+                raise CompileError(f"{s.name}: cannot declare a state named accept or reject", s.loc)
+            st_scope = Scope(scope)
+            for stmt in s.stmts:
+                self.stmt(stmt, st_scope)
+            tr = s.transition
+            targets = []
+            if isinstance(tr, A.Name):
+                targets.append((tr.name, tr.loc))
+            else:
+                types = []
+                for e in tr.exprs:
+                    types.append(self.expr(e, st_scope))
+                    if not isinstance(e.ty, (BitsT, BoolT, EnumT, ErrorT)):
+                        raise CompileError(f"select expression must be a bit-string, got {e.ty}", e.loc)
+                for c in tr.cases:
+                    items = c.keyset.items if isinstance(c.keyset, A.ListExpr) else [c.keyset]
+                    if isinstance(c.keyset, A.Default):
+                        items = [c.keyset] * len(tr.exprs)
+                    if len(items) != len(tr.exprs):
+                        raise CompileError(f"keyset has {len(items)} elements but select has {len(tr.exprs)}",
+                                           c.loc)
+                    for it, se in zip(items, tr.exprs, strict=True):
+                        self.keyset_elem(it, se.ty, st_scope)
+                    targets.append((c.state, c.loc))
+            for name, loc in targets:
+                if name not in states and name not in ("accept", "reject"):
+                    raise CompileError(f"{name}: state not found", loc)
+
+    def keyset_elem(self, it: A.Expr, t: Type, scope: Scope) -> None:
+        if isinstance(it, A.Default):
+            it.ty = DontCareT()
+            return
+        if isinstance(it, A.Binary) and it.op in ("&&&", ".."):
+            for sub in (it.left, it.right):
+                self.expr(sub, scope)
+                self.coerce(sub, t)
+                if sub.const is None:
+                    raise unsupported("non-constant keyset", sub.loc)
+            it.ty = t
+            return
+        self.expr(it, scope)
+        self.coerce(it, t)
+        if it.const is None:
+            raise unsupported("non-constant keyset (value sets)", it.loc)
+
+    def check_control(self, d: A.ControlDecl, role: str) -> None:
+        scope = Scope(self.glob)
+        for p, r in zip(d.params, ROLES[role], strict=True):
+            scope.add(ParamSym(p.name, self.resolve_type(p.type), r, p.direction), p.loc)
+        self.block_name = d.name
+        self.ctx = "control"
+        for loc_d in d.locals:
+            self.local(loc_d, scope, d.name)
+        self.ctx = {"verify": "verify", "compute": "compute", "deparser": "deparser"}.get(role, "control")
+        self.stmt(d.body, scope)
+        self.ctx = "control"
+
+    def local(self, d: Any, scope: Scope, prefix: str) -> None:
+        if isinstance(d, A.ActionDecl):
+            sym = ActionSym(d.name, ObjT("action", d.name), d, control_plane_name(d, prefix), prefix)
+            d.sym = sym
+            scope.add(sym, d.loc)
+            self.check_action_decl(d, scope)
+        elif isinstance(d, A.TableDecl):
+            sym = TableSym(d.name, ObjT("table", d.name), d, control_plane_name(d, prefix))
+            d.sym = sym
+            scope.add(sym, d.loc)
+            sym.info = self.check_table(d, scope)
+        elif isinstance(d, A.Instance):
+            scope.add(self.instance(d, scope, prefix), d.loc)
+        elif isinstance(d, A.VarDecl):
+            self.stmt(d, scope)
+        elif isinstance(d, A.ConstDecl):
+            t = self.resolve_type(d.type, scope)
+            self.expr(d.value, scope)
+            self.coerce(d.value, t)
+            if d.value.const is None:
+                raise CompileError(f"{d.name}: initializer is not a compile-time constant", d.value.loc)
+            scope.add(ConstSym(d.name, t, d.value.const), d.loc)
+        else:
+            raise unsupported(f"local declaration {type(d).__name__}", getattr(d, "loc", None))
+
+    def check_action_decl(self, d: A.ActionDecl, scope: Scope) -> None:
+        s = Scope(scope)
+        seen_dirless = False
+        for i, p in enumerate(d.params):
+            t = self.resolve_type(p.type, scope)
+            if p.direction == "":
+                seen_dirless = True
+                if not isinstance(t, (BitsT, BoolT, EnumT)):
+                    raise unsupported(f"action data parameter of type {t}", p.loc)
+            elif seen_dirless:
+                raise CompileError(f"{p.name}: directional parameters must precede action data parameters",
+                                   p.loc)
+            psym = ActionParamSym(p.name, t, i, p.direction, d)
+            s.add(psym, p.loc)
+            d._param_syms = getattr(d, "_param_syms", None) or {}
+            d._param_syms[p.name] = psym
+        old = self.ctx
+        self.ctx = "action"
+        self.stmt(d.body, s)
+        self.ctx = old
+
+    # ------------------------------------------------------------------ tables
+    def check_table(self, d: A.TableDecl, scope: Scope) -> TableInfo:
+        info = TableInfo()
+        seen = set()
+        for p in d.props:
+            if p.name in seen:
+                raise CompileError(f"{p.name}: duplicate table property", p.loc)
+            seen.add(p.name)
+            if p.name == "key":
+                for k in p.value:
+                    self.expr(k.expr, scope)
+                    if not isinstance(k.expr.ty, (BitsT, BoolT, EnumT, ErrorT)):
+                        raise CompileError(f"key {expr_str(k.expr)}: cannot match on a value of type {k.expr.ty}",
+                                           k.loc)
+                    if k.match_kind not in self.match_kinds:
+                        raise CompileError(f"{k.match_kind}: unknown match kind", k.loc)
+                    if k.match_kind == "selector":
+                        raise unsupported("selector match kind (action selectors)", k.loc)
+                    na = A.anno(k.annos, "name")
+                    kname = na.args[0].value if na and na.args and isinstance(na.args[0], A.StrLit) \
+                        else expr_str(k.expr)
+                    info.keys.append((k.expr, k.match_kind, kname))
+                if sum(1 for _, mk, _ in info.keys if mk == "lpm") > 1:
+                    raise CompileError("a table may have at most one lpm key", p.loc)
+            elif p.name == "actions":
+                for ar in p.value:
+                    act, args = self.action_ref(ar.expr, scope, table_list=True)
+                    if any(a is act for a, _, _ in info.actions):
+                        raise CompileError(f"{act.name}: duplicate action in table", ar.loc)
+                    info.actions.append((act, ar.annos, ar.expr))
+            elif p.name == "default_action":
+                act, args = self.action_ref(p.value, scope, table_list=False)
+                info.default = (act, args, p.is_const)
+            elif p.name == "size":
+                self.expr(p.value, scope)
+                if not isinstance(p.value.const, int):
+                    raise CompileError("size must be a compile-time constant", p.value.loc)
+                info.size = p.value.const
+            elif p.name in ("counters", "meters"):
+                self.expr(p.value, scope)
+                sym = p.value.ref
+                want = "direct_counter" if p.name == "counters" else "direct_meter"
+                if not (isinstance(sym, InstanceSym) and sym.type.name == want):
+                    raise CompileError(f"{p.name} must name a {want} instance", p.value.loc)
+                if p.name == "counters":
+                    info.counters = sym
+                else:
+                    info.meters = sym
+            elif p.name == "support_timeout":
+                self.expr(p.value, scope)
+                info.timeout = bool(p.value.const)
+            elif p.name == "entries":
+                info.entries = p.value
+                info.entries_const = p.is_const
+            elif p.name == "largest_priority_wins":
+                self.expr(p.value, scope)
+                info.largest_priority_wins = bool(p.value.const)
+            elif p.name in ("implementation", "psa_implementation"):
+                raise unsupported("table implementation (action profiles/selectors)", p.loc)
+            elif p.name == "priority_delta":
+                raise unsupported("priority_delta", p.loc)
+            else:
+                raise unsupported(f"table property '{p.name}'", p.loc)
+        if "actions" not in seen:
+            raise CompileError(f"{d.name}: table has no actions property", d.loc)
+        if info.default is not None:
+            act = info.default[0]
+            if not any(a is act for a, _, _ in info.actions):
+                raise CompileError(f"{act.name}: default action is not in the table's action list", d.loc)
+            for a, annos, _ in info.actions:
+                if a is act and A.anno(annos, "tableonly"):
+                    raise CompileError(f"{act.name}: @tableonly action used as default action", d.loc)
+        if info.entries is not None:
+            kinds = [mk for _, mk, _ in info.keys]
+            for ent in info.entries:
+                if len(ent.keys) != len(kinds):
+                    raise CompileError(f"entry has {len(ent.keys)} keys, table has {len(kinds)}", ent.loc)
+                for ke, (kexpr, mk, _) in zip(ent.keys, info.keys, strict=True):
+                    self.keyset_elem(ke, kexpr.ty, scope)
+                    if isinstance(ke, A.Binary) and ke.op == ".." and mk != "range":
+                        raise CompileError("range keyset on a non-range key", ke.loc)
+                    if isinstance(ke, A.Binary) and ke.op == "&&&" and mk not in ("ternary", "lpm"):
+                        raise CompileError("mask keyset on an exact key", ke.loc)
+                act, args = self.action_ref(ent.action, scope, table_list=False)
+                if not any(a is act for a, _, _ in info.actions):
+                    raise CompileError(f"{act.name}: action is not in the table's action list", ent.loc)
+                if ent.priority is not None:
+                    self.expr(ent.priority, scope)
+        return info
+
+    def action_ref(self, e: A.Expr, scope: Scope, table_list: bool) -> tuple[ActionSym, list[A.Expr]]:
+        if isinstance(e, A.Call):
+            fn, args = e.func, e.args
+        else:
+            fn, args = e, []
+        if not isinstance(fn, A.Name):
+            raise CompileError(f"{expr_str(e)}: expected an action", e.loc)
+        sym = scope.lookup(fn.name)
+        if sym is None:
+            raise CompileError(f"{fn.name}: declaration not found", fn.loc)
+        if not isinstance(sym, ActionSym):
+            raise CompileError(f"{fn.name}: is not an action", fn.loc)
+        fn.ref = sym
+        fn.ty = sym.type
+        params = sym.decl.params
+        ndir = sum(1 for p in params if p.direction)
+        need = ndir if table_list else len(params)
+        if table_list and isinstance(e, A.Name) and ndir:
+            raise CompileError(f"{fn.name}: action with directional parameters needs arguments", e.loc)
+        if (isinstance(e, A.Call) or not table_list) and len(args) != need:
+            raise CompileError(f"{fn.name}: expected {need} arguments, got {len(args)}", e.loc)
+        for a, p in zip(args, params, strict=False):
+            self.expr(a, scope)
+            self.coerce(a, self.resolve_type(p.type, scope))
+            if not table_list and not p.direction and a.const is None:
+                raise CompileError("action data in default actions and entries must be constant", a.loc)
+        return sym, args
+
+    # ------------------------------------------------------------------ statements
+    def stmt(self, s: A.Stmt, scope: Scope) -> None:
+        if isinstance(s, A.Block):
+            inner = Scope(scope)
+            for x in s.stmts:
+                self.stmt(x, inner)
+        elif isinstance(s, A.Assign):
+            lt = self.expr(s.lhs, scope)
+            self.check_lvalue(s.lhs)
+            self.expr(s.rhs, scope)
+            self.assign_compat(s.rhs, lt, s.loc)
+        elif isinstance(s, A.CallStmt):
+            self.expr(s.call, scope, stmt=True)
+        elif isinstance(s, A.If):
+            if self.ctx in ("parser", "deparser", "verify", "compute"):
+                raise unsupported(f"if statements in a {self.ctx}", s.loc)
+            self.expr(s.cond, scope)
+            if not isinstance(s.cond.ty, BoolT):
+                raise CompileError(f"condition must be a bool, got {s.cond.ty}", s.cond.loc)
+            self.stmt(s.then, Scope(scope))
+            if s.other is not None:
+                self.stmt(s.other, Scope(scope))
+        elif isinstance(s, A.Switch):
+            if self.ctx != "control":
+                raise unsupported(f"switch statements in a {self.ctx}", s.loc)
+            self.expr(s.expr, scope)
+            if not (isinstance(s.expr.ty, ObjT) and s.expr.ty.kind == "action_run"):
+                raise unsupported("switch on values (only switch (t.apply().action_run))", s.loc)
+            table: TableSym = s.expr.ref
+            names = set()
+            for c in s.cases:
+                if c.label is not None:
+                    if not isinstance(c.label, A.Name):
+                        raise CompileError("switch label must be an action name", c.loc)
+                    sym = scope.lookup(c.label.name)
+                    if not any(a is sym for a, _, _ in table.info.actions):
+                        raise CompileError(f"{c.label.name}: not an action of table {table.name}", c.label.loc)
+                    if c.label.name in names:
+                        raise CompileError(f"{c.label.name}: duplicate switch label", c.label.loc)
+                    names.add(c.label.name)
+                    c.label.ref = sym
+                if c.body is not None:
+                    self.stmt(c.body, Scope(scope))
+        elif isinstance(s, A.VarDecl):
+            t = self.resolve_type(s.type, scope)
+            if s.init is not None:
+                self.expr(s.init, scope)
+                self.assign_compat(s.init, t, s.loc)
+            if s.is_const:
+                if s.init is None or s.init.const is None:
+                    raise CompileError(f"{s.name}: initializer is not a compile-time constant", s.loc)
+                scope.add(ConstSym(s.name, t, s.init.const), s.loc)
+                return
+            if not isinstance(t, (BitsT, BoolT, EnumT, ErrorT, StructT)):
+                raise unsupported(f"local variables of type {t}", s.loc)
+            n = self.var_counter.get(s.name, 0)
+            self.var_counter[s.name] = n + 1
+            sym = VarSym(s.name, t, s, f"{s.name}_{n}")
+            s.sym = sym
+            self.all_vars.append(sym)
+            scope.add(sym, s.loc)
+        elif isinstance(s, A.Exit):
+            if self.ctx not in ("control", "action"):
+                raise unsupported(f"exit in a {self.ctx}", s.loc)
+        elif isinstance(s, A.Return):
+            raise unsupported("return statements", s.loc)
+        elif isinstance(s, A.Empty):
+            pass
+        else:
+            raise unsupported(f"statement {type(s).__name__}", s.loc)
+
+    def check_lvalue(self, e: A.Expr) -> None:
+        if isinstance(e, A.Name):
+            sym = e.ref
+            if isinstance(sym, (VarSym,)):
+                return
+            if isinstance(sym, ParamSym) and sym.direction in ("out", "inout"):
+                return
+            if isinstance(sym, ActionParamSym) and sym.direction in ("out", "inout"):
+                return
+            raise CompileError(f"{e.name}: cannot be assigned (not an l-value)", e.loc)
+        if isinstance(e, A.Member):
+            if isinstance(e.expr.ty, (StructT, StackT)) and not isinstance(e.ty, ObjT):
+                return self.check_lvalue(e.expr)
+            raise CompileError(f"{expr_str(e)}: not an l-value", e.loc)
+        if isinstance(e, (A.Index, A.Slice)):
+            return self.check_lvalue(e.expr)
+        raise CompileError(f"{expr_str(e)}: not an l-value", e.loc)
+
+    def assign_compat(self, rhs: A.Expr, t: Type, loc: Loc) -> None:
+        rt = rhs.ty
+        if isinstance(rhs, A.ListExpr) and isinstance(t, StructT):
+            if len(rhs.items) != len(t.fields):
+                raise CompileError(f"cannot assign a list of {len(rhs.items)} values to {t} "
+                                   f"({len(t.fields)} fields)", rhs.loc)
+            for it, (_, ft) in zip(rhs.items, t.fields, strict=True):
+                self.assign_compat(it, ft, it.loc)
+            rhs.ty = t
+            return
+        if isinstance(rt, IntT) and isinstance(t, BitsT):
+            self.coerce(rhs, t)
+            return
+        if self.same_type(rt, t):
+            return
+        raise CompileError(f"cannot assign a value of type {rt} to {t}", loc)
+
+    @staticmethod
+    def same_type(a: Type, b: Type) -> bool:
+        if isinstance(a, (StructT, EnumT)) or isinstance(b, (StructT, EnumT)):
+            return a is b
+        return a == b
+
+    # ------------------------------------------------------------------ expressions
+    def coerce(self, e: A.Expr, t: Type) -> None:
+        """Give an untyped integer expression the type its context requires (or check the type)."""
+        if isinstance(e.ty, IntT) and isinstance(t, (BitsT, IntT)):
+            e.ty = t
+            if isinstance(t, BitsT) and e.const is not None:
+                e.const = wrap(e.const, t)
+            for sub in children(e):
+                if isinstance(sub.ty, IntT):
+                    self.coerce(sub, t if not (isinstance(e, A.Binary) and e.op in ("<<", ">>")
+                                               and sub is e.right) else sub.ty)
+            return
+        if isinstance(e, A.ListExpr) and isinstance(t, StructT):
+            self.assign_compat(e, t, e.loc)
+            return
+        if isinstance(t, DontCareT) or isinstance(e.ty, DontCareT):
+            return
+        if not self.same_type(e.ty, t):
+            raise CompileError(f"type mismatch: expected {t}, got {e.ty}", e.loc)
+
+    def unify(self, a: A.Expr, b: A.Expr, loc: Loc, op: str) -> Type:
+        ta, tb = a.ty, b.ty
+        if isinstance(ta, IntT) and isinstance(tb, IntT):
+            return IntT()
+        if isinstance(ta, IntT):
+            self.coerce(a, tb)
+            return tb
+        if isinstance(tb, IntT):
+            self.coerce(b, ta)
+            return ta
+        if self.same_type(ta, tb):
+            return ta
+        raise CompileError(f"{op}: cannot operate on values with different types {ta} and {tb}", loc)
+
+    def expr(self, e: A.Expr, scope: Scope, stmt: bool = False) -> Type:
+        t = self._expr(e, scope, stmt)
+        e.ty = t
+        return t
+
+    def _expr(self, e: A.Expr, scope: Scope, stmt: bool) -> Type:  # noqa: C901 - one dispatch
+        if isinstance(e, A.IntLit):
+            if e.width is not None:
+                t = BitsT(e.width, e.signed)
+                if e.value >= (1 << e.width):
+                    raise CompileError(f"value {e.value} does not fit in {t}", e.loc)
+                e.const = wrap(e.value, t)
+                return t
+            e.const = e.value
+            return IntT()
+        if isinstance(e, A.BoolLit):
+            e.const = e.value
+            return BoolT()
+        if isinstance(e, A.StrLit):
+            return StringT()
+        if isinstance(e, A.Default):
+            return DontCareT()
+        if isinstance(e, A.Name):
+            if e.name == "error":
+                return ObjT("errortype")
+            sym = (self.glob if e.dotted else scope).lookup(e.name)
+            if sym is None:
+                raise CompileError(f"{e.name}: declaration not found", e.loc)
+            e.ref = sym
+            if isinstance(sym, ConstSym):
+                e.const = sym.value
+            if isinstance(sym, TypeSym):
+                return ObjT("type", e.name)
+            return sym.type
+        if isinstance(e, A.Member):
+            return self.member(e, scope)
+        if isinstance(e, A.Index):
+            bt = self.expr(e.expr, scope)
+            self.expr(e.index, scope)
+            if not isinstance(bt, StackT):
+                raise CompileError(f"{expr_str(e.expr)}: indexing a non-stack value", e.loc)
+            if e.index.const is None:
+                raise unsupported("header stack index that is not a compile-time constant", e.index.loc)
+            if not 0 <= e.index.const < bt.size:
+                raise CompileError(f"index {e.index.const} out of bounds for {bt}", e.index.loc)
+            return bt.elem
+        if isinstance(e, A.Slice):
+            bt = self.expr(e.expr, scope)
+            self.expr(e.hi, scope)
+            self.expr(e.lo, scope)
+            if not isinstance(bt, (BitsT, IntT)):
+                raise CompileError(f"cannot slice a value of type {bt}", e.loc)
+            hi, lo = e.hi.const, e.lo.const
+            if not isinstance(hi, int) or not isinstance(lo, int):
+                raise CompileError("slice bounds must be compile-time constants", e.loc)
+            if hi < lo or lo < 0 or (isinstance(bt, BitsT) and hi >= bt.width):
+                raise CompileError(f"invalid slice [{hi}:{lo}] of {bt}", e.loc)
+            t = BitsT(hi - lo + 1)
+            if e.expr.const is not None:
+                e.const = (e.expr.const >> lo) & ((1 << t.width) - 1)
+            return t
+        if isinstance(e, A.Unary):
+            t = self.expr(e.expr, scope)
+            if e.op == "!":
+                if not isinstance(t, BoolT):
+                    raise CompileError(f"!: expected a bool, got {t}", e.loc)
+                if e.expr.const is not None:
+                    e.const = not e.expr.const
+                return t
+            if not isinstance(t, (BitsT, IntT)):
+                raise CompileError(f"{e.op}: expected a bit-string, got {t}", e.loc)
+            if e.op == "~" and isinstance(t, IntT):
+                raise CompileError("~: operand width unknown (use a typed constant)", e.loc)
+            if e.expr.const is not None:
+                v = e.expr.const
+                e.const = wrap(~v if e.op == "~" else -v, t)
+            return t
+        if isinstance(e, A.Binary):
+            return self.binary(e, scope)
+        if isinstance(e, A.Ternary):
+            self.expr(e.cond, scope)
+            if not isinstance(e.cond.ty, BoolT):
+                raise CompileError(f"?: condition must be a bool, got {e.cond.ty}", e.cond.loc)
+            self.expr(e.then, scope)
+            self.expr(e.other, scope)
+            t = self.unify(e.then, e.other, e.loc, "?:")
+            if isinstance(t, IntT) and e.cond.const is None:
+                raise CompileError("?: the width of the result cannot be inferred", e.loc)
+            if e.cond.const is not None and e.then.const is not None and e.other.const is not None:
+                e.const = e.then.const if e.cond.const else e.other.const
+            return t
+        if isinstance(e, A.Cast):
+            t = self.resolve_type(e.type, scope)
+            st = self.expr(e.expr, scope)
+            ok = (isinstance(t, BitsT) and isinstance(st, (BitsT, IntT, BoolT, EnumT))) or \
+                 (isinstance(t, BoolT) and (isinstance(st, BoolT) or (isinstance(st, BitsT) and st.width == 1)
+                                            or isinstance(st, IntT))) or \
+                 (isinstance(t, EnumT) and t.base is not None and isinstance(st, (BitsT, IntT))) or \
+                 (isinstance(t, IntT) and isinstance(st, IntT))
+            if isinstance(t, BitsT) and isinstance(st, BoolT) and t.width != 1:
+                ok = False
+            if isinstance(t, BitsT) and isinstance(st, EnumT) and st.base is None:
+                ok = False
+            if not ok:
+                raise CompileError(f"illegal cast from {st} to {t}", e.loc)
+            if isinstance(st, IntT):
+                self.coerce(e.expr, t if isinstance(t, BitsT) else IntT())
+            v = e.expr.const
+            if v is not None:
+                if isinstance(t, BoolT):
+                    e.const = bool(v)
+                elif isinstance(t, BitsT):
+                    e.const = wrap(int(v), t)
+                else:
+                    e.const = v
+            return t
+        if isinstance(e, A.ListExpr):
+            ts = tuple(self.expr(i, scope) for i in e.items)
+            return ListT(ts)
+        if isinstance(e, A.Call):
+            return self.call(e, scope, stmt)
+        if isinstance(e, A.TypeExpr):
+            return ObjT("type")
+        raise unsupported(f"expression {type(e).__name__}", e.loc)
+
+    def binary(self, e: A.Binary, scope: Scope) -> Type:
+        op = e.op
+        ta = self.expr(e.left, scope)
+        tb = self.expr(e.right, scope)
+        a, b = e.left, e.right
+        if op in ("&&", "||"):
+            for x in (a, b):
+                if not isinstance(x.ty, BoolT):
+                    raise CompileError(f"{op}: expected bool operands, got {x.ty}", x.loc)
+            if a.const is not None and b.const is not None:
+                e.const = (a.const and b.const) if op == "&&" else (a.const or b.const)
+            return BoolT()
+        if op in ("==", "!="):
+            if isinstance(ta, (StructT, StackT, ListT)) or isinstance(tb, (StructT, StackT, ListT)):
+                raise unsupported("comparison of headers, structs or lists", e.loc)
+            self.unify(a, b, e.loc, op)
+            if a.const is not None and b.const is not None:
+                e.const = (a.const == b.const) == (op == "==")
+            return BoolT()
+        if op in ("<", ">", "<=", ">="):
+            t = self.unify(a, b, e.loc, op)
+            if not isinstance(t, (BitsT, IntT)):
+                raise CompileError(f"{op}: cannot compare values of type {t}", e.loc)
+            if a.const is not None and b.const is not None:
+                e.const = {"<": a.const < b.const, ">": a.const > b.const,
+                           "<=": a.const <= b.const, ">=": a.const >= b.const}[op]
+            return BoolT()
+        if op == "++":
+            if not isinstance(ta, BitsT) or not isinstance(tb, BitsT):
+                raise CompileError(f"++: operands must have a known width (got {ta} and {tb})", e.loc)
+            t = BitsT(ta.width + tb.width, ta.signed)
+            if a.const is not None and b.const is not None:
+                e.const = (a.const << tb.width) | b.const
+            return t
+        if op in ("<<", ">>"):
+            if not isinstance(ta, (BitsT, IntT)) or not isinstance(tb, (BitsT, IntT)):
+                raise CompileError(f"{op}: operands must be bit-strings", e.loc)
+            if isinstance(tb, BitsT) and tb.signed:
+                raise CompileError(f"{op}: shift amount must be unsigned", e.loc)
+            if isinstance(ta, IntT) and b.const is None:
+                raise CompileError(f"{op}: width of the shifted value cannot be inferred", e.loc)
+            if a.const is not None and b.const is not None:
+                e.const = wrap(a.const << b.const if op == "<<" else a.const >> b.const, ta)
+            return ta
+        if op in ("+", "-", "*", "/", "%", "&", "|", "^", "|+|", "|-|"):
+            t = self.unify(a, b, e.loc, op)
+            if not isinstance(t, (BitsT, IntT)):
+                raise CompileError(f"{op}: operands must be bit-strings, got {t}", e.loc)
+            if a.const is not None and b.const is not None:
+                x, y = a.const, b.const
+                if op in ("/", "%") and y == 0:
+                    raise CompileError("division by zero", e.loc)
+                r = {"+": lambda: x + y, "-": lambda: x - y, "*": lambda: x * y, "/": lambda: x // y,
+                     "%": lambda: x % y, "&": lambda: x & y, "|": lambda: x | y, "^": lambda: x ^ y,
+                     "|+|": lambda: sat(x + y, t), "|-|": lambda: sat(x - y, t)}[op]()
+                e.const = wrap(r, t)
+            return t
+        if op in ("&&&", ".."):
+            raise CompileError(f"{op}: only allowed in select cases and table entries", e.loc)
+        raise unsupported(f"operator {op}", e.loc)
+
+    def member(self, e: A.Member, scope: Scope) -> Type:
+        base = e.expr
+        if isinstance(base, A.Name) and base.name == "error":
+            if e.name not in self.errors:
+                raise CompileError(f"error.{e.name}: declaration not found", e.loc)
+            e.const = self.errors[e.name]
+            return ErrorT()
+        bt = self.expr(base, scope)
+        if isinstance(bt, ObjT) and bt.kind == "type":
+            sym = base.ref
+            if isinstance(sym, TypeSym) and isinstance(sym.type, EnumT):
+                if e.name not in sym.type.members:
+                    raise CompileError(f"{e.name}: not a member of enum {sym.type.name}", e.loc)
+                e.const = sym.type.members[e.name]
+                return sym.type
+            raise CompileError(f"{expr_str(e)}: invalid member access on a type", e.loc)
+        if isinstance(bt, StructT):
+            if bt.kind in ("header", "header_union") and e.name in ("isValid", "setValid", "setInvalid"):
+                return ObjT("method", e.name)
+            ft = bt.field(e.name)
+            if ft is None:
+                raise CompileError(f"{e.name}: no such field in {bt.name}", e.loc)
+            return ft
+        if isinstance(bt, StackT):
+            if e.name in ("next", "last"):
+                if self.ctx != "parser":
+                    raise unsupported(f"header stack .{e.name} outside a parser", e.loc)
+                return bt.elem
+            if e.name in ("size", "lastIndex"):
+                if e.name == "size":
+                    e.const = bt.size
+                    return BitsT(32)
+                raise unsupported("header stack .lastIndex", e.loc)
+            if e.name in ("push_front", "pop_front"):
+                return ObjT("method", e.name)
+            raise CompileError(f"{e.name}: no such member of a header stack", e.loc)
+        if isinstance(bt, ExternT):
+            if e.name not in EXTERN_METHODS.get(bt.name, set()):
+                raise CompileError(f"{e.name}: no such method of {bt.name}", e.loc)
+            return ObjT("method", e.name)
+        if isinstance(bt, ObjT):
+            if bt.kind == "table" and e.name == "apply":
+                return ObjT("method", "apply")
+            if bt.kind == "apply_result":
+                e.ref = base.ref
+                if e.name in ("hit", "miss"):
+                    return BoolT()
+                if e.name == "action_run":
+                    return ObjT("action_run")
+            if bt.kind in ("packet_in", "packet_out"):
+                ok = {"packet_in": {"extract", "lookahead", "advance", "length"},
+                      "packet_out": {"emit"}}[bt.kind]
+                if e.name not in ok:
+                    raise CompileError(f"{e.name}: no such method of {bt.kind}", e.loc)
+                if e.name == "length":
+                    raise unsupported("packet_in.length()", e.loc)
+                return ObjT("method", e.name)
+        raise CompileError(f"{expr_str(e)}: no member '{e.name}' in a value of type {bt}", e.loc)
+
+    def call(self, e: A.Call, scope: Scope, stmt: bool) -> Type:  # noqa: C901
+        f = e.func
+        if any(n is not None for n in e.arg_names):
+            raise unsupported("named arguments", e.loc)
+        if isinstance(f, A.Member):
+            self.expr(f, scope)
+            base = f.expr
+            bt = base.ty
+            m = f.name
+            if isinstance(bt, ObjT) and bt.kind == "table":
+                if self.ctx != "control":
+                    raise CompileError("tables can only be applied in a control's apply block", e.loc)
+                e.ref = base.ref
+                if getattr(base.ref, "_applied", False):
+                    raise CompileError(f"{base.ref.name}: table is applied more than once", e.loc)
+                base.ref._applied = True
+                return ObjT("apply_result", base.ref.name)
+            for a in e.args:
+                self.expr(a, scope)
+            if isinstance(bt, StructT):          # header methods
+                if e.args:
+                    raise CompileError(f"{m}: takes no arguments", e.loc)
+                if m != "isValid":
+                    self.check_lvalue(base)
+                return BoolT() if m == "isValid" else VoidT()
+            if isinstance(bt, StackT):
+                if len(e.args) != 1 or e.args[0].const is None:
+                    raise CompileError(f"{m}: expects one constant argument", e.loc)
+                self.coerce(e.args[0], IntT())
+                return VoidT()
+            if isinstance(bt, ObjT) and bt.kind == "packet_in":
+                if self.ctx != "parser":
+                    raise CompileError(f"packet_in.{m} used outside a parser", e.loc)
+                if m == "extract":
+                    if len(e.args) != 1:
+                        raise unsupported("extract with a variable-size field length", e.loc)
+                    if not (isinstance(e.args[0].ty, StructT) and e.args[0].ty.kind == "header"):
+                        raise CompileError("extract expects a header", e.args[0].loc)
+                    return VoidT()
+                if m == "lookahead":
+                    if len(e.type_args) != 1 or e.args:
+                        raise CompileError("lookahead<T>() expects one type argument", e.loc)
+                    t = self.resolve_type(e.type_args[0], scope)
+                    if not isinstance(t, BitsT):
+                        raise unsupported(f"lookahead of type {t}", e.loc)
+                    return t
+                if m == "advance":
+                    if len(e.args) != 1:
+                        raise CompileError("advance expects one argument", e.loc)
+                    self.coerce(e.args[0], BitsT(32)) if isinstance(e.args[0].ty, IntT) else None
+                    return VoidT()
+            if isinstance(bt, ObjT) and bt.kind == "packet_out":
+                if self.ctx != "deparser":
+                    raise CompileError("packet_out.emit used outside a deparser", e.loc)
+                if len(e.args) != 1 or not isinstance(e.args[0].ty, (StructT, StackT)):
+                    raise CompileError("emit expects a header, header stack or struct of headers", e.loc)
+                return VoidT()
+            if isinstance(bt, ExternT):
+                return self.extern_method(e, bt, m)
+            raise CompileError(f"{expr_str(f)}: cannot be called", e.loc)
+        if not isinstance(f, A.Name):
+            raise CompileError(f"{expr_str(f)}: cannot be called", e.loc)
+        sym = scope.lookup(f.name)
+        if sym is None:
+            raise CompileError(f"{f.name}: declaration not found", f.loc)
+        f.ref = sym
+        f.ty = sym.type
+        if isinstance(sym, ActionSym):
+            if self.ctx not in ("control", "action"):
+                raise CompileError(f"{f.name}: actions can only be called from controls and actions", e.loc)
+            params = sym.decl.params
+            if len(e.args) != len(params):
+                raise CompileError(f"{f.name}: expected {len(params)} arguments, got {len(e.args)}", e.loc)
+            for a, p in zip(e.args, params, strict=True):
+                self.expr(a, scope)
+                self.coerce(a, self.resolve_type(p.type, scope))
+                if p.direction in ("out", "inout"):
+                    self.check_lvalue(a)
+            e.ref = sym
+            return VoidT()
+        if isinstance(sym, ExternFuncSym):
+            for a in e.args:
+                if not isinstance(a, A.Default):
+                    self.expr(a, scope)
+            e.ref = sym
+            return self.extern_function(e, f.name, scope)
+        raise CompileError(f"{f.name}: is not a function or action", e.loc)
+
+    def extern_method(self, e: A.Call, bt: ExternT, m: str) -> Type:
+        args = e.args
+        if bt.name == "register":
+            vt = bt.type_args[0]
+            if m == "read":
+                if len(args) == 1:
+                    self._index(args[0])
+                    return vt
+                if len(args) != 2:
+                    raise CompileError("register.read expects (result, index)", e.loc)
+                self.check_lvalue(args[0])
+                if not self.same_type(args[0].ty, vt):
+                    raise CompileError(f"register.read: result has type {args[0].ty}, register holds {vt}",
+                                       args[0].loc)
+                self._index(args[1])
+                return VoidT()
+            if len(args) != 2:
+                raise CompileError("register.write expects (index, value)", e.loc)
+            self._index(args[0])
+            self.assign_compat(args[1], vt, args[1].loc)
+            return VoidT()
+        if bt.name == "counter":
+            if len(args) != 1:
+                raise CompileError("counter.count expects (index)", e.loc)
+            self._index(args[0])
+            return VoidT()
+        if bt.name == "direct_counter":
+            if args:
+                raise CompileError("direct_counter.count takes no arguments", e.loc)
+            if self.ctx != "action":
+                raise CompileError("direct_counter.count can only be called from an action", e.loc)
+            return VoidT()
+        if bt.name == "meter":
+            if len(args) != 2:
+                raise CompileError("meter.execute_meter expects (index, result)", e.loc)
+            self._index(args[0])
+            self.check_lvalue(args[1])
+            return VoidT()
+        if bt.name == "direct_meter":
+            if len(args) != 1:
+                raise CompileError("direct_meter.read expects (result)", e.loc)
+            self.check_lvalue(args[0])
+            return VoidT()
+        raise unsupported(f"{bt.name}.{m}", e.loc)
+
+    def _index(self, a: A.Expr) -> None:
+        if isinstance(a.ty, IntT):
+            self.coerce(a, BitsT(32))
+        elif not isinstance(a.ty, BitsT):
+            raise CompileError(f"index must be a bit-string, got {a.ty}", a.loc)
+
+    def _n(self, e: A.Call, name: str, n: int | tuple[int, ...]) -> None:
+        ns = n if isinstance(n, tuple) else (n,)
+        if len(e.args) not in ns:
+            raise CompileError(f"{name}: expected {' or '.join(map(str, ns))} arguments, got {len(e.args)}", e.loc)
+
+    def extern_function(self, e: A.Call, name: str, scope: Scope) -> Type:  # noqa: C901
+        a = e.args
+        ctx = self.ctx
+        if name == "verify":
+            if ctx != "parser":
+                raise CompileError("verify can only be used in a parser", e.loc)
+            self._n(e, name, 2)
+            if not isinstance(a[0].ty, BoolT) or not isinstance(a[1].ty, ErrorT):
+                raise CompileError("verify expects (bool, error)", e.loc)
+            return VoidT()
+        if name in ("verify_checksum", "update_checksum", "verify_checksum_with_payload",
+                    "update_checksum_with_payload"):
+            want = "verify" if name.startswith("verify") else "compute"
+            if ctx != want:
+                raise CompileError(f"{name} can only be used in the {'VerifyChecksum' if want == 'verify' else 'ComputeChecksum'}"
+                                   " control", e.loc)
+            self._n(e, name, 4)
+            if not isinstance(a[0].ty, BoolT):
+                raise CompileError(f"{name}: condition must be a bool", a[0].loc)
+            self._algo(a[3])
+            if not isinstance(a[2].ty, BitsT):
+                raise CompileError(f"{name}: checksum must be a bit-string field", a[2].loc)
+            return VoidT()
+        if ctx in ("verify", "compute", "deparser", "parser"):
+            raise unsupported(f"{name} in a {ctx}", e.loc)
+        if name == "mark_to_drop":
+            self._n(e, name, 1)
+            if not (isinstance(a[0].ty, StructT) and a[0].ty.name == "standard_metadata_t"):
+                raise CompileError("mark_to_drop expects standard_metadata", a[0].loc)
+            return VoidT()
+        if name == "hash":
+            self._n(e, name, 5)
+            self.check_lvalue(a[0])
+            if not isinstance(a[0].ty, BitsT):
+                raise CompileError("hash: result must be a bit-string", a[0].loc)
+            self._algo(a[1])
+            for x in (a[2], a[4]):
+                if isinstance(x.ty, IntT):
+                    self.coerce(x, a[0].ty if x is a[2] else BitsT(32))
+            if not isinstance(a[3].ty, (ListT, StructT, BitsT)):
+                raise CompileError("hash: data must be a list, struct or bit-string", a[3].loc)
+            return VoidT()
+        if name == "random":
+            self._n(e, name, 3)
+            self.check_lvalue(a[0])
+            for x in a[1:]:
+                self.coerce(x, a[0].ty) if isinstance(x.ty, IntT) else None
+            return VoidT()
+        if name == "digest":
+            self._n(e, name, 2)
+            self.coerce(a[0], BitsT(32)) if isinstance(a[0].ty, IntT) else None
+            if len(e.type_args) == 1:
+                t = self.resolve_type(e.type_args[0], scope)
+                if not isinstance(t, StructT):
+                    raise CompileError("digest<T>: T must be a struct", e.loc)
+                if isinstance(a[1], A.ListExpr):
+                    self.assign_compat(a[1], t, a[1].loc)
+                elif not self.same_type(a[1].ty, t):
+                    raise CompileError(f"digest: data has type {a[1].ty}, expected {t}", a[1].loc)
+                e.digest_type = t
+            else:
+                if not isinstance(a[1].ty, StructT):
+                    raise unsupported("digest of a list without a struct type argument (use digest<T>)",
+                                      a[1].loc)
+                e.digest_type = a[1].ty
+            return VoidT()
+        if name == "clone":
+            self._n(e, name, 2)
+            self._enum(a[0], "CloneType")
+            self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+            return VoidT()
+        if name == "clone_preserving_field_list":
+            self._n(e, name, 3)
+            self._enum(a[0], "CloneType")
+            self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+            if a[2].const is None:
+                raise CompileError("field list index must be a constant", a[2].loc)
+            return VoidT()
+        if name in ("resubmit_preserving_field_list", "recirculate_preserving_field_list"):
+            self._n(e, name, 1)
+            if a[0].const is None:
+                raise CompileError("field list index must be a constant", a[0].loc)
+            return VoidT()
+        if name == "truncate":
+            self._n(e, name, 1)
+            self.coerce(a[0], BitsT(32)) if isinstance(a[0].ty, IntT) else None
+            return VoidT()
+        if name in ("assert", "assume"):
+            self._n(e, name, 1)
+            if not isinstance(a[0].ty, BoolT):
+                raise CompileError(f"{name} expects a bool", a[0].loc)
+            return VoidT()
+        if name == "log_msg":
+            self._n(e, name, (1, 2))
+            if not isinstance(a[0], A.StrLit):
+                raise CompileError("log_msg expects a string literal", a[0].loc)
+            return VoidT()
+        raise unsupported(f"extern function {name}", e.loc)
+
+    def _algo(self, a: A.Expr) -> None:
+        self._enum(a, "HashAlgorithm")
+
+    def _enum(self, a: A.Expr, name: str) -> None:
+        if not (isinstance(a.ty, EnumT) and a.ty.name == name and a.const is not None):
+            raise CompileError(f"expected a {name} constant", a.loc)
+
+
+def wrap(v: int | bool, t: Type) -> int:
+    if isinstance(t, BitsT):
+        v = int(v) & ((1 << t.width) - 1)
+        if t.signed and v >= 1 << (t.width - 1):
+            v -= 1 << t.width
+    return int(v)
+
+
+def sat(v: int, t: Type) -> int:
+    if not isinstance(t, BitsT):
+        return v
+    lo, hi = (-(1 << (t.width - 1)), (1 << (t.width - 1)) - 1) if t.signed else (0, (1 << t.width) - 1)
+    return max(lo, min(hi, v))
+
+
+def children(e: A.Expr) -> list[A.Expr]:
+    if isinstance(e, A.Binary):
+        return [e.left, e.right]
+    if isinstance(e, A.Unary):
+        return [e.expr]
+    if isinstance(e, A.Ternary):
+        return [e.then, e.other]
+    return []
+
+
+def check(prog: A.Program) -> Checked:
+    """Resolve and type-check a program."""
+    return Checker(prog).run()

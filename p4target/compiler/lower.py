@@ -1,0 +1,587 @@
+"""Lowering of checked expressions and statements to BMv2 JSON expression trees and primitives.
+
+Expression nodes follow p4c-bm2-ss: ``{"type": "expression", "value": {"op", "left", "right"}}``;
+arithmetic results are masked to their width with ``&`` (``two_comp_mod`` for signed), booleans are
+converted with ``d2b``/``b2d`` where they meet fields, action data inside expressions is
+``{"type": "local"}`` and ``{"type": "runtime_data"}`` as a direct primitive argument.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast as A
+from .check import expr_str
+from .errors import CompileError, unsupported
+from .layout import HeaderStore, Layout, ScalarStore, StackStore, Store, StructStore, iter_headers
+from .types import (
+    ActionParamSym, ActionSym, BitsT, BoolT, EnumT, ErrorT, ExternFuncSym, InstanceSym, IntT, ListT,
+    ParamSym, StackT, StructT, Type, VarSym, width_of,
+)
+
+Json = dict[str, Any]
+
+HASH_ALGOS = {"crc32": "crc32", "crc32_custom": "crc32_custom", "crc16": "crc16",
+              "crc16_custom": "crc16_custom", "random": "random", "identity": "identity",
+              "csum16": "csum16", "xor16": "xor16"}
+
+
+def hexstr(v: int, width: int | None = None) -> str:
+    if v < 0:
+        return "-" + hexstr(-v, width)
+    digits = max(1, ((width or v.bit_length() or 1) + 7) // 8) * 2
+    return f"0x{v:0{digits}x}"
+
+
+def hexv(v: int, width: int | None = None) -> Json:
+    return {"type": "hexstr", "value": hexstr(v, width)}
+
+
+def ex(op: str, left: Json | None, right: Json, **kw: Json) -> Json:
+    v: Json = {"op": op, "left": left, "right": right}
+    v.update(kw)
+    return {"type": "expression", "value": v}
+
+
+def field_ref(s: ScalarStore) -> Json:
+    return {"type": "field", "value": [s.inst, s.field]}
+
+
+def mask_to(node: Json, t: Type) -> Json:
+    if isinstance(t, BitsT):
+        if t.signed:
+            return ex("two_comp_mod", node, hexv(t.width, 8))
+        return ex("&", node, hexv((1 << t.width) - 1, t.width))
+    return node
+
+
+def top(node: Json) -> Json:
+    """A value as a direct primitive parameter (p4c wraps expressions once more)."""
+    if node["type"] == "local":
+        return {"type": "runtime_data", "value": node["value"]}
+    if node["type"] == "expression":
+        return {"type": "expression", "value": node}
+    return node
+
+
+def to_data(node: Json, t: Type) -> Json:
+    """Convert a boolean-valued node into data (for storing into a field)."""
+    if isinstance(t, BoolT):
+        if node["type"] == "bool":
+            return hexv(1 if node["value"] else 0, 1)
+        return ex("b2d", None, node)
+    return node
+
+
+class Ctx:
+    """Per-block lowering context: storage roots and action-parameter bindings."""
+
+    def __init__(self, layout: Layout, roots: dict[str, Store], program: Any) -> None:
+        self.layout = layout
+        self.roots = roots                  # role -> store
+        self.vars: dict[int, Store] = {}    # id(VarSym) -> store
+        self.env: dict[int, Any] = {}       # id(ActionParamSym) -> ("rt", index) | ("expr", Expr, Ctx env)
+        self.program = program              # the BMv2 emitter (calculations, learn lists...)
+        self.in_parser = False
+
+    # ------------------------------------------------------------------ storage
+    def var_store(self, sym: VarSym) -> Store:
+        st = self.vars.get(id(sym))
+        if st is None:
+            st = self.layout.build(sym.type, [sym.unique], "local")
+            self.vars[id(sym)] = st
+        return st
+
+    def store(self, e: A.Expr) -> Store | None:
+        """Storage an l-value-like expression denotes, or None if it is not storage."""
+        if isinstance(e, A.Name):
+            sym = e.ref
+            if isinstance(sym, ParamSym):
+                return self.roots.get(sym.role)
+            if isinstance(sym, VarSym):
+                return self.var_store(sym)
+            if isinstance(sym, ActionParamSym):
+                b = self.env.get(id(sym))
+                if b is not None and b[0] == "expr":
+                    saved = self.env
+                    self.env = b[2]
+                    try:
+                        return self.store(b[1])
+                    finally:
+                        self.env = saved
+            return None
+        if isinstance(e, A.Member):
+            base = self.store(e.expr)
+            if isinstance(base, StructStore):
+                return base.fields.get(e.name)
+            if isinstance(base, HeaderStore):
+                ft = base.type.field(e.name)
+                if ft is None:
+                    return None
+                return ScalarStore(base.inst, e.name, ft)
+            if isinstance(base, StackStore) and e.name in ("next", "last"):
+                return None
+            return None
+        if isinstance(e, A.Index):
+            base = self.store(e.expr)
+            if isinstance(base, StackStore):
+                return base.elems[e.index.const]
+        return None
+
+    # ------------------------------------------------------------------ r-values
+    def rv(self, e: A.Expr) -> Json:  # noqa: C901 - one dispatch over expression kinds
+        t = e.ty
+        if e.const is not None and not isinstance(e, A.StrLit):
+            if isinstance(t, BoolT):
+                return {"type": "bool", "value": bool(e.const)}
+            if isinstance(t, IntT):
+                return hexv(e.const)
+            return hexv(e.const & ((1 << width_of(t)) - 1) if not (isinstance(t, BitsT) and t.signed)
+                        else e.const, width_of(t))
+        if isinstance(e, A.Name) and isinstance(e.ref, ActionParamSym):
+            b = self.env.get(id(e.ref))
+            if b is None:
+                raise CompileError(f"{e.name}: parameter not bound", e.loc)
+            if b[0] == "rt":
+                node = {"type": "local", "value": b[1]}
+                return ex("d2b", None, node) if isinstance(t, BoolT) else node
+            saved = self.env
+            self.env = b[2]
+            try:
+                return self.rv(b[1])
+            finally:
+                self.env = saved
+        if isinstance(e, (A.Name, A.Member, A.Index)):
+            if isinstance(e, A.Member) and isinstance(e.expr.ty, StackT) and e.expr.ty is not None \
+                    and e.name == "last":
+                raise unsupported("header stack .last as a value", e.loc)
+            if isinstance(e, A.Member) and isinstance(e.expr, A.Member) and e.expr.name == "last" \
+                    and isinstance(e.expr.expr.ty, StackT):
+                st = self.store(e.expr.expr)
+                if not self.in_parser or not isinstance(st, StackStore):
+                    raise unsupported("header stack .last outside a parser", e.loc)
+                node = {"type": "stack_field", "value": [st.name, e.name]}
+                return ex("d2b", None, node) if isinstance(t, BoolT) else node
+            s = self.store(e)
+            if isinstance(s, ScalarStore):
+                node = field_ref(s)
+                return ex("d2b", None, node) if isinstance(t, BoolT) else node
+            if isinstance(s, HeaderStore):
+                return {"type": "header", "value": s.inst}
+            if isinstance(s, StackStore):
+                return {"type": "header_stack", "value": s.name}
+            raise unsupported(f"use of '{expr_str(e)}' as a value", e.loc)
+        if isinstance(e, A.Unary):
+            v = self.rv(e.expr)
+            if e.op == "!":
+                return ex("not", None, v)
+            if e.op == "~":
+                return mask_to(ex("~", None, v), t)
+            return mask_to(ex("-", hexv(0, width_of(t)), v), t)
+        if isinstance(e, A.Binary):
+            return self.binary(e)
+        if isinstance(e, A.Ternary):
+            return ex("?", self.rv(e.then), self.rv(e.other), cond=self.rv(e.cond))
+        if isinstance(e, A.Slice):
+            v = self.rv(e.expr)
+            lo = e.lo.const
+            if lo:
+                v = ex(">>", v, hexv(lo, 8))
+            return mask_to(v, t)
+        if isinstance(e, A.Cast):
+            return self.cast(e)
+        if isinstance(e, A.Call):
+            f = e.func
+            if isinstance(f, A.Member) and f.name == "isValid":
+                s = self.store(f.expr)
+                if isinstance(s, HeaderStore):
+                    return ex("d2b", None, {"type": "field", "value": [s.inst, "$valid$"]})
+                raise unsupported(f"isValid() on {expr_str(f.expr)}", e.loc)
+            if isinstance(f, A.Member) and f.name == "lookahead" and self.in_parser:
+                return {"type": "lookahead", "value": [0, width_of(t)]}
+            raise unsupported(f"call '{expr_str(f)}' inside an expression", e.loc)
+        raise unsupported(f"expression '{expr_str(e)}'", e.loc)
+
+    def data(self, e: A.Expr) -> Json:
+        """The value of e as data (booleans converted to 0/1)."""
+        return to_data(self.rv(e), e.ty)
+
+    def binary(self, e: A.Binary) -> Json:
+        op, t = e.op, e.ty
+        a, b = e.left, e.right
+        if op in ("&&", "||"):
+            return ex("and" if op == "&&" else "or", self.rv(a), self.rv(b))
+        if op in ("==", "!="):
+            return ex(op, self.data(a), self.data(b))
+        if op in ("<", ">", "<=", ">="):
+            return ex(op, self.rv(a), self.rv(b))
+        if op == "++":
+            wb = width_of(b.ty)
+            return ex("|", ex("<<", self.rv(a), hexv(wb, 8)), self.rv(b))
+        la, rb = self.rv(a), self.rv(b)
+        if op in ("&", "|", "^"):
+            return ex(op, la, rb)
+        if op == ">>":
+            return ex(">>", la, rb)
+        if op in ("+", "-", "*", "<<"):
+            return mask_to(ex(op, la, rb), t)
+        if op in ("|+|", "|-|"):
+            if not isinstance(t, BitsT):
+                raise unsupported("saturating arithmetic on untyped values", e.loc)
+            if t.signed:
+                hi, lo = (1 << (t.width - 1)) - 1, -(1 << (t.width - 1))
+            else:
+                hi, lo = (1 << t.width) - 1, 0
+            raw = ex("+" if op == "|+|" else "-", la, rb)
+            return ex("?", hexv(hi, t.width),
+                      ex("?", hexv(lo, t.width) if lo >= 0 else {"type": "hexstr", "value": hexstr(lo)},
+                         raw, cond=ex("<", raw, hexv(lo, t.width) if lo >= 0 else
+                                      {"type": "hexstr", "value": hexstr(lo)})),
+                      cond=ex(">", raw, hexv(hi, t.width)))
+        if op in ("/", "%"):
+            d = b.const
+            if isinstance(d, int) and d > 0 and d & (d - 1) == 0:
+                k = d.bit_length() - 1
+                if op == "/":
+                    return ex(">>", la, hexv(k, 8))
+                return ex("&", la, hexv(d - 1, width_of(t)))
+            raise unsupported(f"'{op}' by a value that is not a constant power of two", e.loc)
+        raise unsupported(f"operator {op}", e.loc)
+
+    def cast(self, e: A.Cast) -> Json:
+        t, st = e.ty, e.expr.ty
+        v = self.rv(e.expr)
+        if isinstance(t, BoolT):
+            return v if isinstance(st, BoolT) else ex("d2b", None, v)
+        if isinstance(st, BoolT):
+            return ex("b2d", None, v)
+        if isinstance(t, BitsT) and isinstance(st, BitsT):
+            if t.signed != st.signed:
+                return mask_to(v, t)
+            if t.width < st.width:
+                return mask_to(v, t)
+            return v
+        return v
+
+    # ------------------------------------------------------------------ statements -> primitives
+    def prim(self, op: str, params: list[Json], node: Any) -> Json:
+        loc = node.loc
+        frag = ""
+        if isinstance(node, A.Assign):
+            frag = f"{expr_str(node.lhs)} = {expr_str(node.rhs)}"
+        elif isinstance(node, A.CallStmt):
+            frag = expr_str(node.call)
+        return {"op": op, "parameters": params,
+                "source_info": {"filename": loc.file, "line": loc.line, "column": loc.col,
+                                "source_fragment": frag[:80]}}
+
+    def assign_store(self, dst: Store, rhs: A.Expr, node: Any, out: list[Json]) -> None:
+        if isinstance(dst, ScalarStore):
+            out.append(self.prim("assign", [field_ref(dst), top(to_data(self.rv(rhs), rhs.ty))], node))
+            return
+        if isinstance(dst, HeaderStore):
+            if isinstance(rhs, A.ListExpr):
+                out.append(self.prim("add_header", [{"type": "header", "value": dst.inst}], node))
+                for (fn, ft), it in zip(dst.type.fields, rhs.items, strict=True):
+                    self.assign_store(ScalarStore(dst.inst, fn, ft), it, node, out)
+                return
+            src = self.store(rhs)
+            if not isinstance(src, HeaderStore):
+                raise unsupported(f"header assignment from '{expr_str(rhs)}'", rhs.loc)
+            out.append(self.prim("assign_header", [{"type": "header", "value": dst.inst},
+                                                   {"type": "header", "value": src.inst}], node))
+            return
+        if isinstance(dst, StructStore):
+            if isinstance(rhs, A.ListExpr):
+                for (fn, _), it in zip(dst.type.fields, rhs.items, strict=True):
+                    self.assign_store(dst.fields[fn], it, node, out)
+                return
+            src = self.store(rhs)
+            if not isinstance(src, StructStore):
+                raise unsupported(f"struct assignment from '{expr_str(rhs)}'", rhs.loc)
+            self.copy_store(dst, src, node, out)
+            return
+        if isinstance(dst, StackStore):
+            src = self.store(rhs)
+            if not isinstance(src, StackStore):
+                raise unsupported("header stack assignment", node.loc)
+            out.append(self.prim("assign_header_stack", [{"type": "header_stack", "value": dst.name},
+                                                         {"type": "header_stack", "value": src.name}], node))
+            return
+        raise unsupported("assignment target", node.loc)
+
+    def copy_store(self, dst: Store, src: Store, node: Any, out: list[Json]) -> None:
+        if isinstance(dst, ScalarStore) and isinstance(src, ScalarStore):
+            out.append(self.prim("assign", [field_ref(dst), field_ref(src)], node))
+        elif isinstance(dst, HeaderStore) and isinstance(src, HeaderStore):
+            out.append(self.prim("assign_header", [{"type": "header", "value": dst.inst},
+                                                   {"type": "header", "value": src.inst}], node))
+        elif isinstance(dst, StructStore) and isinstance(src, StructStore):
+            for fn in dst.fields:
+                self.copy_store(dst.fields[fn], src.fields[fn], node, out)
+        elif isinstance(dst, StackStore) and isinstance(src, StackStore):
+            out.append(self.prim("assign_header_stack", [{"type": "header_stack", "value": dst.name},
+                                                         {"type": "header_stack", "value": src.name}], node))
+        else:
+            raise unsupported("copy between different kinds of storage", node.loc)
+
+    def assign(self, s: A.Assign, out: list[Json]) -> None:
+        lhs, rhs = s.lhs, s.rhs
+        if isinstance(rhs, A.Call) and isinstance(rhs.func, A.Member) and rhs.func.name == "read" \
+                and isinstance(rhs.func.expr.ref, InstanceSym):
+            dst = self.store(lhs)
+            if not isinstance(dst, ScalarStore):
+                raise unsupported("register read into this target", s.loc)
+            inst = rhs.func.expr.ref
+            out.append(self.prim("register_read", [field_ref(dst), {"type": "register_array", "value": inst.fqname},
+                                                   top(self.rv(rhs.args[0]))], s))
+            return
+        if isinstance(lhs, A.Slice):
+            dst = self.store(lhs.expr)
+            if not isinstance(dst, ScalarStore):
+                raise unsupported("slice assignment target", s.loc)
+            w = width_of(dst.type)
+            lo, hi = lhs.lo.const, lhs.hi.const
+            m = ((1 << (hi - lo + 1)) - 1) << lo
+            keep = ex("&", field_ref(dst), hexv(((1 << w) - 1) ^ m, w))
+            new = ex("&", ex("<<", self.rv(rhs), hexv(lo, 8)), hexv(m, w))
+            out.append(self.prim("assign", [field_ref(dst), top(ex("|", keep, new))], s))
+            return
+        dst = self.store(lhs)
+        if dst is None:
+            raise unsupported(f"assignment to '{expr_str(lhs)}'", s.loc)
+        self.assign_store(dst, rhs, s, out)
+
+    def header_of(self, e: A.Expr) -> HeaderStore:
+        s = self.store(e)
+        if not isinstance(s, HeaderStore):
+            raise unsupported(f"header operation on '{expr_str(e)}'", e.loc)
+        return s
+
+    def call_stmt(self, s: A.CallStmt, out: list[Json]) -> None:  # noqa: C901
+        c = s.call
+        f = c.func
+        a = c.args
+        if isinstance(f, A.Member):
+            m = f.name
+            bt = f.expr.ty
+            if isinstance(bt, StructT) and m in ("setValid", "setInvalid"):
+                h = self.header_of(f.expr)
+                out.append(self.prim("add_header" if m == "setValid" else "remove_header",
+                                     [{"type": "header", "value": h.inst}], s))
+                return
+            if isinstance(bt, StackT) and m in ("push_front", "pop_front"):
+                st = self.store(f.expr)
+                assert isinstance(st, StackStore)
+                out.append(self.prim("push" if m == "push_front" else "pop",
+                                     [{"type": "header_stack", "value": st.name}, hexv(a[0].const, 32)], s))
+                return
+            inst = f.expr.ref
+            if isinstance(inst, InstanceSym):
+                kind = inst.type.name
+                if kind == "register" and m == "read":
+                    dst = self.store(a[0])
+                    if not isinstance(dst, ScalarStore):
+                        raise unsupported("register read target", s.loc)
+                    out.append(self.prim("register_read", [field_ref(dst), {"type": "register_array",
+                                                                            "value": inst.fqname},
+                                                           top(self.rv(a[1]))], s))
+                    return
+                if kind == "register" and m == "write":
+                    out.append(self.prim("register_write", [{"type": "register_array", "value": inst.fqname},
+                                                            top(self.rv(a[0])), top(self.data(a[1]))], s))
+                    return
+                if kind == "counter":
+                    out.append(self.prim("count", [{"type": "counter_array", "value": inst.fqname},
+                                                   top(self.rv(a[0]))], s))
+                    return
+                if kind == "direct_counter":
+                    return          # counted by the table's direct counter
+                if kind == "meter":
+                    dst = self.store(a[1])
+                    if not isinstance(dst, ScalarStore):
+                        raise unsupported("meter result target", s.loc)
+                    out.append(self.prim("execute_meter", [{"type": "meter_array", "value": inst.fqname},
+                                                           top(self.rv(a[0])), field_ref(dst)], s))
+                    return
+                if kind == "direct_meter":
+                    dst = self.store(a[0])
+                    if not isinstance(dst, ScalarStore):
+                        raise unsupported("meter result target", s.loc)
+                    self.program.direct_meter_result(inst, dst, s)
+                    return
+            raise unsupported(f"call '{expr_str(f)}'", s.loc)
+        sym = f.ref
+        if isinstance(sym, ActionSym):
+            self.inline_action(sym, a, out)
+            return
+        if isinstance(sym, ExternFuncSym):
+            self.extern_call(sym.name, c, s, out)
+            return
+        raise unsupported(f"call '{expr_str(f)}'", s.loc)
+
+    def inline_action(self, sym: ActionSym, args: list[A.Expr], out: list[Json]) -> None:
+        saved = self.env
+        env = dict(saved)
+        for p, a in zip(sym.decl.params, args, strict=True):
+            psym = self.param_sym(sym, p.name)
+            env[id(psym)] = ("expr", a, saved)
+        self.env = env
+        try:
+            self.stmts(sym.decl.body.stmts, out)
+        finally:
+            self.env = saved
+
+    @staticmethod
+    def param_sym(sym: ActionSym, name: str) -> ActionParamSym:
+        cache = getattr(sym.decl, "_param_syms", None)
+        if cache is None:
+            cache = {}
+            sym.decl._param_syms = cache
+        return cache[name]
+
+    def extern_call(self, name: str, c: A.Call, s: A.Stmt, out: list[Json]) -> None:  # noqa: C901
+        a = c.args
+        if name == "mark_to_drop":
+            out.append(self.prim("mark_to_drop", [{"type": "header", "value": "standard_metadata"}], s))
+        elif name == "hash":
+            dst = self.store(a[0])
+            if not isinstance(dst, ScalarStore):
+                raise unsupported("hash result target", s.loc)
+            algo = HASH_ALGOS[_enum_member(a[1])]
+            calc = self.program.calculation(algo, self.calc_inputs(a[3], s, out), s)
+            out.append(self.prim("modify_field_with_hash_based_offset",
+                                 [field_ref(dst), top(self.rv(a[2])), {"type": "calculation", "value": calc},
+                                  top(self.rv(a[4]))], s))
+        elif name == "random":
+            dst = self.store(a[0])
+            if not isinstance(dst, ScalarStore):
+                raise unsupported("random result target", s.loc)
+            out.append(self.prim("modify_field_rng_uniform", [field_ref(dst), top(self.rv(a[1])),
+                                                              top(self.rv(a[2]))], s))
+        elif name == "digest":
+            lid = self.program.learn_list(c.digest_type, self.digest_fields(c.digest_type, a[1], s, out), s)
+            out.append(self.prim("generate_digest", [top(self.rv(a[0])), hexv(lid, 32)], s))
+        elif name == "clone":
+            op = "clone_ingress_pkt_to_egress" if _enum_member(a[0]) == "I2E" else "clone_egress_pkt_to_egress"
+            out.append(self.prim(op, [top(self.rv(a[1])), hexv(0, 32)], s))
+        elif name == "clone_preserving_field_list":
+            op = "clone_ingress_pkt_to_egress" if _enum_member(a[0]) == "I2E" else "clone_egress_pkt_to_egress"
+            fl = self.program.field_list(a[2].const)
+            out.append(self.prim(op, [top(self.rv(a[1])), hexv(fl, 32)], s))
+        elif name in ("resubmit_preserving_field_list", "recirculate_preserving_field_list"):
+            fl = self.program.field_list(a[0].const)
+            out.append(self.prim("resubmit" if name.startswith("resubmit") else "recirculate",
+                                 [hexv(fl, 32)], s))
+        elif name == "truncate":
+            out.append(self.prim("truncate", [top(self.rv(a[0]))], s))
+        elif name in ("assert", "assume"):
+            out.append(self.prim(name, [top(self.rv(a[0]))], s))
+        elif name == "log_msg":
+            vals: list[Json] = []
+            if len(a) == 2:
+                items = a[1].items if isinstance(a[1], A.ListExpr) else [a[1]]
+                vals = [top(self.data(x)) if x.ty is not None else top(self.rv(x)) for x in items]
+            out.append(self.prim("log_msg", [{"type": "string", "value": a[0].value},
+                                             {"type": "parameters_vector", "value": vals}], s))
+        else:
+            raise unsupported(f"extern {name} here", s.loc)
+
+    def calc_inputs(self, data: A.Expr, s: A.Stmt, out: list[Json] | None) -> list[Json]:
+        """Field references for a hash/checksum input list; non-field values go through temporaries."""
+        items = data.items if isinstance(data, A.ListExpr) else [data]
+        res: list[Json] = []
+        for it in items:
+            st = self.store(it)
+            if isinstance(st, ScalarStore):
+                res.append(field_ref(st))
+            elif isinstance(st, (HeaderStore, StructStore, StackStore)):
+                for h in _flatten_fields(st):
+                    res.append(h)
+            elif it.const is not None and isinstance(it.ty, BitsT):
+                res.append({"type": "hexstr", "value": hexstr(it.const, it.ty.width), "bitwidth": it.ty.width})
+            elif out is not None and it.ty is not None and isinstance(it.ty, (BitsT, BoolT)):
+                tmp = self.layout.temp(it.ty)
+                out.append(self.prim("assign", [field_ref(tmp), top(self.data(it))], s))
+                res.append(field_ref(tmp))
+            else:
+                raise unsupported(f"'{expr_str(it)}' in a checksum field list (use a field or constant)",
+                                  it.loc)
+        return res
+
+    def digest_fields(self, t: StructT, data: A.Expr, s: A.Stmt, out: list[Json]) -> list[Json]:
+        st = self.store(data)
+        if isinstance(st, StructStore):
+            return _flatten_fields(st)
+        if not isinstance(data, A.ListExpr):
+            raise unsupported("digest data", data.loc)
+        res = []
+        for (fn, ft), it in zip(t.fields, data.items, strict=True):
+            if not isinstance(ft, (BitsT, BoolT, EnumT, ErrorT)):
+                raise unsupported("nested structs in digest data", it.loc)
+            tmp = self.layout.add_scalar(f"{t.name}.{fn}", ft)
+            out.append(self.prim("assign", [field_ref(tmp), top(self.data(it))], s))
+            res.append(field_ref(tmp))
+        return res
+
+    def stmts(self, stmts: list[A.Stmt], out: list[Json]) -> None:
+        for st in stmts:
+            self.stmt(st, out)
+
+    def stmt(self, s: A.Stmt, out: list[Json]) -> None:
+        if isinstance(s, A.Assign):
+            self.assign(s, out)
+        elif isinstance(s, A.CallStmt):
+            self.call_stmt(s, out)
+        elif isinstance(s, A.Block):
+            self.stmts(s.stmts, out)
+        elif isinstance(s, A.VarDecl):
+            if s.is_const:
+                return
+            st = self.var_store(s.sym)
+            if s.init is not None:
+                self.assign_store(st, s.init, s, out)
+        elif isinstance(s, A.If):
+            # _jump_if_zero cond, else_label; then...; _jump end; else...
+            j = self.prim("_jump_if_zero", [top(ex("b2d", None, self.rv(s.cond))), hexv(0, 32)], s)
+            out.append(j)
+            self.stmt(s.then, out)
+            if s.other is not None:
+                jend = self.prim("_jump", [hexv(0, 32)], s)
+                out.append(jend)
+                j["parameters"][1] = hexv(len(out), 32)
+                self.stmt(s.other, out)
+                jend["parameters"][0] = hexv(len(out), 32)
+            else:
+                j["parameters"][1] = hexv(len(out), 32)
+        elif isinstance(s, A.Exit):
+            out.append(self.prim("exit", [], s))
+        elif isinstance(s, A.Empty):
+            pass
+        else:
+            raise unsupported(f"statement {type(s).__name__} here", s.loc)
+
+
+def _enum_member(e: A.Expr) -> str:
+    assert isinstance(e, A.Member)
+    return e.name
+
+
+def _flatten_fields(st: Store) -> list[Json]:
+    if isinstance(st, ScalarStore):
+        return [field_ref(st)]
+    if isinstance(st, HeaderStore):
+        return [{"type": "field", "value": [st.inst, fn]} for fn, _ in st.type.fields]
+    if isinstance(st, StructStore):
+        out: list[Json] = []
+        for v in st.fields.values():
+            out += _flatten_fields(v)
+        return out
+    if isinstance(st, StackStore):
+        out = []
+        for h in iter_headers(st):
+            out += _flatten_fields(h)
+        return out
+    return []
+
+
+__all__ = ["Ctx", "hexstr", "hexv", "ex", "field_ref", "top", "to_data", "ListT"]

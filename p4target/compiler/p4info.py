@@ -1,0 +1,273 @@
+"""P4Info (p4.config.v1) generation with p4c's id scheme.
+
+Ids are ``(prefix << 24) | (jenkins_one_at_a_time(fully_qualified_name) & 0xffffff)``, assigned in
+name order per entity type with linear probing on collisions, exactly as p4c's P4RuntimeSymbolTable
+does; ``@id`` annotations win. Aliases are the shortest unique dot-suffix. Names equal the BMv2 JSON
+names, key order equals the JSON key order and action parameter order equals ``runtime_data`` order.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from p4.config.v1 import p4info_pb2 as P
+
+from . import ast as A
+from .check import Checked
+from .errors import CompileError
+from .types import BoolT, InstanceSym, StructT, width_of
+
+PREFIX = {
+    "action": P.P4Ids.ACTION, "table": P.P4Ids.TABLE, "controller_header": P.P4Ids.CONTROLLER_HEADER,
+    "counter": P.P4Ids.COUNTER, "direct_counter": P.P4Ids.DIRECT_COUNTER, "meter": P.P4Ids.METER,
+    "direct_meter": P.P4Ids.DIRECT_METER, "register": P.P4Ids.REGISTER, "digest": P.P4Ids.DIGEST,
+}
+MATCH = {"exact": P.MatchField.EXACT, "lpm": P.MatchField.LPM, "ternary": P.MatchField.TERNARY,
+         "range": P.MatchField.RANGE, "optional": P.MatchField.OPTIONAL}
+
+
+def jenkins_hash(name: str) -> int:
+    """Bob Jenkins' one-at-a-time hash (32-bit), as used by p4c for P4Runtime ids."""
+    h = 0
+    for b in name.encode():
+        h = (h + b) & 0xFFFFFFFF
+        h = (h + (h << 10)) & 0xFFFFFFFF
+        h ^= h >> 6
+    h = (h + (h << 3)) & 0xFFFFFFFF
+    h ^= h >> 11
+    h = (h + (h << 15)) & 0xFFFFFFFF
+    return h
+
+
+def compute_ids(kind: str, names: list[str], fixed: dict[str, int] | None = None,
+                assigned: set[int] | None = None) -> dict[str, int]:
+    """p4c's id assignment for one entity type (names sorted, linear probing on collisions)."""
+    prefix = PREFIX[kind]
+    assigned = assigned if assigned is not None else set()
+    out: dict[str, int] = {}
+    for n, i in (fixed or {}).items():
+        out[n] = i
+        assigned.add(i)
+    for n in sorted(set(names) - set(out)):
+        h = jenkins_hash(n)
+        for _ in range(1 << 24):
+            cand = (prefix << 24) | (h & 0xFFFFFF)
+            if cand not in assigned:
+                break
+            h += 1
+        else:
+            raise CompileError(f"no available P4Runtime id for {n}")
+        assigned.add(cand)
+        out[n] = cand
+    return out
+
+
+def shortest_suffixes(names: list[str]) -> dict[str, str]:
+    counts: dict[tuple[str, ...], int] = {}
+    uniq = sorted(set(names))
+    for n in uniq:
+        parts = n.split(".")
+        for k in range(1, len(parts) + 1):
+            key = tuple(parts[-k:])
+            counts[key] = counts.get(key, 0) + 1
+    out = {}
+    for n in uniq:
+        parts = n.split(".")
+        for k in range(1, len(parts) + 1):
+            if counts[tuple(parts[-k:])] < 2:
+                out[n] = ".".join(parts[-k:])
+                break
+        else:
+            out[n] = n
+    return out
+
+
+def _id_anno(decl: Any, kind: str) -> int | None:
+    a = A.anno(getattr(decl, "annos", []), "id")
+    if a is None or not a.args or not isinstance(getattr(a.args[0], "value", None), int):
+        return None
+    v = int(a.args[0].value)
+    prefix = PREFIX[kind] << 24
+    if v & 0xFF000000 and v & 0xFF000000 != prefix:
+        raise CompileError("@id has the wrong 8-bit prefix", a.loc)
+    return v | prefix
+
+
+class P4InfoBuilder:
+    def __init__(self, checked: Checked, em: Any) -> None:
+        self.c = checked
+        self.em = em
+        self.p = P.P4Info()
+
+    def build(self) -> P.P4Info:
+        em = self.em
+        p = self.p
+        p.pkg_info.arch = "v1model"
+        tables = em.tables_used
+        actions = [a for a in em.used_actions]
+        insts = em.all_instances()
+        ctrl_hdrs = self.controller_headers()
+        kinds: dict[str, list[tuple[str, Any]]] = {
+            "table": [(t.fqname, t.decl) for t in tables],
+            "action": [(a.fqname, a.decl) for a in actions],
+            "controller_header": [(n, d) for n, d, _ in ctrl_hdrs],
+            "digest": [(t.name, t.decl) for t in em.learn_types],
+        }
+        ikind = {"counter": "counter", "direct_counter": "direct_counter", "meter": "meter",
+                 "direct_meter": "direct_meter", "register": "register"}
+        bound = set(em.table_binding)
+        for s in insts:
+            k = ikind.get(s.type.name)
+            if k is None or (k.startswith("direct") and id(s) not in bound):
+                continue
+            kinds.setdefault(k, []).append((s.fqname, s.decl))
+        ids: dict[tuple[str, str], int] = {}
+        for k, items in kinds.items():
+            fixed = {}
+            for n, d in items:
+                v = _id_anno(d, k)
+                if v is not None:
+                    fixed[n] = v
+            for n, i in compute_ids(k, [n for n, _ in items], fixed).items():
+                ids[(k, n)] = i
+        alias = shortest_suffixes([n for items in kinds.values() for n, _ in items])
+
+        def pre(msg: Any, kind: str, name: str, annos: list[str] | None = None) -> None:
+            msg.preamble.id = ids[(kind, name)]
+            msg.preamble.name = name
+            msg.preamble.alias = alias.get(name, name)
+            for a in annos or []:
+                msg.preamble.annotations.append(a)
+
+        for t in sorted(tables, key=lambda t: t.fqname):
+            info = t.info
+            tm = p.tables.add()
+            pre(tm, "table", t.fqname)
+            for i, (kexpr, mk, kname) in enumerate(info.keys):
+                mf = tm.match_fields.add()
+                mf.id = i + 1
+                mf.name = kname
+                mf.bitwidth = width_of(kexpr.ty)
+                mf.match_type = MATCH[mk]
+            for a, annos, _ in info.actions:
+                ar = tm.action_refs.add()
+                ar.id = ids[("action", a.fqname)]
+                if A.anno(annos, "defaultonly"):
+                    ar.scope = P.ActionRef.DEFAULT_ONLY
+                    ar.annotations.append("@defaultonly")
+                elif A.anno(annos, "tableonly"):
+                    ar.scope = P.ActionRef.TABLE_ONLY
+                    ar.annotations.append("@tableonly")
+            if info.default is not None and info.default[2]:
+                tm.const_default_action_id = ids[("action", info.default[0].fqname)]
+            if info.counters is not None:
+                tm.direct_resource_ids.append(ids[("direct_counter", info.counters.fqname)])
+            if info.meters is not None:
+                tm.direct_resource_ids.append(ids[("direct_meter", info.meters.fqname)])
+            tm.size = info.size if info.size is not None else 1024
+            if info.timeout:
+                tm.idle_timeout_behavior = P.Table.NOTIFY_CONTROL
+            if info.entries is not None:
+                if info.entries_const:
+                    tm.is_const_table = True
+                else:
+                    tm.has_initial_entries = True
+        for a in sorted(actions, key=lambda a: a.fqname):
+            am = p.actions.add()
+            pre(am, "action", a.fqname)
+            for i, prm in enumerate(a.decl.params):
+                pm = am.params.add()
+                pm.id = i + 1
+                pm.name = prm.name
+                pm.bitwidth = width_of(a.decl._param_syms[prm.name].type)
+        by_table = {v: k for k, v in em.table_binding.items()}
+        del by_table
+        tid_of = {t.fqname: ids[("table", t.fqname)] for t in tables}
+        for s in sorted(insts, key=lambda s: s.fqname):
+            k = ikind.get(s.type.name)
+            if k is None or (k, s.fqname) not in ids:
+                continue
+            if k == "register":
+                r = p.registers.add()
+                pre(r, k, s.fqname)
+                vt = s.type.type_args[0]
+                if isinstance(vt, BoolT):
+                    r.type_spec.bool.SetInParent()
+                else:
+                    r.type_spec.bitstring.bit.bitwidth = width_of(vt)
+                r.size = int(s.args[0].const)
+            elif k in ("counter", "direct_counter"):
+                m = p.counters.add() if k == "counter" else p.direct_counters.add()
+                pre(m, k, s.fqname)
+                unit = _member(s.args[-1])
+                m.spec.unit = {"packets": P.CounterSpec.PACKETS, "bytes": P.CounterSpec.BYTES,
+                               "packets_and_bytes": P.CounterSpec.BOTH}[unit]
+                if k == "counter":
+                    m.size = int(s.args[0].const)
+                else:
+                    m.direct_table_id = tid_of[em.table_binding[id(s)]]
+            else:
+                m = p.meters.add() if k == "meter" else p.direct_meters.add()
+                pre(m, k, s.fqname)
+                unit = _member(s.args[-1])
+                m.spec.unit = {"packets": P.MeterSpec.PACKETS, "bytes": P.MeterSpec.BYTES}[unit]
+                if k == "meter":
+                    m.size = int(s.args[0].const)
+                else:
+                    m.direct_table_id = tid_of[em.table_binding[id(s)]]
+        for name, decl, st in ctrl_hdrs:
+            cm = p.controller_packet_metadata.add()
+            pre(cm, "controller_header", name, [f'@controller_header("{name}")'])
+            for i, (fn, ft) in enumerate(st.fields):
+                md = cm.metadata.add()
+                md.id = i + 1
+                md.name = fn
+                md.bitwidth = width_of(ft)
+        for t in self.em.learn_types:
+            d = p.digests.add()
+            pre(d, "digest", t.name)
+            d.type_spec.struct.name = t.name
+            self.add_struct_type(t)
+        return p
+
+    def add_struct_type(self, t: StructT) -> None:
+        ti = self.p.type_info
+        if t.name in ti.structs:
+            return
+        s = ti.structs[t.name]
+        for fn, ft in t.fields:
+            m = s.members.add()
+            m.name = fn
+            if isinstance(ft, BoolT):
+                m.type_spec.bool.SetInParent()
+            elif isinstance(ft, StructT):
+                m.type_spec.struct.name = ft.name
+                self.add_struct_type(ft)
+            else:
+                m.type_spec.bitstring.bit.bitwidth = width_of(ft)
+
+    def controller_headers(self) -> list[tuple[str, Any, StructT]]:
+        out = []
+        for d in self.c.program.decls:
+            if isinstance(d, A.HeaderDecl) and d.kind == "header":
+                a = A.anno(d.annos, "controller_header")
+                if a is None:
+                    continue
+                if not a.args or not isinstance(a.args[0], A.StrLit):
+                    raise CompileError("@controller_header expects a string argument", a.loc)
+                st = self.c.struct_types[d.name]
+                if sum(width_of(ft) for _, ft in st.fields) % 8:
+                    raise CompileError(f"{d.name}: @controller_header headers must be a whole number of bytes",
+                                       d.loc)
+                out.append((a.args[0].value, d, st))
+        return out
+
+
+def _member(e: Any) -> str:
+    return e.name
+
+
+def build_p4info(checked: Checked, em: Any) -> P.P4Info:
+    return P4InfoBuilder(checked, em).build()
+
+
+__all__ = ["build_p4info", "jenkins_hash", "compute_ids", "InstanceSym"]

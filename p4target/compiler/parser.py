@@ -1,0 +1,922 @@
+"""Hand-written recursive-descent parser for the P4_16 subset used by v1model programs.
+
+Input: the preprocessed token list; output: :class:`ast.Program`. Type names are tracked while
+parsing (P4 declares before use), which resolves the declaration/expression ambiguities of the grammar.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast as A
+from .errors import CompileError, Loc, unsupported
+from .lexer import Token
+
+BINARY_PREC = [
+    ["||"], ["&&"], ["==", "!="], ["<", ">", "<=", ">="], ["|"], ["^"], ["&"],
+    ["<<", ">>"], ["++", "+", "-", "|+|", "|-|"], ["*", "/", "%"],
+]
+BUILTIN_TYPES = {"bit", "int", "varbit", "bool", "error", "string", "void", "match_kind", "packet_in",
+                 "packet_out"}
+KEYWORDS = {"action", "apply", "bit", "bool", "const", "control", "default", "else", "enum", "error",
+            "exit", "extern", "false", "header", "header_union", "if", "in", "inout", "int",
+            "match_kind", "out", "package", "parser", "return", "select", "state", "struct", "switch",
+            "table", "transition", "true", "tuple", "typedef", "type", "varbit", "void", "entries",
+            "key", "actions", "list"}
+
+
+class Parser:
+    def __init__(self, toks: list[Token]) -> None:
+        self.toks = toks
+        self.i = 0
+        last = toks[-1].loc if toks else Loc("<input>", 1, 1)
+        self.eof = Token("eof", None, last)
+        self.type_names: set[str] = set(BUILTIN_TYPES) | {"packet_in", "packet_out"}
+
+    # ------------------------------------------------------------------ helpers
+    def peek(self, k: int = 0) -> Token:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else self.eof
+
+    def next(self) -> Token:
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def at_op(self, op: str, k: int = 0) -> bool:
+        return self.peek(k).is_op(op)
+
+    def at_id(self, name: str | None = None, k: int = 0) -> bool:
+        t = self.peek(k)
+        return t.kind == "id" and (name is None or t.value == name)
+
+    def accept_op(self, op: str) -> bool:
+        if self.at_op(op):
+            self.i += 1
+            return True
+        return False
+
+    def accept_id(self, name: str) -> bool:
+        if self.at_id(name):
+            self.i += 1
+            return True
+        return False
+
+    def error(self, msg: str, t: Token | None = None) -> CompileError:
+        t = t or self.peek()
+        return CompileError(msg, t.loc)
+
+    def expect_op(self, op: str) -> Token:
+        t = self.peek()
+        if not t.is_op(op):
+            raise self.error(f"syntax error, expected '{op}' but found {self.describe(t)}")
+        self.i += 1
+        return t
+
+    def expect_id(self, what: str = "identifier") -> Token:
+        t = self.peek()
+        if t.kind != "id":
+            raise self.error(f"syntax error, expected {what} but found {self.describe(t)}")
+        self.i += 1
+        return t
+
+    def expect_kw(self, kw: str) -> Token:
+        t = self.peek()
+        if not (t.kind == "id" and t.value == kw):
+            raise self.error(f"syntax error, expected '{kw}' but found {self.describe(t)}")
+        self.i += 1
+        return t
+
+    @staticmethod
+    def describe(t: Token) -> str:
+        if t.kind == "eof":
+            return "end of file"
+        if t.kind == "str":
+            return f'"{t.value}"'
+        return f"'{t.value}'"
+
+    def name_token(self) -> Token:
+        """An identifier, also allowing the few keywords that are valid names (key, actions...)."""
+        return self.expect_id("name")
+
+    # ------------------------------------------------------------------ program
+    def parse_program(self) -> A.Program:
+        decls = []
+        while self.peek().kind != "eof":
+            if self.accept_op(";"):
+                continue
+            decls.append(self.declaration())
+        return A.Program(decls)
+
+    def annotations(self) -> list[A.Annotation]:
+        annos = []
+        while self.at_op("@"):
+            at = self.next()
+            name = self.expect_id("annotation name").value
+            args: list[Any] = []
+            if self.at_op("("):
+                self.next()
+                args = self.annotation_body()
+            annos.append(A.Annotation(name, args, at.loc))
+        return annos
+
+    def annotation_body(self) -> list[Any]:
+        """Annotation arguments up to the matching ')': expressions where they parse, else tokens."""
+        start = self.i
+        depth = 0
+        end = start
+        while True:
+            t = self.peek(end - start)
+            if t.kind == "eof":
+                raise self.error("unterminated annotation")
+            if t.is_op("("):
+                depth += 1
+            elif t.is_op(")"):
+                if depth == 0:
+                    break
+                depth -= 1
+            end += 1
+        toks = self.toks[start:end]
+        self.i = end + 1
+        if not toks:
+            return []
+        sub = Parser(toks)
+        sub.type_names = self.type_names
+        try:
+            args = [sub.expression()]
+            while sub.accept_op(","):
+                args.append(sub.expression())
+            if sub.peek().kind == "eof":
+                return args
+        except CompileError:
+            pass
+        return [t.value for t in toks]
+
+    def declaration(self) -> Any:
+        annos = self.annotations()
+        t = self.peek()
+        if t.kind != "id":
+            raise self.error(f"syntax error, unexpected {self.describe(t)}")
+        kw = t.value
+        if kw in ("header", "struct", "header_union"):
+            return self.header_decl(annos)
+        if kw in ("typedef", "type"):
+            return self.typedef_decl(annos)
+        if kw == "const":
+            return self.const_decl(annos)
+        if kw == "enum":
+            return self.enum_decl(annos)
+        if kw == "error":
+            return self.members_decl(A.ErrorDecl, "error")
+        if kw == "match_kind":
+            return self.members_decl(A.MatchKindDecl, "match_kind")
+        if kw == "extern":
+            return self.extern_decl(annos)
+        if kw == "action":
+            return self.action_decl(annos)
+        if kw == "parser":
+            return self.parser_decl(annos)
+        if kw == "control":
+            return self.control_decl(annos)
+        if kw == "package":
+            return self.package_decl(annos)
+        if kw in self.type_names or self.at_op("<", 1):
+            # function declaration or instantiation
+            save = self.i
+            ty = self.type_ref()
+            if self.at_id() and self.at_op("(", 1):
+                return self.function_decl(annos, ty, save)
+            self.i = save
+            return self.instantiation(annos)
+        raise self.error(f"syntax error, unexpected '{kw}'")
+
+    def header_decl(self, annos: list[A.Annotation]) -> A.HeaderDecl:
+        kw = self.next()
+        name = self.expect_id("type name")
+        self.type_names.add(name.value)
+        if self.at_op("<"):
+            raise unsupported("generic structs/headers", self.peek().loc)
+        self.expect_op("{")
+        fields = []
+        while not self.accept_op("}"):
+            fa = self.annotations()
+            ft = self.type_ref()
+            fn = self.name_token()
+            self.expect_op(";")
+            fields.append(A.FieldDecl(fn.value, ft, fa, fn.loc))
+        return A.HeaderDecl(name.loc, name.value, annos, fields, kw.value)
+
+    def typedef_decl(self, annos: list[A.Annotation]) -> A.TypedefDecl:
+        kw = self.next()
+        ty = self.type_ref()
+        name = self.expect_id("type name")
+        self.expect_op(";")
+        self.type_names.add(name.value)
+        return A.TypedefDecl(name.loc, name.value, annos, ty, kw.value == "type")
+
+    def const_decl(self, annos: list[A.Annotation]) -> A.ConstDecl:
+        self.expect_kw("const")
+        ty = self.type_ref()
+        name = self.name_token()
+        self.expect_op("=")
+        val = self.expression()
+        self.expect_op(";")
+        return A.ConstDecl(name.loc, name.value, annos, ty, val)
+
+    def enum_decl(self, annos: list[A.Annotation]) -> A.EnumDecl:
+        self.expect_kw("enum")
+        base = None
+        if self.at_id("bit") or self.at_id("int"):
+            base = self.type_ref()
+        name = self.expect_id("enum name")
+        self.type_names.add(name.value)
+        self.expect_op("{")
+        members, values = [], []
+        while not self.accept_op("}"):
+            m = self.expect_id("enum member")
+            members.append(m.value)
+            values.append(self.expression() if self.accept_op("=") else None)
+            if not self.accept_op(","):
+                self.expect_op("}")
+                break
+        return A.EnumDecl(name.loc, name.value, annos, members, values, base)
+
+    def members_decl(self, cls: type, kw: str) -> Any:
+        t = self.expect_kw(kw)
+        self.expect_op("{")
+        members = []
+        while not self.accept_op("}"):
+            members.append(self.expect_id().value)
+            if not self.accept_op(","):
+                self.expect_op("}")
+                break
+        return cls(t.loc, kw, [], members)
+
+    def type_params(self) -> list[str]:
+        out = []
+        if self.accept_op("<"):
+            while True:
+                n = self.expect_id("type parameter").value
+                out.append(n)
+                self.type_names.add(n)
+                if not self.accept_op(","):
+                    break
+            self.expect_op(">")
+        return out
+
+    def extern_decl(self, annos: list[A.Annotation]) -> A.ExternDecl:
+        self.expect_kw("extern")
+        # extern function: 'extern' type name<...>(params);   extern object: 'extern' name<...> { ... }
+        if self.at_id() and (self.at_op("{", 1) or (self.at_op("<", 1) and self._extern_object_ahead())):
+            name = self.expect_id()
+            self.type_names.add(name.value)
+            tps = self.type_params()
+            self.expect_op("{")
+            methods = []
+            while not self.accept_op("}"):
+                self.annotations()
+                self.accept_id("abstract")
+                # constructor: Name(params);  method: type name<T>(params);
+                if self.at_id(name.value) and self.at_op("(", 1):
+                    self.next()
+                    params = self.params()
+                    self.expect_op(";")
+                    methods.append(("__ctor__", params))
+                    continue
+                self.type_ref()
+                mname = self.expect_id("method name").value
+                self.type_params()
+                params = self.params()
+                self.expect_op(";")
+                methods.append((mname, params))
+            return A.ExternDecl(name.loc, name.value, annos, tps, methods)
+        self.type_ref()
+        name = self.expect_id("function name")
+        tps = self.type_params()
+        params = self.params()
+        self.expect_op(";")
+        return A.ExternDecl(name.loc, name.value, annos, tps, [], True, params)
+
+    def _extern_object_ahead(self) -> bool:
+        j = 1
+        depth = 0
+        while True:
+            t = self.peek(j)
+            if t.kind == "eof":
+                return False
+            if t.is_op("<"):
+                depth += 1
+            elif t.is_op(">"):
+                depth -= 1
+                if depth == 0:
+                    return self.peek(j + 1).is_op("{")
+            j += 1
+
+    def params(self) -> list[A.Param]:
+        self.expect_op("(")
+        out: list[A.Param] = []
+        if self.accept_op(")"):
+            return out
+        while True:
+            pa = self.annotations()
+            d = ""
+            if self.at_id("in") or self.at_id("out") or self.at_id("inout"):
+                d = self.next().value
+            ty = self.type_ref()
+            n = self.name_token()
+            default = self.expression() if self.accept_op("=") else None
+            out.append(A.Param(d, ty, n.value, n.loc, pa, default))
+            if not self.accept_op(","):
+                break
+        self.expect_op(")")
+        return out
+
+    def action_decl(self, annos: list[A.Annotation]) -> A.ActionDecl:
+        self.expect_kw("action")
+        name = self.name_token()
+        params = self.params()
+        body = self.block()
+        return A.ActionDecl(name.loc, name.value, annos, params, body)
+
+    def function_decl(self, annos: list[A.Annotation], ret: A.TypeRef, save: int) -> A.FunctionDecl:
+        name = self.expect_id()
+        params = self.params()
+        if self.at_op(";"):
+            raise unsupported("function prototype outside extern", name.loc)
+        body = self.block()
+        return A.FunctionDecl(name.loc, name.value, annos, ret, params, body)
+
+    def package_decl(self, annos: list[A.Annotation]) -> A.PackageDecl:
+        self.expect_kw("package")
+        name = self.expect_id()
+        self.type_names.add(name.value)
+        tps = self.type_params()
+        params = self.params()
+        self.expect_op(";")
+        return A.PackageDecl(name.loc, name.value, annos, params, tps)
+
+    def parser_decl(self, annos: list[A.Annotation]) -> A.ParserDecl:
+        self.expect_kw("parser")
+        name = self.expect_id("parser name")
+        tps = self.type_params()
+        params = self.params()
+        if self.accept_op(";"):
+            self.type_names.add(name.value)
+            return A.ParserDecl(name.loc, name.value, annos, params, type_params=tps, is_type=True)
+        ctor = self.params() if self.at_op("(") else []
+        self.expect_op("{")
+        locals_: list[Any] = []
+        states: list[A.ParserState] = []
+        while not self.accept_op("}"):
+            sa = self.annotations()
+            if self.at_id("state"):
+                states.append(self.parser_state(sa))
+            else:
+                locals_.append(self.local_decl(sa))
+        return A.ParserDecl(name.loc, name.value, annos, params, ctor, locals_, states, tps)
+
+    def parser_state(self, annos: list[A.Annotation]) -> A.ParserState:
+        self.expect_kw("state")
+        name = self.name_token()
+        self.expect_op("{")
+        stmts = []
+        while not self.at_id("transition") and not self.at_op("}"):
+            stmts.append(self.statement())
+        trans: Any = A.Name(name.loc, name="reject")
+        if self.accept_id("transition"):
+            if self.at_id("select"):
+                trans = self.select_expr()
+            else:
+                tn = self.name_token()
+                trans = A.Name(tn.loc, name=tn.value)
+                self.expect_op(";")
+        else:
+            raise self.error(f"state '{name.value}' has no transition statement")
+        self.expect_op("}")
+        return A.ParserState(name.value, stmts, trans, name.loc, annos)
+
+    def select_expr(self) -> A.Select:
+        t = self.expect_kw("select")
+        self.expect_op("(")
+        exprs = [self.expression()]
+        while self.accept_op(","):
+            exprs.append(self.expression())
+        self.expect_op(")")
+        self.expect_op("{")
+        cases = []
+        while not self.accept_op("}"):
+            kt = self.peek()
+            ks = self.keyset()
+            self.expect_op(":")
+            st = self.name_token()
+            self.expect_op(";")
+            cases.append(A.SelectCase(ks, st.value, kt.loc))
+        return A.Select(exprs, cases, t.loc)
+
+    def keyset(self) -> A.Expr:
+        t = self.peek()
+        if self.at_op("(") and self._tuple_keyset_ahead():
+            self.next()
+            items = [self.simple_keyset()]
+            while self.accept_op(","):
+                items.append(self.simple_keyset())
+            self.expect_op(")")
+            return A.ListExpr(t.loc, items=items)
+        return self.simple_keyset()
+
+    def _tuple_keyset_ahead(self) -> bool:
+        depth = 0
+        j = 0
+        while True:
+            t = self.peek(j)
+            if t.kind == "eof":
+                return False
+            if t.is_op("(") or t.is_op("{") or t.is_op("["):
+                depth += 1
+            elif t.is_op(")") or t.is_op("}") or t.is_op("]"):
+                depth -= 1
+                if depth == 0:
+                    return False
+            elif t.is_op(",") and depth == 1:
+                return True
+            j += 1
+
+    def simple_keyset(self) -> A.Expr:
+        t = self.peek()
+        if self.accept_id("default") or (t.kind == "id" and t.value == "_" and self.accept_id("_")):
+            return A.Default(t.loc)
+        e = self.expression()
+        if self.accept_op("&&&"):
+            m = self.expression()
+            return A.Binary(t.loc, op="&&&", left=e, right=m)
+        if self.accept_op(".."):
+            hi = self.expression()
+            return A.Binary(t.loc, op="..", left=e, right=hi)
+        return e
+
+    def control_decl(self, annos: list[A.Annotation]) -> A.ControlDecl:
+        self.expect_kw("control")
+        name = self.expect_id("control name")
+        tps = self.type_params()
+        params = self.params()
+        if self.accept_op(";"):
+            self.type_names.add(name.value)
+            return A.ControlDecl(name.loc, name.value, annos, params, type_params=tps, is_type=True)
+        ctor = self.params() if self.at_op("(") else []
+        self.expect_op("{")
+        locals_: list[Any] = []
+        body = None
+        while not self.accept_op("}"):
+            la = self.annotations()
+            if self.at_id("apply") and self.at_op("{", 1):
+                self.next()
+                body = self.block()
+                continue
+            locals_.append(self.local_decl(la))
+        if body is None:
+            raise CompileError(f"control '{name.value}' has no apply block", name.loc)
+        return A.ControlDecl(name.loc, name.value, annos, params, ctor, locals_, body, tps)
+
+    def local_decl(self, annos: list[A.Annotation]) -> Any:
+        if self.at_id("action"):
+            return self.action_decl(annos)
+        if self.at_id("table"):
+            return self.table_decl(annos)
+        if self.at_id("const"):
+            c = self.const_decl(annos)
+            return c
+        if self.at_id("state"):
+            raise self.error("parser state outside a parser")
+        return self.instantiation_or_var(annos)
+
+    def instantiation(self, annos: list[A.Annotation]) -> A.Instance:
+        t = self.peek()
+        ty = self.type_ref()
+        if not self.at_op("("):
+            raise self.error(f"syntax error, expected a constructor call after type at {t.value}")
+        args = self.call_args()[0]
+        name = self.name_token()
+        if self.at_op("="):
+            raise unsupported("extern instance initializer blocks", self.peek().loc)
+        self.expect_op(";")
+        return A.Instance(name.loc, name.value, annos, ty, args)
+
+    def instantiation_or_var(self, annos: list[A.Annotation]) -> Any:
+        save = self.i
+        ty = self.type_ref()
+        if self.at_op("("):
+            self.i = save
+            return self.instantiation(annos)
+        name = self.name_token()
+        init = self.expression() if self.accept_op("=") else None
+        self.expect_op(";")
+        return A.VarDecl(name.loc, ty, name.value, init, annos)
+
+    def table_decl(self, annos: list[A.Annotation]) -> A.TableDecl:
+        self.expect_kw("table")
+        name = self.name_token()
+        self.expect_op("{")
+        props = []
+        while not self.accept_op("}"):
+            pa = self.annotations()
+            is_const = self.accept_id("const")
+            pn = self.name_token()
+            if pn.value == "key":
+                self.expect_op("=")
+                self.expect_op("{")
+                keys = []
+                while not self.accept_op("}"):
+                    kt = self.peek()
+                    e = self.expression()
+                    self.expect_op(":")
+                    mk = self.expect_id("match kind").value
+                    ka = self.annotations()
+                    self.expect_op(";")
+                    keys.append(A.KeyElement(e, mk, ka, kt.loc))
+                props.append(A.TableProperty("key", keys, pn.loc, is_const, pa))
+            elif pn.value == "actions":
+                self.expect_op("=")
+                self.expect_op("{")
+                acts = []
+                while not self.accept_op("}"):
+                    aa = self.annotations()
+                    at = self.peek()
+                    e = self.expression()
+                    self.expect_op(";")
+                    acts.append(A.ActionRef(e, aa, at.loc))
+                props.append(A.TableProperty("actions", acts, pn.loc, is_const, pa))
+            elif pn.value == "entries":
+                self.expect_op("=")
+                self.expect_op("{")
+                entries = []
+                while not self.accept_op("}"):
+                    et = self.peek()
+                    self.annotations()
+                    prio = None
+                    if self.accept_id("priority"):
+                        self.expect_op("=")
+                        prio = self.expression()
+                        self.expect_op(":")
+                    ks = self.keyset()
+                    items = ks.items if isinstance(ks, A.ListExpr) else [ks]
+                    self.expect_op(":")
+                    act = self.expression()
+                    self.annotations()
+                    self.expect_op(";")
+                    entries.append(A.TableEntry(items, act, et.loc, prio))
+                props.append(A.TableProperty("entries", entries, pn.loc, is_const, pa))
+            else:
+                self.expect_op("=")
+                val = self.expression()
+                self.expect_op(";")
+                props.append(A.TableProperty(pn.value, val, pn.loc, is_const, pa))
+        return A.TableDecl(name.loc, name.value, annos, props)
+
+    # ------------------------------------------------------------------ types
+    def is_type_start(self, k: int = 0) -> bool:
+        t = self.peek(k)
+        if t.kind != "id":
+            return False
+        if t.value in ("bit", "int", "varbit", "bool", "error", "string", "tuple", "void"):
+            return True
+        return t.value in self.type_names
+
+    def type_ref(self) -> A.TypeRef:
+        t = self.peek()
+        if t.kind == "op" and t.value == ".":
+            self.next()
+            t = self.peek()
+        if t.kind != "id":
+            raise self.error(f"syntax error, expected a type but found {self.describe(t)}")
+        self.next()
+        base: A.TypeRef
+        if t.value in ("bit", "int", "varbit"):
+            width = None
+            if self.accept_op("<"):
+                if self.at_op("("):
+                    self.next()
+                    width = self.expression()
+                    self.expect_op(")")
+                else:
+                    w = self.next()
+                    if w.kind == "int":
+                        width = A.IntLit(w.loc, value=w.value)
+                    elif w.kind == "id":
+                        width = A.Name(w.loc, name=w.value)
+                    else:
+                        raise self.error("syntax error, expected a width", w)
+                self.expect_op(">")
+            elif t.value == "bit":
+                width = A.IntLit(t.loc, value=1)
+            if width is None:
+                base = A.SimpleTypeRef(t.loc, name="int")
+            else:
+                base = A.BitTypeRef(t.loc, width, t.value == "int", t.value)
+        elif t.value in ("bool", "error", "string", "void", "match_kind", "packet_in", "packet_out"):
+            base = A.SimpleTypeRef(t.loc, name=t.value)
+        elif t.value == "tuple":
+            self.expect_op("<")
+            args = [self.type_ref()]
+            while self.accept_op(","):
+                args.append(self.type_ref())
+            self.expect_op(">")
+            base = A.TupleTypeRef(t.loc, args)
+        elif t.value == "_":
+            base = A.SimpleTypeRef(t.loc, name="_")
+        else:
+            args = []
+            if self.at_op("<") and t.value in self.type_names:
+                self.next()
+                args.append(self.type_ref())
+                while self.accept_op(","):
+                    args.append(self.type_ref())
+                self.expect_op(">")
+            base = A.NamedTypeRef(t.loc, t.value, args)
+        while self.at_op("[") :
+            self.next()
+            size = self.expression()
+            self.expect_op("]")
+            base = A.StackTypeRef(t.loc, base, size)
+        return base
+
+    # ------------------------------------------------------------------ statements
+    def block(self) -> A.Block:
+        t = self.expect_op("{")
+        stmts = []
+        while not self.accept_op("}"):
+            if self.peek().kind == "eof":
+                raise self.error("syntax error, missing '}'")
+            stmts.append(self.statement())
+        return A.Block(t.loc, stmts)
+
+    def statement(self) -> A.Stmt:
+        annos = self.annotations()
+        t = self.peek()
+        if t.is_op("{"):
+            return self.block()
+        if t.is_op(";"):
+            self.next()
+            return A.Empty(t.loc)
+        if t.kind == "id":
+            if t.value == "if":
+                self.next()
+                self.expect_op("(")
+                c = self.expression()
+                self.expect_op(")")
+                th = self.statement()
+                el = self.statement() if self.accept_id("else") else None
+                return A.If(t.loc, c, th, el)
+            if t.value == "switch":
+                return self.switch_stmt()
+            if t.value == "exit":
+                self.next()
+                self.expect_op(";")
+                return A.Exit(t.loc)
+            if t.value == "return":
+                self.next()
+                v = None if self.at_op(";") else self.expression()
+                self.expect_op(";")
+                return A.Return(t.loc, v)
+            if t.value == "const":
+                c = self.const_decl(annos)
+                return A.VarDecl(c.loc, c.type, c.name, c.value, annos, True)
+            if self.is_type_start() and self._decl_ahead():
+                ty = self.type_ref()
+                n = self.name_token()
+                init = self.expression() if self.accept_op("=") else None
+                self.expect_op(";")
+                return A.VarDecl(n.loc, ty, n.value, init, annos)
+        e = self.expression()
+        if self.accept_op("="):
+            rhs = self.expression()
+            self.expect_op(";")
+            return A.Assign(t.loc, e, rhs)
+        for op in ("+=", "-=", "*=", "&=", "|=", "^=", "<<=", ">>="):
+            if self.at_op(op):
+                raise unsupported(f"compound assignment '{op}'", self.peek().loc)
+        if not isinstance(e, A.Call):
+            raise self.error(f"syntax error, expected ';' or '=' but found {self.describe(self.peek())}")
+        self.expect_op(";")
+        return A.CallStmt(t.loc, e)
+
+    def _decl_ahead(self) -> bool:
+        """After a type start: is this 'Type name [= ...];' (a declaration)?"""
+        save = self.i
+        try:
+            self.type_ref()
+            ok = self.peek().kind == "id" and (self.at_op(";", 1) or self.at_op("=", 1))
+        except CompileError:
+            ok = False
+        self.i = save
+        return ok
+
+    def switch_stmt(self) -> A.Switch:
+        t = self.expect_kw("switch")
+        self.expect_op("(")
+        e = self.expression()
+        self.expect_op(")")
+        self.expect_op("{")
+        cases = []
+        while not self.accept_op("}"):
+            lt = self.peek()
+            label: A.Expr | None
+            if self.accept_id("default"):
+                label = None
+            else:
+                label = self.expression()
+            self.expect_op(":")
+            body = self.block() if self.at_op("{") else None
+            cases.append(A.SwitchCase(label, body, lt.loc))
+        return A.Switch(t.loc, e, cases)
+
+    # ------------------------------------------------------------------ expressions
+    def expression(self) -> A.Expr:
+        return self.ternary()
+
+    def ternary(self) -> A.Expr:
+        c = self.binary(0)
+        if self.at_op("?"):
+            t = self.next()
+            a = self.expression()
+            self.expect_op(":")
+            b = self.expression()
+            return A.Ternary(t.loc, c, a, b)
+        return c
+
+    def _peek_binop(self) -> str | None:
+        t = self.peek()
+        if t.kind != "op":
+            return None
+        if t.value == ">" and self.at_op(">", 1) and self.peek(1).start == t.end:
+            return ">>"
+        if t.value == ">" and self.at_op("=", 1) and self.peek(1).start == t.end:
+            return ">="
+        return t.value
+
+    def binary(self, level: int) -> A.Expr:
+        if level >= len(BINARY_PREC):
+            return self.unary()
+        left = self.binary(level + 1)
+        while True:
+            op = self._peek_binop()
+            if op is None or op not in BINARY_PREC[level]:
+                return left
+            t = self.next()
+            if op in (">>", ">="):
+                self.next()
+            right = self.binary(level + 1)
+            left = A.Binary(t.loc, op=op, left=left, right=right)
+
+    def unary(self) -> A.Expr:
+        t = self.peek()
+        if t.kind == "op" and t.value in ("!", "~", "-", "+"):
+            self.next()
+            e = self.unary()
+            if t.value == "+":
+                return e
+            return A.Unary(t.loc, op=t.value, expr=e)
+        if t.is_op("(") and self._cast_ahead():
+            self.next()
+            ty = self.type_ref()
+            self.expect_op(")")
+            e = self.unary()
+            return A.Cast(t.loc, ty, e)
+        return self.postfix(self.primary())
+
+    def _cast_ahead(self) -> bool:
+        if not self.is_type_start(1):
+            return False
+        nm = self.peek(1).value
+        if nm in ("bit", "int", "varbit", "bool"):
+            return True
+        # (T) where T is a type name and followed by ')'
+        save = self.i
+        self.i += 1
+        try:
+            self.type_ref()
+            ok = self.at_op(")")
+        except CompileError:
+            ok = False
+        self.i = save
+        return ok
+
+    def primary(self) -> A.Expr:
+        t = self.next()
+        if t.kind == "int":
+            return A.IntLit(t.loc, value=t.value, width=t.width, signed=t.signed)
+        if t.kind == "str":
+            return A.StrLit(t.loc, value=t.value)
+        if t.kind == "id":
+            if t.value == "true":
+                return A.BoolLit(t.loc, value=True)
+            if t.value == "false":
+                return A.BoolLit(t.loc, value=False)
+            if t.value in ("bit", "int", "varbit", "tuple") and self.at_op("<"):
+                self.i -= 1
+                ty = self.type_ref()
+                return A.TypeExpr(t.loc, type=ty)
+            if t.value in self.type_names and self.at_op("<") and t.value not in ("error",):
+                # generic type used as constructor: register<bit<32>>(...)
+                self.i -= 1
+                ty = self.type_ref()
+                return A.TypeExpr(t.loc, type=ty)
+            return A.Name(t.loc, name=t.value)
+        if t.is_op("."):
+            n = self.expect_id()
+            return A.Name(n.loc, name=n.value, dotted=True)
+        if t.is_op("("):
+            e = self.expression()
+            self.expect_op(")")
+            return e
+        if t.is_op("{"):
+            items: list[A.Expr] = []
+            names: list[str] | None = None
+            if self.accept_op("}"):
+                return A.ListExpr(t.loc, items=items)
+            if self.at_id() and self.at_op("=", 1):
+                names = []
+            while True:
+                if names is not None:
+                    names.append(self.expect_id().value)
+                    self.expect_op("=")
+                items.append(self.expression())
+                if not self.accept_op(","):
+                    break
+                if self.at_op("}"):
+                    break
+            self.expect_op("}")
+            return A.ListExpr(t.loc, items=items, names=names)
+        raise CompileError(f"syntax error, unexpected {self.describe(t)}", t.loc)
+
+    def call_args(self) -> tuple[list[A.Expr], list[str | None]]:
+        self.expect_op("(")
+        args: list[A.Expr] = []
+        names: list[str | None] = []
+        if self.accept_op(")"):
+            return args, names
+        while True:
+            if self.at_id() and self.at_op("=", 1):
+                names.append(self.next().value)
+                self.next()
+            else:
+                names.append(None)
+            if self.at_id("_") and (self.at_op(",", 1) or self.at_op(")", 1)):
+                dt = self.next()
+                args.append(A.Default(dt.loc))
+            else:
+                args.append(self.expression())
+            if not self.accept_op(","):
+                break
+        self.expect_op(")")
+        return args, names
+
+    def postfix(self, e: A.Expr) -> A.Expr:
+        while True:
+            t = self.peek()
+            if t.is_op("."):
+                self.next()
+                n = self.expect_id("member name")
+                e = A.Member(n.loc, expr=e, name=n.value)
+            elif t.is_op("["):
+                self.next()
+                a = self.expression()
+                if self.accept_op(":"):
+                    b = self.expression()
+                    self.expect_op("]")
+                    e = A.Slice(t.loc, expr=e, hi=a, lo=b)
+                else:
+                    self.expect_op("]")
+                    e = A.Index(t.loc, expr=e, index=a)
+            elif t.is_op("<") and self._type_args_call_ahead():
+                self.next()
+                targs = [self.type_ref()]
+                while self.accept_op(","):
+                    targs.append(self.type_ref())
+                self.expect_op(">")
+                args, names = self.call_args()
+                e = A.Call(e.loc, func=e, type_args=targs, args=args, arg_names=names)
+            elif t.is_op("("):
+                args, names = self.call_args()
+                e = A.Call(e.loc, func=e, args=args, arg_names=names)
+            else:
+                return e
+
+    def _type_args_call_ahead(self) -> bool:
+        """'<' starts explicit type arguments of a call (f<T>(...)) rather than less-than."""
+        if not self.is_type_start(1):
+            return False
+        save = self.i
+        self.i += 1
+        try:
+            self.type_ref()
+            while self.accept_op(","):
+                self.type_ref()
+            ok = self.at_op(">") and self.at_op("(", 1)
+        except CompileError:
+            ok = False
+        self.i = save
+        return ok
+
+
+def parse(tokens: list[Token]) -> A.Program:
+    """Parse preprocessed tokens into a program."""
+    return Parser(tokens).parse_program()

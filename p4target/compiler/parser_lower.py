@@ -1,0 +1,181 @@
+"""Lowering of the P4 parser to a BMv2 parse graph (parse_states, parser_ops, transition keys).
+
+Select keys are fields, stack fields or lookaheads (other expressions are first ``set`` into a scalar
+temporary); case values and masks are the concatenation of the byte-padded key widths, as BMv2 wants.
+Range keysets are expanded into value/mask pairs. ``accept`` and ``reject`` both end parsing
+(``next_state`` null), like p4c-bm2-ss for v1model.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast as A
+from .check import expr_str
+from .errors import CompileError, unsupported
+from .layout import HeaderStore, ScalarStore, StackStore
+from .lower import field_ref, hexstr, hexv, to_data, top
+from .types import StackT, width_of
+
+Json = dict[str, Any]
+MAX_RANGE_EXPANSION = 64
+
+
+def range_to_masks(lo: int, hi: int, w: int) -> list[tuple[int, int]]:
+    """Cover [lo, hi] with aligned power-of-two blocks: list of (value, mask)."""
+    out = []
+    full = (1 << w) - 1
+    while lo <= hi:
+        size = lo & -lo if lo else 1 << w
+        while size > hi - lo + 1:
+            size >>= 1
+        out.append((lo, full & ~(size - 1)))
+        lo += size
+    return out
+
+
+def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
+    ctx = em.ctx()
+    ctx.in_parser = True
+    states = []
+    for sid, st in enumerate(decl.states):
+        ops: list[Json] = []
+        for s in st.stmts:
+            _stmt(ctx, s, ops)
+        key: list[Json] = []
+        trans: list[Json] = []
+        tr = st.transition
+        if isinstance(tr, A.Name):
+            trans.append({"type": "default", "value": None, "mask": None, "next_state": _next(tr.name)})
+        else:
+            widths = []
+            for e in tr.exprs:
+                key.append(_key(ctx, e, ops))
+                widths.append(width_of(e.ty))
+            for case in tr.cases:
+                trans += _cases(case, widths)
+        states.append({"name": st.name, "id": sid, "parser_ops": ops, "transitions": trans,
+                       "transition_key": key})
+    return {"name": "parser", "id": 0, "init_state": "start", "parse_states": states}, []
+
+
+def _next(name: str) -> str | None:
+    return None if name in ("accept", "reject") else name
+
+
+def _key(ctx: Any, e: A.Expr, ops: list[Json]) -> Json:
+    v = ctx.rv(e)
+    if v["type"] in ("field", "stack_field", "lookahead"):
+        return v
+    if v["type"] == "expression" and v["value"]["op"] == "d2b" and v["value"]["right"]["type"] == "field":
+        return v["value"]["right"]
+    tmp = ctx.layout.temp(e.ty, "tmp")
+    ops.append({"op": "set", "parameters": [field_ref(tmp), to_data(v, e.ty)]})
+    return field_ref(tmp)
+
+
+def _cases(case: A.SelectCase, widths: list[int]) -> list[Json]:
+    ks = case.keyset
+    nxt = _next(case.state)
+    if isinstance(ks, A.Default):
+        return [{"type": "default", "value": None, "mask": None, "next_state": nxt}]
+    items = ks.items if isinstance(ks, A.ListExpr) else [ks]
+    if all(isinstance(i, A.Default) for i in items):
+        return [{"type": "default", "value": None, "mask": None, "next_state": nxt}]
+    # each element: list of (value, mask) alternatives
+    alts: list[list[tuple[int, int]]] = []
+    for it, w in zip(items, widths, strict=True):
+        full = (1 << w) - 1
+        if isinstance(it, A.Default):
+            alts.append([(0, 0)])
+        elif isinstance(it, A.Binary) and it.op == "&&&":
+            m = int(it.right.const) & full
+            alts.append([(int(it.left.const) & m, m)])
+        elif isinstance(it, A.Binary) and it.op == "..":
+            lo, hi = int(it.left.const) & full, int(it.right.const) & full
+            if lo > hi:
+                raise CompileError("empty range in select case", it.loc)
+            alts.append(range_to_masks(lo, hi, w))
+        else:
+            alts.append([(int(it.const) & full, full)])
+    combos: list[list[tuple[int, int]]] = [[]]
+    for a in alts:
+        combos = [c + [x] for c in combos for x in a]
+        if len(combos) > MAX_RANGE_EXPANSION:
+            raise unsupported("select ranges that expand to more than 64 value/mask pairs", case.loc)
+    out = []
+    for combo in combos:
+        value = "".join(hexstr(v, w)[2:] for (v, _), w in zip(combo, widths, strict=True))
+        masked = any(m != (1 << w) - 1 for (_, m), w in zip(combo, widths, strict=True))
+        mask = "".join(hexstr(m, w)[2:] for (_, m), w in zip(combo, widths, strict=True))
+        out.append({"type": "hexstr", "value": "0x" + value, "mask": ("0x" + mask) if masked else None,
+                    "next_state": nxt})
+    return out
+
+
+def _stmt(ctx: Any, s: A.Stmt, ops: list[Json]) -> None:
+    if isinstance(s, A.Block):
+        for x in s.stmts:
+            _stmt(ctx, x, ops)
+        return
+    if isinstance(s, A.Empty):
+        return
+    if isinstance(s, A.VarDecl):
+        if s.is_const or s.init is None:
+            ctx.var_store(s.sym) if not s.is_const else None
+            return
+        dst = ctx.var_store(s.sym)
+        _set(ctx, dst, s.init, s, ops)
+        return
+    if isinstance(s, A.Assign):
+        dst = ctx.store(s.lhs)
+        if dst is None:
+            raise unsupported(f"assignment to '{expr_str(s.lhs)}' in a parser", s.loc)
+        _set(ctx, dst, s.rhs, s, ops)
+        return
+    if isinstance(s, A.CallStmt):
+        c = s.call
+        f = c.func
+        if isinstance(f, A.Member) and f.name == "extract":
+            arg = c.args[0]
+            if isinstance(arg, A.Member) and arg.name == "next" and isinstance(arg.expr.ty, StackT):
+                st = ctx.store(arg.expr)
+                assert isinstance(st, StackStore)
+                ops.append({"parameters": [{"type": "stack", "value": st.name}], "op": "extract"})
+                return
+            h = ctx.store(arg)
+            if not isinstance(h, HeaderStore):
+                raise unsupported(f"extract into '{expr_str(arg)}'", arg.loc)
+            ops.append({"parameters": [{"type": "regular", "value": h.inst}], "op": "extract"})
+            return
+        if isinstance(f, A.Member) and f.name == "advance":
+            ops.append({"parameters": [top(ctx.rv(c.args[0]))], "op": "advance"})
+            return
+        if isinstance(f, A.Name) and f.name == "verify":
+            ops.append({"parameters": [ctx.rv(c.args[0]), hexv(int(c.args[1].const), 32)], "op": "verify"})
+            return
+        prims: list[Json] = []
+        ctx.call_stmt(s, prims)
+        for p in prims:
+            ops.append({"parameters": [{"op": p["op"], "parameters": p["parameters"]}], "op": "primitive"})
+        return
+    raise unsupported(f"statement {type(s).__name__} in a parser", s.loc)
+
+
+def _set(ctx: Any, dst: Any, rhs: A.Expr, s: A.Stmt, ops: list[Json]) -> None:
+    if isinstance(dst, ScalarStore):
+        v = ctx.rv(rhs)
+        ops.append({"parameters": [field_ref(dst), to_data(v, rhs.ty)], "op": "set"})
+        return
+    prims: list[Json] = []
+    ctx.assign_store(dst, rhs, s, prims)
+    for p in prims:
+        if p["op"] == "assign":
+            ops.append({"parameters": [p["parameters"][0], _untop(p["parameters"][1])], "op": "set"})
+        else:
+            ops.append({"parameters": [{"op": p["op"], "parameters": p["parameters"]}], "op": "primitive"})
+
+
+def _untop(v: Json) -> Json:
+    if v["type"] == "expression" and isinstance(v["value"], dict) and v["value"].get("type") == "expression":
+        return v["value"]
+    return v
