@@ -278,3 +278,9 @@ def action_program(ingress: list, egress: list | None = None, scalars: list | No
         doc.action("egr", [], egress)
         doc.call("egress", "tbl_egr", "egr")
     return doc
+
+
+def recorder(values: list, reg: str = "rec") -> list:
+    """Primitives writing each expression of `values` into cell i of register `reg`."""
+    return [prim("register_write", {"type": "register_array", "value": reg}, hexv(i), v)
+            for i, v in enumerate(values)]
