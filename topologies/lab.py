@@ -164,16 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pcap", action="store_true", help="write per-port pcaps to pcaps/")
     ap.add_argument("--log-console", action="store_true", help="per-packet trace in the switch logs")
     ap.add_argument("--no-populate", action="store_true", help="do not install the initial tables")
+    ap.add_argument("--no-p4", action="store_true", help="start the switches without a program")
     ap.add_argument("--cmd", action="append", default=[], help="run a CLI command and exit (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    setLogLevel("info" if args.verbose else "warning")
+    setLogLevel("info" if args.verbose else "output")
+    logging.getLogger("mininet").propagate = False      # Mininet prints through its own handler
     topo = load(args.topology)
     opts = LabOptions(target=args.target, run_dir=args.run_dir, log_dir=args.log_dir,
                       pcap_dir=Path("pcaps") if args.pcap else None, log_console=args.log_console,
-                      populate=not args.no_populate)
+                      populate=not args.no_populate, no_p4=args.no_p4)
     with Lab(topo, opts) as lab:
         print(f"*** {topo.name} up: controller config {lab.config_path}")
         if args.cmd:
