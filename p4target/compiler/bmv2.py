@@ -118,11 +118,12 @@ class Emitter:
         return name
 
     # ------------------------------------------------------------------ actions
-    def table_action(self, sym: ActionSym) -> Json:
+    def table_action(self, sym: ActionSym, env: dict[int, Any] | None = None) -> Json:
         key = ("action", id(sym))
         if key in self.action_by_key:
             return self.action_by_key[key]
         ctx = self.ctx()
+        ctx.env = dict(env or {})
         rd = []
         idx = 0
         for p in sym.decl.params:
@@ -193,14 +194,20 @@ class Emitter:
 
     # ------------------------------------------------------------------ extern arrays
     def all_instances(self) -> list[InstanceSym]:
-        out = []
-        for d in self.c.program.decls:
-            if isinstance(d, A.Instance) and hasattr(d, "sym"):
-                out.append(d.sym)
+        out: list[InstanceSym] = []
+
+        def walk(locals_: list[Any]) -> None:
+            for d in locals_:
+                if isinstance(d, A.Instance) and hasattr(d, "sym"):
+                    sub = getattr(d.sym, "sub", None)
+                    if sub is not None:
+                        walk(sub.locals)
+                    else:
+                        out.append(d.sym)
+
+        walk(self.c.program.decls)
         for role in ("parser", "verify", "ingress", "egress", "compute", "deparser"):
-            for d in self.c.blocks[role].locals:
-                if isinstance(d, A.Instance):
-                    out.append(d.sym)
+            walk(self.c.blocks[role].locals)
         return out
 
     def register_arrays(self) -> list[Json]:
@@ -349,6 +356,13 @@ def _is_apply(e: A.Expr) -> TableSym | None:
     return None
 
 
+def _sub_apply(e: A.Expr) -> InstanceSym | None:
+    if isinstance(e, A.Call) and isinstance(e.func, A.Member) and e.func.name == "apply" \
+            and isinstance(e.func.expr.ref, InstanceSym) and getattr(e.func.expr.ref, "sub", None) is not None:
+        return e.func.expr.ref
+    return None
+
+
 def _contains_apply(e: Any) -> bool:
     if isinstance(e, A.Call) and _is_apply(e):
         return True
@@ -393,7 +407,7 @@ class PipelineBuilder:
         if isinstance(s, (A.Assign, A.VarDecl, A.Exit, A.Empty)):
             return True
         if isinstance(s, A.CallStmt):
-            return _is_apply(s.call) is None
+            return _is_apply(s.call) is None and _sub_apply(s.call) is None
         return False
 
     def direct_call(self, s: A.Stmt) -> ActionSym | None:
@@ -420,7 +434,7 @@ class PipelineBuilder:
         for g in reversed([g for g in groups if g]):
             sym = self.direct_call(g[0]) if len(g) == 1 else None
             if sym is not None:
-                act = self.em.table_action(sym)
+                act = self.em.table_action(sym, self.ctx.env)
                 data = [hexstr(a.const if not isinstance(a.ty, BoolT) else int(a.const), width_of(a.ty))
                         for a in g[0].call.args]
                 cur = self.hidden_table(f"tbl_{sym.decl.name}", act, data, cur, g[0])
@@ -448,6 +462,8 @@ class PipelineBuilder:
         return self.em.table_id - 1
 
     def control(self, s: A.Stmt, nxt: str | None) -> str | None:
+        if isinstance(s, A.CallStmt) and _sub_apply(s.call) is not None:
+            return self.sub_apply(s, _sub_apply(s.call), nxt)
         if isinstance(s, A.CallStmt):
             t = _is_apply(s.call)
             assert t is not None
@@ -477,6 +493,33 @@ class PipelineBuilder:
             nexts = {a.fqname: per_action.get(a.fqname, default_next) for a, _, _ in tinfo.actions}
             return self.table(t, nexts, nxt)
         raise unsupported(f"statement {type(s).__name__} in a control", s.loc)
+
+    def sub_apply(self, s: A.CallStmt, inst: InstanceSym, nxt: str | None) -> str | None:
+        """Inline a sub-control: its parameters alias the arguments (in-expressions are copied)."""
+        sub = inst.sub
+        ctx = self.ctx
+        saved = ctx.env
+        env = dict(saved)
+        prims: list[Json] = []
+        for p, a in zip(sub.params, s.call.args, strict=True):
+            psym = sub._param_syms[p.name]
+            if a.const is not None or ctx.store(a) is not None:
+                env[id(psym)] = ("expr", a, saved)
+            elif p.direction in ("in", ""):
+                tmp = self.em.layout.temp(psym.type, p.name)
+                ctx.assign_store(tmp, a, s, prims)
+                env[id(psym)] = ("store", tmp)
+            else:
+                raise unsupported(f"argument '{expr_str(a)}' for {p.direction} parameter {p.name}", a.loc)
+        ctx.env = env
+        try:
+            entry = self.block(sub.body.stmts, nxt)
+        finally:
+            ctx.env = saved
+        if prims:
+            act = self.em.synthetic_action(prims)
+            entry = self.hidden_table(f"tbl_{act['name']}", act, [], entry, s)
+        return entry
 
     def if_stmt(self, s: A.If, nxt: str | None) -> str | None:
         cond = s.cond
@@ -519,7 +562,7 @@ class PipelineBuilder:
         kinds = {mk for _, mk, _ in info.keys}
         match_type = "range" if "range" in kinds else "ternary" if kinds & {"ternary", "optional"} else \
             "lpm" if "lpm" in kinds else "exact"
-        acts = [em.table_action(a) for a, _, _ in info.actions]
+        acts = [em.table_action(a, self.ctx.env) for a, _, _ in info.actions]
         if nexts is None:
             nexts = {a["name"]: nxt for a in acts}
         size = info.size if info.size is not None else 1024
@@ -533,7 +576,7 @@ class PipelineBuilder:
         }
         if info.default is not None:
             dsym, dargs, dconst = info.default
-            dact = em.table_action(dsym)
+            dact = em.table_action(dsym, self.ctx.env)
             tj["default_entry"] = {
                 "action_id": dact["id"], "action_const": dconst,
                 "action_data": [hexstr(int(a.const), width_of(a.ty)) for a in dargs],
@@ -613,7 +656,7 @@ class PipelineBuilder:
                 else:
                     mkeys.append({"match_type": "exact", "key": hexstr(v, w)})
             asym, args = em_action_ref(ent.action)
-            act = em.table_action(asym)
+            act = em.table_action(asym, self.ctx.env)
             prio = i + 1
             if ent.priority is not None:
                 prio = int(ent.priority.const)

@@ -7,15 +7,39 @@ rejects in this subset (undeclared names, mismatched widths and types, wrong arg
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast as A
 from .errors import CompileError, Loc, unsupported
 from .types import (
-    ActionParamSym, ActionSym, BitsT, BlockSym, BoolT, ConstSym, DontCareT, EnumT, ErrorT,
-    ExternFuncSym, ExternT, InstanceSym, IntT, ListT, MatchKindT, ObjT, ParamSym, StackT,
-    StringT, StructT, Sym, TableSym, Type, TypeSym, VarSym, VoidT,
+    ActionParamSym,
+    ActionSym,
+    BitsT,
+    BlockSym,
+    BoolT,
+    ConstSym,
+    DontCareT,
+    EnumT,
+    ErrorT,
+    ExternFuncSym,
+    ExternT,
+    InstanceSym,
+    IntT,
+    ListT,
+    MatchKindT,
+    ObjT,
+    ParamSym,
+    StackT,
+    StringT,
+    StructT,
+    Sym,
+    TableSym,
+    Type,
+    TypeSym,
+    VarSym,
+    VoidT,
 )
 
 ROLES = {
@@ -139,6 +163,8 @@ class Checker:
         self.ctx = ""          # action, control, parser, deparser, verify, compute
         self.var_counter: dict[str, int] = {}
         self.all_vars: list[VarSym] = []
+        self.pristine: dict[str, Any] = {}
+        self.depth = 0
 
     # ------------------------------------------------------------------ globals
     def run(self) -> Checked:
@@ -267,6 +293,7 @@ class Checker:
                     raise unsupported("generic parsers/controls", d.loc)
                 if d.ctor_params:
                     raise unsupported("parsers/controls with constructor parameters", d.loc)
+                self.pristine[d.name] = copy.deepcopy(d)
                 g.add(BlockSym(d.name, ObjT("block", d.name), d), d.loc)
         elif isinstance(d, A.PackageDecl):
             g.add(TypeSym(d.name, ObjT("package", d.name)), d.loc)
@@ -424,7 +451,10 @@ class Checker:
             scope.add(sym, d.loc)
             sym.info = self.check_table(d, scope)
         elif isinstance(d, A.Instance):
-            scope.add(self.instance(d, scope, prefix), d.loc)
+            if isinstance(d.type, A.NamedTypeRef) and isinstance(scope.lookup(d.type.name), BlockSym):
+                scope.add(self.sub_control(d, scope, prefix), d.loc)
+            else:
+                scope.add(self.instance(d, scope, prefix), d.loc)
         elif isinstance(d, A.VarDecl):
             self.stmt(d, scope)
         elif isinstance(d, A.ConstDecl):
@@ -436,6 +466,37 @@ class Checker:
             scope.add(ConstSym(d.name, t, d.value.const), d.loc)
         else:
             raise unsupported(f"local declaration {type(d).__name__}", getattr(d, "loc", None))
+
+    def sub_control(self, d: A.Instance, scope: Scope, prefix: str) -> InstanceSym:
+        """A control instantiated inside a control: checked as its own copy, inlined when applied."""
+        bsym = scope.lookup(d.type.name)
+        assert isinstance(bsym, BlockSym)
+        if not isinstance(bsym.decl, A.ControlDecl):
+            raise unsupported("parser instantiation inside a control", d.loc)
+        if d.args:
+            raise unsupported("control constructor arguments", d.loc)
+        self.depth += 1
+        if self.depth > 32:
+            raise CompileError(f"{d.type.name}: controls instantiated recursively", d.loc)
+        sub = copy.deepcopy(self.pristine[bsym.decl.name])
+        fq = control_plane_name(d, prefix)
+        s2 = Scope(self.glob)
+        sub._param_syms = {}
+        for p in sub.params:
+            psym = ParamSym(p.name, self.resolve_type(p.type), "sub", p.direction)
+            s2.add(psym, p.loc)
+            sub._param_syms[p.name] = psym
+        saved = (self.ctx, getattr(self, "block_name", ""))
+        self.ctx = "control"
+        for loc_d in sub.locals:
+            self.local(loc_d, s2, fq)
+        self.stmt(sub.body, s2)
+        self.ctx, self.block_name = saved
+        self.depth -= 1
+        sym = InstanceSym(d.name, ObjT("control_inst", bsym.decl.name), d, fq, [])
+        sym.sub = sub
+        d.sym = sym
+        return sym
 
     def check_action_decl(self, d: A.ActionDecl, scope: Scope) -> None:
         s = Scope(scope)
@@ -949,7 +1010,7 @@ class Checker:
                 raise CompileError(f"{e.name}: no such method of {bt.name}", e.loc)
             return ObjT("method", e.name)
         if isinstance(bt, ObjT):
-            if bt.kind == "table" and e.name == "apply":
+            if bt.kind in ("table", "control_inst") and e.name == "apply":
                 return ObjT("method", "apply")
             if bt.kind == "apply_result":
                 e.ref = base.ref
@@ -984,6 +1045,8 @@ class Checker:
                     raise CompileError(f"{base.ref.name}: table is applied more than once", e.loc)
                 base.ref._applied = True
                 return ObjT("apply_result", base.ref.name)
+            if isinstance(bt, ObjT) and bt.kind == "control_inst":
+                return self.sub_apply(e, base.ref, scope)
             for a in e.args:
                 self.expr(a, scope)
             if isinstance(bt, StructT):          # header methods
@@ -1054,6 +1117,27 @@ class Checker:
             e.ref = sym
             return self.extern_function(e, f.name, scope)
         raise CompileError(f"{f.name}: is not a function or action", e.loc)
+
+    def sub_apply(self, e: A.Call, inst: InstanceSym, scope: Scope) -> Type:
+        if self.ctx != "control":
+            raise CompileError("controls can only be applied from a control's apply block", e.loc)
+        if getattr(inst, "_applied", False):
+            raise unsupported(f"{inst.name}: applying a control instance more than once", e.loc)
+        inst._applied = True
+        params = inst.sub.params
+        if len(e.args) != len(params):
+            raise CompileError(f"{inst.name}.apply: expected {len(params)} arguments, got {len(e.args)}", e.loc)
+        for a, p in zip(e.args, params, strict=True):
+            self.expr(a, scope)
+            pt = inst.sub._param_syms[p.name].type
+            if isinstance(a.ty, IntT) and isinstance(pt, BitsT):
+                self.coerce(a, pt)
+            elif not self.same_type(a.ty, pt) and not (isinstance(a, A.ListExpr) and isinstance(pt, StructT)):
+                raise CompileError(f"{p.name}: argument has type {a.ty}, parameter has type {pt}", a.loc)
+            if p.direction in ("out", "inout"):
+                self.check_lvalue(a)
+        e.ref = inst
+        return VoidT()
 
     def extern_method(self, e: A.Call, bt: ExternT, m: str) -> Type:
         args = e.args

@@ -14,8 +14,22 @@ from .check import expr_str
 from .errors import CompileError, unsupported
 from .layout import HeaderStore, Layout, ScalarStore, StackStore, Store, StructStore, iter_headers
 from .types import (
-    ActionParamSym, ActionSym, BitsT, BoolT, EnumT, ErrorT, ExternFuncSym, InstanceSym, IntT, ListT,
-    ParamSym, StackT, StructT, Type, VarSym, width_of,
+    ActionParamSym,
+    ActionSym,
+    BitsT,
+    BoolT,
+    EnumT,
+    ErrorT,
+    ExternFuncSym,
+    InstanceSym,
+    IntT,
+    ListT,
+    ParamSym,
+    StackT,
+    StructT,
+    Type,
+    VarSym,
+    width_of,
 )
 
 Json = dict[str, Any]
@@ -95,6 +109,16 @@ class Ctx:
         """Storage an l-value-like expression denotes, or None if it is not storage."""
         if isinstance(e, A.Name):
             sym = e.ref
+            b = self.env.get(id(sym))
+            if b is not None and b[0] == "store":
+                return b[1]
+            if isinstance(sym, ParamSym) and b is not None and b[0] == "expr":
+                saved = self.env
+                self.env = b[2]
+                try:
+                    return self.store(b[1])
+                finally:
+                    self.env = saved
             if isinstance(sym, ParamSym):
                 return self.roots.get(sym.role)
             if isinstance(sym, VarSym):
@@ -137,10 +161,16 @@ class Ctx:
                 return hexv(e.const)
             return hexv(e.const & ((1 << width_of(t)) - 1) if not (isinstance(t, BitsT) and t.signed)
                         else e.const, width_of(t))
-        if isinstance(e, A.Name) and isinstance(e.ref, ActionParamSym):
+        if isinstance(e, A.Name) and isinstance(e.ref, (ActionParamSym, ParamSym)) and (
+                isinstance(e.ref, ActionParamSym) or id(e.ref) in self.env):
             b = self.env.get(id(e.ref))
             if b is None:
                 raise CompileError(f"{e.name}: parameter not bound", e.loc)
+            if b[0] == "store":
+                node = field_ref(b[1]) if isinstance(b[1], ScalarStore) else None
+                if node is None:
+                    raise unsupported(f"use of '{e.name}' as a value", e.loc)
+                return ex("d2b", None, node) if isinstance(t, BoolT) else node
             if b[0] == "rt":
                 node = {"type": "local", "value": b[1]}
                 return ex("d2b", None, node) if isinstance(t, BoolT) else node
