@@ -46,11 +46,13 @@ class SwitchConfig:
     p4info: str | None = None
     json: str | None = None
     thrift_port: int | None = None
+    nic_group: tuple[dict[str, Any], ...] = ()  # gateways: [{"port": P, "nic": NAME}] in group order
 
 
 @dataclass
 class ControllerConfig:
     switches: dict[str, SwitchConfig] = field(default_factory=dict)
+    hosts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"ip", "switch", "port", ...}
     hmac_key: bytes = LAB_HMAC_KEY
     tls: dict[str, str] = field(default_factory=dict)
     election_id: tuple[int, int] = DEFAULT_ELECTION_ID
@@ -124,7 +126,8 @@ def load_config(path: str | Path | None = None, switches: list[str] | None = Non
         base = p.parent
         for name, entry in entries.items():
             if not isinstance(entry, dict):
-                if name in ("hmac_key", "tls", "election_id"):
+                if name in ("hmac_key", "tls", "election_id", "version", "topology", "target", "run_id",
+                            "run_dir", "cpu_port", "hosts", "links"):
                     continue
                 raise ConfigError(f"config file {p}: switch {name!r} must be an object")
             addr = entry.get("address") or entry.get("grpc_address") or entry.get("grpc_addr")
@@ -141,7 +144,10 @@ def load_config(path: str | Path | None = None, switches: list[str] | None = Non
                 name=name, address=str(addr), device_id=int(entry.get("device_id", 0)),
                 program=str(entry.get("program", "")), role=str(entry.get("role", "")),
                 cpu_port=int(entry.get("cpu_port", 255)), p4info=rel(entry.get("p4info")),
-                json=rel(entry.get("json")), thrift_port=entry.get("thrift_port"))
+                json=rel(entry.get("json")), thrift_port=entry.get("thrift_port"),
+                nic_group=tuple(entry.get("nic_group") or ()))
+        if isinstance(data.get("hosts"), dict):
+            cfg.hosts = data["hosts"]
         if hmac_key is None and data.get("hmac_key"):
             cfg.hmac_key = _key(str(data["hmac_key"]))
         if isinstance(data.get("tls"), dict):
@@ -154,6 +160,6 @@ def load_config(path: str | Path | None = None, switches: list[str] | None = Non
         old = cfg.switches.get(sc.name)
         if old is not None:
             sc = SwitchConfig(sc.name, sc.address, sc.device_id, old.program, old.role, old.cpu_port,
-                              old.p4info, old.json, old.thrift_port)
+                              old.p4info, old.json, old.thrift_port, old.nic_group)
         cfg.switches[sc.name] = sc
     return cfg

@@ -1,0 +1,217 @@
+"""The gateways' side of a migration: per-flow forwarding entries, suspension and replay.
+
+Owns ``GatewayDriver`` (one per gateway switch): the ``flow_forwarding`` entries this controller
+manages (exact 5-tuple as the packet carries it → ``set_nic_port(port)`` or
+``suspend_flow(mode, port)``), written as one batched Write per step; the buffer of punted packets of
+suspended flows (PacketIn reason SUSPENDED, kept in arrival order per flow); and their in-order
+replay (PacketOut mode FORWARD with the original ingress port, which bypasses the suspension and
+sends the packet to the entry's port).
+
+A gateway only needs an entry for the direction of a reference that enters it from its host side:
+``directions_for`` derives it from the lab config (which host is cabled to which gateway).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from p4.v1 import p4runtime_pb2
+
+from .flowstate import FlowKey
+from .p4rt.connection import PacketIn, SwitchConnection
+from .p4rt.errors import P4RuntimeError
+
+__all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "SUSPEND_PUNT", "SUSPEND_DROP"]
+
+log = logging.getLogger(__name__)
+
+SUSPEND_PUNT, SUSPEND_DROP = 1, 2
+PACKET_IN_SUSPENDED = 2
+PACKET_OUT_FORWARD = 1
+TABLE = "flow_forwarding"
+
+
+@dataclass(frozen=True)
+class FiveTuple:
+    src: int
+    dst: int
+    proto: int
+    sport: int
+    dport: int
+
+    def match(self) -> dict[str, int]:
+        return {"src_addr": self.src, "dst_addr": self.dst, "proto": self.proto, "src_port": self.sport,
+                "dst_port": self.dport}
+
+
+def five_tuple_of(frame: bytes) -> FiveTuple | None:
+    """The IPv4 5-tuple of an Ethernet frame (None for non-IPv4 / non-TCP/UDP)."""
+    if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    proto = frame[23]
+    src, dst = struct.unpack("!II", frame[26:34])
+    l4 = 14 + ihl
+    if proto in (6, 17) and len(frame) >= l4 + 4:
+        sport, dport = struct.unpack("!HH", frame[l4:l4 + 4])
+    else:
+        sport = dport = 0
+    return FiveTuple(src, dst, proto, sport, dport)
+
+
+def directions(key: FlowKey) -> list[FiveTuple]:
+    """The packet 5-tuples of a reference (both directions for TCP/UDP, one for a RoCE QP)."""
+    fwd = FiveTuple(key.src_ip, key.dst_ip, key.proto, key.src_port, key.dst_port)
+    if key.kind == "roce":
+        return [fwd]
+    return [fwd, FiveTuple(key.dst_ip, key.src_ip, key.proto, key.dst_port, key.src_port)]
+
+
+@dataclass
+class Buffered:
+    payload: bytes
+    ingress_port: int
+    received: float
+
+
+@dataclass
+class FlowBuffer:
+    packets: list[Buffered] = field(default_factory=list)
+    total: int = 0
+    replayed: int = 0
+    late: int = 0  # punts that arrived after the entry was flipped back to forwarding
+
+
+class GatewayDriver:
+    """Per-flow forwarding entries and suspended-flow buffers on one gateway."""
+
+    def __init__(self, conn: SwitchConnection, host_ips: Iterable[int] = (),
+                 nic_ports: dict[str, int] | None = None) -> None:
+        if conn.helper is None:
+            raise RuntimeError(f"{conn.name}: no P4Info (is the gateway pipeline set?)")
+        self.conn = conn
+        self.name = conn.name
+        self.helper = conn.helper
+        self.host_ips = set(host_ips)          # hosts cabled to this gateway
+        self.nic_ports = dict(nic_ports or {})  # NIC name -> port on this gateway
+        self.entries: dict[FiveTuple, tuple[str, dict[str, int]]] = {}
+        self._lock = threading.Lock()
+        self._buffers: dict[FiveTuple, FlowBuffer] = {}
+        self.unexpected_punts = 0
+        self._unsub = conn.subscribe_packets(self._on_packet)
+
+    def close(self) -> None:
+        self._unsub()
+
+    def port_of(self, nic: str) -> int:
+        try:
+            return self.nic_ports[nic]
+        except KeyError:
+            raise KeyError(f"gateway {self.name} has no port toward {nic!r} "
+                           f"(NIC group: {', '.join(self.nic_ports) or 'empty'})") from None
+
+    def tuples_for(self, key: FlowKey) -> list[FiveTuple]:
+        """The directions of ``key`` that enter this gateway from its host side."""
+        return [t for t in directions(key) if t.src in self.host_ips and t.dst not in self.host_ips]
+
+    # ---- punted packets ------------------------------------------------------------------------------
+    def _on_packet(self, pkt: PacketIn) -> None:
+        if pkt.metadata.get("reason") != PACKET_IN_SUSPENDED:
+            return
+        t = five_tuple_of(pkt.payload)
+        with self._lock:
+            buf = self._buffers.get(t) if t is not None else None
+            if buf is None:
+                self.unexpected_punts += 1
+                log.warning("%s: punted packet of a flow not being buffered (%s)", self.name, t)
+                return
+            buf.packets.append(Buffered(pkt.payload, pkt.metadata.get("ingress_port", 0), pkt.received))
+            buf.total += 1
+
+    def start_buffering(self, tuples: Iterable[FiveTuple]) -> None:
+        with self._lock:
+            for t in tuples:
+                self._buffers.setdefault(t, FlowBuffer())
+
+    def stop_buffering(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, FlowBuffer]:
+        with self._lock:
+            return {t: self._buffers.pop(t) for t in tuples if t in self._buffers}
+
+    def buffered(self, tuples: Iterable[FiveTuple]) -> int:
+        with self._lock:
+            return sum(len(self._buffers[t].packets) for t in tuples if t in self._buffers)
+
+    def replay(self, tuples: Sequence[FiveTuple], late: bool = False) -> int:
+        """Send every buffered packet of ``tuples`` back in arrival order (PacketOut FORWARD)."""
+        out = []
+        with self._lock:
+            for t in tuples:
+                buf = self._buffers.get(t)
+                if buf is None or not buf.packets:
+                    continue
+                pkts, buf.packets = buf.packets, []
+                buf.replayed += len(pkts)
+                if late:
+                    buf.late += len(pkts)
+                out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port}) for p in pkts]
+        if out:
+            # per flow, arrival order is kept: a flow's packets are consecutive in `out`
+            self.conn.packet_out_many(out)
+        return len(out)
+
+    # ---- entries ------------------------------------------------------------------------------------
+    def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> p4runtime_pb2.Update:
+        if action is None:
+            te = self.helper.table_entry(TABLE, t.match())
+            kind = p4runtime_pb2.Update.DELETE
+        else:
+            te = self.helper.table_entry(TABLE, t.match(), action, params)
+            kind = p4runtime_pb2.Update.MODIFY if t in self.entries else p4runtime_pb2.Update.INSERT
+        return p4runtime_pb2.Update(type=kind, entity=p4runtime_pb2.Entity(table_entry=te))
+
+    def apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
+        """Set (or delete, for None) many entries in one Write; the local view follows the device."""
+        ups = [self._update(t, *(c if c is not None else (None, None))) for t, c in changes.items()
+               if c is not None or t in self.entries]
+        try:
+            self.conn.write(ups)
+        except P4RuntimeError as exc:
+            # An entry we did not know about (left by an earlier controller run): retry as MODIFY / ignore.
+            bad = {e.index for e in exc.errors}
+            if exc.is_already_exists_only():
+                retry = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=ups[i].entity)
+                         for i in sorted(bad)]
+                self.conn.write(retry)
+            elif not exc.is_not_found_only():
+                raise
+        for t, c in changes.items():
+            if c is None:
+                self.entries.pop(t, None)
+            else:
+                self.entries[t] = c
+
+    def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:
+        return {t: self.entries.get(t) for t in tuples}
+
+    def entry_counters(self, tuples: Sequence[FiveTuple]) -> dict[FiveTuple, tuple[int, int]]:
+        """Direct counters (packets, bytes) of our flow entries, in one Read."""
+        want = {t: self.helper.table_entry(TABLE, t.match()) for t in tuples if t in self.entries}
+        if not want:
+            return {}
+        ents = []
+        for te in want.values():
+            e = p4runtime_pb2.Entity()
+            e.direct_counter_entry.table_entry.CopyFrom(te)
+            ents.append(e)
+        out = {}
+        by_match = {tuple(m.SerializeToString() for m in te.match): t for t, te in want.items()}
+        for e in self.conn.read(ents):
+            dc = e.direct_counter_entry
+            t = by_match.get(tuple(m.SerializeToString() for m in dc.table_entry.match))
+            if t is not None:
+                out[t] = (dc.data.packet_count, dc.data.byte_count)
+        return out

@@ -1,0 +1,370 @@
+"""The migration engine: suspend → quiesce → save → load → redirect → resume → release.
+
+Owns ``Migrator`` and ``MigrationRecord``. One call moves a batch of references (possibly from several
+source NICs) to one target NIC, following ../shared/DESIGN.md "The migration protocol":
+
+1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port)``; in lossless
+              mode its packets come to us (PacketIn) and are buffered in arrival order;
+2. quiesce  — the source NICs' per-reference packet counters are sampled until stable (bounded);
+3. save     — SUSPEND commands (or register reads) freeze and return each reference's state; the
+              FlowStates are serialized with their HMAC and validated back (the trusted buffer);
+4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
+              Write) and the target's ``flow_slots`` lookup entries written (one Write);
+5. redirect — the gateways' entries point at the target (one Write per gateway, concurrently);
+6. resume   — buffered packets are replayed in order (PacketOut FORWARD), then the suspension lifted;
+7. release  — the references are cleared from the source NICs and their lookup entries deleted.
+
+A failure before redirect completes rolls back: the target is cleaned, the sources resumed, the
+buffered packets replayed toward the old NIC and the gateways' entries restored. Every step is one
+batched operation per switch, run concurrently across switches; commands are streamed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import commands as C
+from .flowstate import FlowKey, FlowState, FlowStateError
+from .gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
+from .inventory import UnknownFlow
+from .nic import NicError
+from .p4rt.errors import ConnectionFailed, P4RuntimeError
+from .runtime import Controller, ControllerError
+
+__all__ = ["Migrator", "MigrationRecord", "MigrationError", "MODES"]
+
+log = logging.getLogger(__name__)
+
+MODES = ("lossless", "drop")
+PROGRAM = "flow_nic"
+
+
+class MigrationError(ControllerError):
+    """A migration request is invalid (unknown flow or NIC, bad mode) — nothing was changed."""
+
+
+@dataclass
+class MigrationRecord:
+    id: int
+    references: list[str]
+    target: str
+    mode: str
+    sources: dict[str, int] = field(default_factory=dict)
+    path: str = ""
+    outcome: str = "pending"      # ok | rolled_back | lost | failed
+    reason: str = ""
+    failed_step: str = ""
+    started: float = 0.0
+    finished: float = 0.0
+    steps_ms: dict[str, float] = field(default_factory=dict)
+    downtime_ms: float = 0.0
+    total_ms: float = 0.0
+    packets_buffered: int = 0
+    packets_replayed: int = 0
+    packets_late: int = 0         # punts that arrived after the flip (replayed behind new packets)
+    moved: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        n = len(self.references)
+        head = f"migration #{self.id}: {n} reference{'s' if n != 1 else ''} -> {self.target} ({self.mode}): " \
+               f"{self.outcome}"
+        if self.reason:
+            head += f" ({self.reason})"
+        steps = " ".join(f"{k}={v:.1f}" for k, v in self.steps_ms.items())
+        return (f"{head}\n  downtime {self.downtime_ms:.1f} ms, total {self.total_ms:.1f} ms, buffered "
+                f"{self.packets_buffered}, replayed {self.packets_replayed}, late {self.packets_late}, path "
+                f"{self.path}\n  steps (ms): {steps}")
+
+
+class _StepFailed(Exception):
+    def __init__(self, step: str, exc: BaseException) -> None:
+        super().__init__(f"{step}: {exc}")
+        self.step = step
+        self.exc = exc
+
+
+class Migrator:
+    _ids = itertools.count(1)
+
+    def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
+                 late_wait: float = 0.005, program_version: int = C.FLOWMIG_VERSION,
+                 fault: Callable[[str], None] | None = None) -> None:
+        self.ctrl = ctrl
+        self.quiesce_timeout = quiesce_timeout
+        self.quiesce_interval = quiesce_interval
+        self.late_wait = late_wait
+        self.program_version = program_version
+        self.history: list[MigrationRecord] = []
+        self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
+        self._fault = fault  # test hook: called with each step name; raising fails that step
+
+    # ---- public entry points -------------------------------------------------------------------------
+    def migrate_device(self, source: str, target: str, mode: str = "lossless") -> MigrationRecord:
+        """Node-wide: every reference of ``source`` moves to ``target``."""
+        self.ctrl.nic(source)
+        keys = [r.key for r in self.ctrl.inventory.on_device(source)]
+        return self.migrate(keys, target, mode)
+
+    def migrate(self, keys: Sequence[FlowKey], target: str, mode: str = "lossless") -> MigrationRecord:
+        if mode not in MODES:
+            raise MigrationError(f"unknown mode {mode!r} (lossless or drop)")
+        tnic = self.ctrl.nic(target)
+        inv = self.ctrl.inventory
+        recs = []
+        for k in keys:
+            try:
+                recs.append(inv.get(k))
+            except UnknownFlow as exc:
+                raise MigrationError(str(exc)) from None
+        rec = MigrationRecord(next(self._ids), [str(r.key) for r in recs], target, mode, path=tnic.path,
+                              started=time.time())
+        recs = [r for r in recs if r.device != target]
+        if not recs:
+            rec.outcome, rec.reason = "ok", "nothing to move"
+            self.history.append(rec)
+            return rec
+        by_src: dict[str, list[tuple[FlowKey, int]]] = defaultdict(list)
+        for r in recs:
+            self.ctrl.nic(r.device)
+            by_src[r.device].append((r.key, r.slot))
+        rec.sources = {s: len(v) for s, v in by_src.items()}
+        src_of = {r.key: r.device for r in recs}
+        # which gateway directions carry each reference
+        gw_tuples: dict[str, dict[FiveTuple, FlowKey]] = {}
+        for g, drv in self.ctrl.gateways.items():
+            ts = {t: r.key for r in recs for t in drv.tuples_for(r.key)}
+            if ts:
+                gw_tuples[g] = ts
+                for nic in {target, *by_src}:
+                    drv.port_of(nic)  # KeyError -> clear error before anything is touched
+        carried = {k for ts in gw_tuples.values() for k in ts.values()}
+        orphans = [str(r.key) for r in recs if r.key not in carried]
+        if orphans:
+            raise MigrationError(f"no gateway carries {orphans[0]} (hosts of the config: "
+                                 f"{', '.join(self.ctrl.hosts) or 'none'})")
+        self._run(rec, by_src, src_of, gw_tuples, target)
+        rec.finished = time.time()
+        rec.total_ms = (rec.finished - rec.started) * 1000
+        self.history.append(rec)
+        log.info("%s", rec.summary())
+        return rec
+
+    # ---- the protocol --------------------------------------------------------------------------------
+    def _step(self, rec: MigrationRecord, name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            if self._fault is not None:
+                self._fault(name)
+            return fn()
+        except (P4RuntimeError, NicError, C.CommandError, FlowStateError, KeyError, RuntimeError) as exc:
+            raise _StepFailed(name, exc) from exc
+        finally:
+            rec.steps_ms[name] = rec.steps_ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000
+
+    def _gw_parallel(self, fn: Callable[[str, dict[FiveTuple, FlowKey]], Any],
+                     gw_tuples: dict[str, dict[FiveTuple, FlowKey]]) -> dict[str, Any]:
+        return self.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: fn(g, ts)) for g, ts in gw_tuples.items()})
+
+    def _run(self, rec: MigrationRecord, by_src: dict[str, list[tuple[FlowKey, int]]],
+             src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, FlowKey]], target: str) -> None:
+        ctrl, fabric = self.ctrl, self.ctrl.fabric
+        lossless = rec.mode == "lossless"
+        susp_mode = SUSPEND_PUNT if lossless else SUSPEND_DROP
+        snapshots = {g: ctrl.gateway(g).snapshot(ts) for g, ts in gw_tuples.items()}
+        tnic = ctrl.nic(target)
+        loaded: list[tuple[FlowKey, int]] = []
+        suspended_src = False
+        t_suspend = time.perf_counter()
+        try:
+            # 1. suspend
+            def suspend(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+                drv = ctrl.gateway(g)
+                if lossless:
+                    drv.start_buffering(ts)
+                drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[k])})
+                           for t, k in ts.items()})
+            t_suspend = time.perf_counter()
+            self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
+
+            # 2. quiesce
+            self._step(rec, "quiesce", lambda: fabric.parallel(
+                {s: (lambda s=s, items=items: self._quiesce(s, items)) for s, items in by_src.items()}))
+
+            # 3. save (SUSPEND freezes the source slots and returns their state)
+            def save(s: str, items: list[tuple[FlowKey, int]]) -> list[FlowState]:
+                return ctrl.nic(s).save(items, suspend=True, version=self.program_version)
+            saved = self._step(rec, "save", lambda: fabric.parallel(
+                {s: (lambda s=s, items=items: save(s, items)) for s, items in by_src.items()}))
+            suspended_src = True
+            states = self._step(rec, "validate", lambda: self._trusted([fs for v in saved.values() for fs in v]))
+
+            # 4. load
+            loaded = self._step(rec, "load", lambda: self._load(tnic, states))
+
+            # 5. redirect (with nothing buffered in drop mode, redirect and resume are one Write)
+            def redirect(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+                drv = ctrl.gateway(g)
+                port = drv.port_of(target)
+                if lossless and drv.buffered(ts):
+                    drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": port}) for t in ts})
+                else:
+                    drv.replay(list(ts))
+                    drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+            self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
+        except _StepFailed as failure:
+            self._rollback(rec, failure, by_src, src_of, gw_tuples, snapshots, tnic, loaded, suspended_src)
+            return
+
+        # 6. resume: replay in order while suspended, then lift the suspension; catch late punts
+        def resume(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+            drv = ctrl.gateway(g)
+            port = drv.port_of(target)
+            if any(drv.entries.get(t, ("",))[0] == "suspend_flow" for t in ts):
+                while drv.replay(list(ts)):
+                    pass
+                drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+        try:
+            self._step(rec, "resume", lambda: self._gw_parallel(resume, gw_tuples))
+        except _StepFailed as failure:
+            rec.outcome, rec.failed_step, rec.reason = "failed", "resume", str(failure.exc)
+            log.error("migration #%d: resume failed after redirect: %s", rec.id, failure.exc)
+            return
+        rec.downtime_ms = (time.perf_counter() - t_suspend) * 1000
+        if lossless:
+            time.sleep(self.late_wait)
+            for g, ts in gw_tuples.items():
+                ctrl.gateway(g).replay(list(ts), late=True)
+                for buf in ctrl.gateway(g).stop_buffering(ts).values():
+                    rec.packets_buffered += buf.total
+                    rec.packets_replayed += buf.replayed
+                    rec.packets_late += buf.late
+
+        # 7. release
+        def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
+            drv = ctrl.nic(s)
+            drv.run(C.CLEAR, items)
+            drv.unplace([k for k, _ in items if k in drv.placed])
+        try:
+            self._step(rec, "release", lambda: fabric.parallel(
+                {s: (lambda s=s, items=items: release(s, items)) for s, items in by_src.items()}))
+        except _StepFailed as failure:
+            rec.reason = f"release failed (stale state left on the source): {failure.exc}"
+        for k, slot in loaded:
+            rec.moved.append({"reference": str(k), "from": src_of[k], "to": target, "slot": slot})
+            ctrl.inventory.moved(k, target, slot)
+        rec.outcome = "ok"
+
+    def _quiesce(self, nic: str, items: list[tuple[FlowKey, int]]) -> None:
+        drv = self.ctrl.nic(nic)
+        deadline = time.monotonic() + self.quiesce_timeout
+        prev = [r.packets for r in drv.run(C.SAVE, items)]
+        while True:
+            time.sleep(self.quiesce_interval)
+            now = [r.packets for r in drv.run(C.SAVE, items)]
+            if now == prev:
+                return
+            if time.monotonic() > deadline:
+                log.warning("%s: references still counting after %.0f ms; saving anyway", nic,
+                            self.quiesce_timeout * 1000)
+                return
+            prev = now
+
+    def _trusted(self, states: list[FlowState]) -> list[FlowState]:
+        """Serialize with the integrity tag and validate back: what gets loaded is what was saved."""
+        key = self.ctrl.config.hmac_key
+        self.last_states = [fs.to_dict(key) for fs in states]
+        return [FlowState.from_dict(d, key, program=PROGRAM, program_version=self.program_version)
+                for d in self.last_states]
+
+    def _load(self, tnic: Any, states: list[FlowState]) -> list[tuple[FlowKey, int]]:
+        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)}
+        slots = tnic.allocate(len(states), busy)
+        try:
+            replies = tnic.load(states, slots)
+            retry = [i for i, r in enumerate(replies) if r.status == C.STATUS_SLOT_BUSY]
+            if retry:
+                busy |= set(slots)
+                more = tnic.allocate(len(retry), busy)
+                again = tnic.load([states[i] for i in retry], more)
+                for i, s, r in zip(retry, more, again, strict=True):
+                    slots[i], replies[i] = s, r
+            items = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
+            tnic.check(replies, items, "load")
+            tnic.place(items)
+            return items
+        finally:
+            tnic.unreserve(slots)
+
+    def _rollback(self, rec: MigrationRecord, failure: _StepFailed, by_src: dict[str, list[tuple[FlowKey, int]]],
+                  src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, FlowKey]],
+                  snapshots: dict[str, dict], tnic: Any, loaded: list[tuple[FlowKey, int]],
+                  suspended_src: bool) -> None:
+        rec.failed_step, rec.reason = failure.step, str(failure.exc)
+        dead = isinstance(failure.exc, ConnectionFailed) or (
+            isinstance(failure.exc, P4RuntimeError) and failure.exc.is_unavailable()
+            and failure.exc.switch in by_src)
+        log.warning("migration #%d failed at %s (%s); rolling back", rec.id, failure.step, failure.exc)
+        problems = []
+        ctrl = self.ctrl
+        # target: forget what was loaded (LOAD replies may have landed even if the step failed)
+        items = loaded or []
+        if failure.step == "load" or items:
+            try:
+                keys = [k for k, _ in items] or [k for v in by_src.values() for k, _ in v]
+                tnic.unplace([k for k in keys if k in tnic.placed])
+                if items:
+                    tnic.run(C.CLEAR, items)
+            except Exception as exc:  # noqa: BLE001 - keep rolling back the rest
+                problems.append(f"target cleanup: {exc}")
+        # sources: lift the freeze
+        if suspended_src or failure.step in ("save", "validate"):
+            for s, its in by_src.items():
+                try:
+                    ctrl.nic(s).run(C.RESUME, its)
+                except Exception as exc:  # noqa: BLE001
+                    problems.append(f"resume on {s}: {exc}")
+        # gateways: replay toward the old NIC (entries still say suspend_flow(mode, old port)), restore
+        for g, ts in gw_tuples.items():
+            drv = ctrl.gateway(g)
+            try:
+                while drv.replay(list(ts)):
+                    pass
+                drv.apply(snapshots[g])
+                time.sleep(self.late_wait)
+                drv.replay(list(ts), late=True)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"restore on {g}: {exc}")
+            for buf in drv.stop_buffering(ts).values():
+                rec.packets_buffered += buf.total
+                rec.packets_replayed += buf.replayed
+                rec.packets_late += buf.late
+        if dead:
+            rec.outcome = "lost"
+            rec.reason = f"source NIC unreachable during {failure.step}: {failure.exc}"
+        else:
+            rec.outcome = "rolled_back" if not problems else "failed"
+        if problems:
+            rec.reason += "; rollback problems: " + "; ".join(problems)
+
+    # ---- restoring saved state (VM moves) ---------------------------------------------------------------
+    def restore(self, records: Sequence[dict[str, Any]], target: str) -> list[tuple[FlowKey, int]]:
+        """Validate tagged FlowState records (all or nothing) and load them on ``target``."""
+        key = self.ctrl.config.hmac_key
+        try:
+            states = [FlowState.from_dict(d, key, program=PROGRAM, program_version=self.program_version)
+                      for d in records]
+        except FlowStateError as exc:
+            raise MigrationError(f"refusing saved state: {exc}") from None
+        items = self._load(self.ctrl.nic(target), states)
+        for k, s in items:
+            self.ctrl.inventory.learn(k, target, s)
+        return items

@@ -1,0 +1,166 @@
+"""The running controller: connections to every switch, the drivers, the inventory.
+
+Owns ``Controller``: from a ``ControllerConfig`` it connects to all switches concurrently (primary
+arbitration per switch), makes sure each runs its program (pushed only when the cookie differs, so
+tables written by the lab survive), enables the NICs' learn digests, builds one ``NicDriver`` per NIC
+and one ``GatewayDriver`` per gateway, and keeps the flow ``Inventory`` current from digests and
+register scans. The migrator, the monitor, the policies and the CLI all work through this object.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+from p4.v1 import p4runtime_pb2
+
+from .config import ControllerConfig, SwitchConfig
+from .flowstate import FlowKey
+from .gateway import GatewayDriver
+from .inventory import Inventory
+from .nic import NicDriver
+from .p4rt.connection import DigestList
+from .p4rt.errors import P4RuntimeError
+from .p4rt.fabric import Fabric
+from .p4rt.p4info import load_p4info
+
+__all__ = ["Controller", "ControllerError"]
+
+log = logging.getLogger(__name__)
+
+LEARN_DIGEST = "flow_learn_digest_t"
+LEARN_EVENT_NEW = 1
+KINDS = {1: "tcp", 2: "udp", 3: "roce"}
+
+
+class ControllerError(RuntimeError):
+    """A controller-level failure with a message fit for the user (unknown switch, unreachable...)."""
+
+
+class Controller:
+    def __init__(self, config: ControllerConfig, state_path: str = "auto", connect_timeout: float | None = None,
+                 push_pipelines: bool = True, hosts: dict | None = None) -> None:
+        self.config = config
+        self.state_path = state_path
+        self.connect_timeout = connect_timeout
+        self.push_pipelines = push_pipelines
+        self.fabric = Fabric()
+        self.inventory = Inventory()
+        self.nics: dict[str, NicDriver] = {}
+        self.gateways: dict[str, GatewayDriver] = {}
+        self.hosts = hosts if hosts is not None else getattr(config, "hosts", {})
+        self.digests_seen = 0
+
+    # ---- life cycle --------------------------------------------------------------------------------
+    def __enter__(self) -> Controller:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, switches: list[str] | None = None) -> Controller:
+        names = switches or list(self.config.switches)
+        opts = [self.config.options(n) for n in names]
+        try:
+            self.fabric.connect(opts, self.connect_timeout)
+        except P4RuntimeError as exc:
+            raise ControllerError(f"cannot reach switch {exc.switch or '?'}: {exc.message}") from exc
+        self.fabric.parallel({n: (lambda n=n: self._setup(self.config.switch(n))) for n in names})
+        return self
+
+    def _setup(self, sc: SwitchConfig) -> None:
+        conn = self.fabric[sc.name]
+        if self.push_pipelines and sc.p4info and sc.json and Path(sc.json).is_file():
+            conn.ensure_pipeline(load_p4info(sc.p4info), Path(sc.json).read_bytes())
+        elif sc.p4info and conn.helper is None:
+            from .p4rt.p4info import P4InfoHelper
+            conn.helper = P4InfoHelper(load_p4info(sc.p4info))
+        if conn.helper is None:
+            raise ControllerError(f"switch {sc.name} has no pipeline and the config gives no program files")
+        role = sc.role or ("gateway" if conn.helper.has("table", "flow_forwarding") else "nic")
+        if role == "nic":
+            self.nics[sc.name] = NicDriver(conn)
+            conn.subscribe_digests(self._on_digest)
+            self._enable_digest(sc.name)
+        elif role == "gateway":
+            host_ips = {int(ipaddress.IPv4Address(h["ip"])) for h in self.hosts.values()
+                        if h.get("switch") == sc.name}
+            nic_ports = {m["nic"]: int(m["port"]) for m in getattr(sc, "nic_group", None) or []}
+            self.gateways[sc.name] = GatewayDriver(conn, host_ips, nic_ports)
+
+    def _enable_digest(self, nic: str) -> None:
+        conn = self.fabric[nic]
+        h = conn.helper
+        if h is None or not h.has("digest", LEARN_DIGEST):
+            return
+        de = h.digest_entry(LEARN_DIGEST, max_timeout_ns=0, max_list_size=1)
+        try:
+            conn.insert([de])
+        except P4RuntimeError as exc:
+            if exc.is_already_exists_only():
+                conn.modify([de])
+            elif exc.is_unimplemented():
+                log.warning("%s: digests not configurable: %s", nic, exc.message)
+            else:
+                raise
+
+    def close(self) -> None:
+        for d in list(self.nics.values()) + list(self.gateways.values()):
+            d.close()
+        self.fabric.close()
+
+    # ---- inventory ---------------------------------------------------------------------------------
+    def _on_digest(self, dl: DigestList) -> None:
+        for m in dl.members:
+            self.digests_seen += 1
+            if m.get("event") != LEARN_EVENT_NEW:
+                continue
+            kind = KINDS.get(m.get("kind", 0))
+            if kind is None:
+                continue
+            key = FlowKey(kind, m["key_addr_lo"], m["key_addr_hi"], m["key_port_lo"], m["key_port_hi"],
+                          m["key_qpn"])
+            self.inventory.learn(key, dl.switch, m["slot"])
+
+    def scan(self, nics: list[str] | None = None) -> int:
+        """Rebuild the inventory from the NICs' registers (where readable). Returns references found."""
+        found = 0
+        targets = [self.nic(n) for n in (nics or list(self.nics))]
+
+        def one(drv: NicDriver) -> list:
+            return drv.scan() if drv.path == "registers" else []
+
+        results = self.fabric.parallel({d.name: (lambda d=d: one(d)) for d in targets})
+        for name, cmds in results.items():
+            for c in cmds:
+                try:
+                    key = c.key()
+                except Exception:  # noqa: BLE001 - a slot with an unknown kind is not a reference
+                    continue
+                self.inventory.learn(key, name, c.slot)
+                rec = self.inventory.get(key)
+                rec.packets, rec.bytes = c.packets, c.bytes
+                found += 1
+        return found
+
+    # ---- lookups -----------------------------------------------------------------------------------
+    def nic(self, name: str) -> NicDriver:
+        try:
+            return self.nics[name]
+        except KeyError:
+            raise ControllerError(f"unknown NIC {name!r} (NICs: {', '.join(sorted(self.nics)) or 'none'})") \
+                from None
+
+    def gateway(self, name: str) -> GatewayDriver:
+        try:
+            return self.gateways[name]
+        except KeyError:
+            raise ControllerError(f"unknown gateway {name!r}") from None
+
+    def packet_out_raw(self, switch: str, payload: bytes, **md: int) -> None:
+        self.fabric[switch].packet_out(payload, **md)
+
+    def write(self, switch: str, updates: list[p4runtime_pb2.Update]) -> None:
+        self.fabric[switch].write(updates)
