@@ -127,6 +127,8 @@ class ExprGen:
         if t == "parameters_vector":
             return Val("(" + "".join(self.data(x) + ", " for x in v) + ")", "vector")
         if t == "expression":
+            if isinstance(v, dict) and "op" not in v and "type" in v:
+                return self.expr(v)       # primitive arguments are wrapped twice by p4c
             return self.op(v)
         if t in ("calculation", "counter_array", "meter_array", "register_array", "extern"):
             return Val(repr(v), t)
@@ -289,6 +291,8 @@ class ExprGen:
             return f"{st.base + j} + (F[{st.next_slot}] - 1) * {st.stride}", st.headers[0].widths[j]
         if t == "expression":
             e = v
+            if "op" not in e and "type" in e:
+                return self.lvalue(e)
             if e.get("op") == "access_field":
                 h = self.expr(e["left"])
                 j = int(e["right"])
