@@ -1,0 +1,326 @@
+"""``flowmig``: the controller's command line.
+
+Owns the subcommands ``flows`` (inventory: device, slot, rate, state summary), ``migrate`` (by reference
+or by device, ``--to``, ``--mode lossless|drop``), ``monitor`` (live table of per-port and per-flow
+rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch), ``save`` /
+``restore`` (FlowStates as tagged JSON) and ``run`` (scenarios, delegated to ``topologies.scenarios``).
+Switches come from ``--config FILE`` (written by the lab) and/or ``--switch NAME=HOST:PORT[:DEVICE_ID]``.
+Exit codes: 0 success, 1 runtime failure (unreachable switch, unknown flow, failed migration),
+2 bad arguments (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import commands as C
+from .config import ConfigError, ControllerConfig, load_config
+from .flowstate import FlowStateError, dump_many, load_many, parse_reference
+from .inventory import UnknownFlow
+from .p4rt.errors import P4RuntimeError
+from .runtime import Controller, ControllerError
+
+log = logging.getLogger("flowmig")
+
+TCP_PHASES = {0: "none", 1: "syn-sent", 2: "syn-rcvd", 3: "established", 4: "fin-wait-fwd", 5: "fin-wait-rev",
+              6: "closing", 7: "closed"}
+DEFAULT_CONFIG_ENV = "FLOWMIG_CONFIG"
+
+
+class CliError(Exception):
+    """A runtime failure to report on stderr with exit code 1."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="flowmig", description="Flow migration controller (P4Runtime).")
+    ap.add_argument("--config", "-c", help="controller config JSON (default: $FLOWMIG_CONFIG)")
+    ap.add_argument("--switch", "-s", action="append", default=[], metavar="NAME=HOST:PORT[:DEVICE_ID]",
+                    help="a switch to talk to (repeatable; overrides the config file's address)")
+    ap.add_argument("--hmac-key", help="key of the FlowState integrity tags (default: config / $FLOWMIG_HMAC_KEY)")
+    ap.add_argument("--timeout", type=float, default=5.0, help="connect timeout per switch, seconds")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("flows", help="list the tracked references (device, slot, rate, state)")
+    p.add_argument("--device", help="only this NIC")
+    p.add_argument("--interval", type=float, default=0.5, help="rate sampling interval, seconds (0: no rates)")
+    p.add_argument("--wait", type=float, default=0.0, help="also collect digests for this many seconds")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("migrate", help="move references (state and forwarding) to another NIC")
+    p.add_argument("references", nargs="*", metavar="REF", help="tcp:A:P-B:Q, udp:A:P-B:Q or roce:A[:P]-B[:Q]:qpN")
+    p.add_argument("--device", help="move every reference of this NIC (node-wide migration)")
+    p.add_argument("--to", required=True, help="target NIC")
+    p.add_argument("--mode", choices=("lossless", "drop"), default="lossless")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("monitor", help="live table of per-port / per-flow rates and queue delay")
+    p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--count", type=int, default=0, help="number of refreshes (0: until Ctrl-C)")
+    p.add_argument("--no-clear", action="store_true", help="do not clear the screen between tables")
+
+    p = sub.add_parser("shell", help="open p4runtime-shell attached to one switch")
+    p.add_argument("name", metavar="SWITCH")
+    p.add_argument("--election-id", default="0,50",
+                   help="HIGH,LOW (default 0,50: a backup below the controller's 0,100; raise it to write)")
+
+    p = sub.add_parser("save", help="save references' state to a tagged JSON file (they keep running)")
+    p.add_argument("references", nargs="+", metavar="REF")
+    p.add_argument("--out", "-o", required=True)
+
+    p = sub.add_parser("restore", help="validate a saved state file and load it onto a NIC")
+    p.add_argument("file")
+    p.add_argument("--to", required=True)
+
+    p = sub.add_parser("run", help="run a scenario (topology + traffic + fault + expectation)")
+    p.add_argument("--scenario", required=True)
+    p.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    p.add_argument("--report")
+    p.add_argument("--plot")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options")
+    return ap
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+def _config(args: argparse.Namespace) -> ControllerConfig:
+    path = args.config or os.environ.get(DEFAULT_CONFIG_ENV)
+    if path is None and not args.switch:
+        raise CliError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
+    cfg = load_config(path, args.switch, args.hmac_key)
+    cfg.log_dir = "logs"
+    cfg.connect_timeout = args.timeout
+    return cfg
+
+
+def _controller(args: argparse.Namespace, only: list[str] | None = None) -> Controller:
+    cfg = _config(args)
+    for n in only or []:
+        cfg.switch(n)
+    ctrl = Controller(cfg, hosts=cfg.hosts, connect_timeout=args.timeout)
+    ctrl.start(only)
+    ctrl.scan()
+    return ctrl
+
+
+def _state_summary(reply: C.Command) -> str:
+    if reply.status != C.STATUS_OK:
+        return C.STATUS_NAMES.get(reply.status, str(reply.status))
+    suspended = " suspended" if reply.flags & C.SLOT_SUSPENDED else ""
+    if reply.kind == 1:
+        return (f"{TCP_PHASES.get(reply.tcp_phase, reply.tcp_phase)} seq {reply.tcp_next_seq_fwd}/"
+                f"{reply.tcp_next_seq_rev}{suspended}")
+    if reply.kind == 3:
+        return f"psn {reply.roce_expected_psn} acked {reply.roce_acked_psn} oos {reply.roce_oos_count}{suspended}"
+    return f"udp{suspended}".strip()
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)] if rows else \
+        [len(h) for h in header]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _rate(bps: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if bps >= div:
+            return f"{bps / div:.1f}{unit}"
+    return f"{bps:.0f}"
+
+
+# ---- subcommands -----------------------------------------------------------------------------------------
+def cmd_flows(args: argparse.Namespace) -> int:
+    from .stats import flow_sample
+    with _controller(args) as ctrl:
+        if args.device:
+            ctrl.nic(args.device)
+        if args.wait:
+            time.sleep(args.wait)
+        nics = [args.device] if args.device else sorted(ctrl.nics)
+        first = {n: flow_sample(ctrl, n) for n in nics}
+        t0 = time.monotonic()
+        rates: dict[Any, tuple[float, float]] = {}
+        if args.interval > 0:
+            time.sleep(args.interval)
+            dt = time.monotonic() - t0
+            for n in nics:
+                for k, (p, b) in flow_sample(ctrl, n).items():
+                    p0, b0 = first[n].get(k, (p, b))
+                    rates[k] = ((p - p0) / dt, 8 * (b - b0) / dt)
+        rows, out = [], []
+        for n in nics:
+            recs = ctrl.inventory.on_device(n)
+            replies = ctrl.nic(n).run(C.SAVE, [(r.key, r.slot) for r in recs]) if recs else []
+            for r, rep in zip(recs, replies, strict=True):
+                pps, bps = rates.get(r.key, (0.0, 0.0))
+                summary = _state_summary(rep)
+                rows.append([str(r.key), n, str(r.slot), str(rep.packets), f"{pps:.0f}", _rate(bps), summary])
+                out.append({"reference": str(r.key), "device": n, "slot": r.slot, "packets": rep.packets,
+                            "bytes": rep.bytes, "pps": pps, "bps": bps, "state": summary})
+        if args.json:
+            print(json.dumps(out, indent=2))
+        elif rows:
+            print(_table(rows, ["REFERENCE", "DEVICE", "SLOT", "PACKETS", "PPS", "BPS", "STATE"]))
+        else:
+            print("no references tracked" + (f" on {args.device}" if args.device else ""))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrator import Migrator
+    if bool(args.references) == bool(args.device):
+        raise CliError("give references to migrate, or --device NIC (not both)")
+    keys = [parse_reference(r) for r in args.references]
+    with _controller(args) as ctrl:
+        m = Migrator(ctrl)
+        if args.device:
+            ctrl.nic(args.device)
+            if not ctrl.inventory.on_device(args.device):
+                print(f"{args.device} tracks no references: nothing to migrate")
+                return 0
+            rec = m.migrate_device(args.device, args.to, args.mode)
+        else:
+            keys = [_resolve(ctrl, k) for k in keys]
+            rec = m.migrate(keys, args.to, args.mode)
+        print(json.dumps(rec.to_dict(), indent=2) if args.json else rec.summary())
+        return 0 if rec.outcome == "ok" else 1
+
+
+def _resolve(ctrl: Controller, key: Any) -> Any:
+    """Accept a reference in either direction, and the short RoCE form without ports."""
+    for cand in (key, key.canonical(), key.reversed().canonical()):
+        if ctrl.inventory.find(cand) is not None:
+            return cand
+    if key.kind == "roce":
+        for r in ctrl.inventory.all():
+            if r.key.kind == "roce" and (r.key.src_ip, r.key.dst_ip, r.key.qpn) == (key.src_ip, key.dst_ip, key.qpn):
+                return r.key
+    raise UnknownFlow(f"unknown flow {key} (not tracked by any NIC; see 'flowmig flows')")
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from .stats import RateTracker, flow_sample, port_sample
+    tracker = RateTracker()
+    with _controller(args) as ctrl:
+        n = 0
+        try:
+            while True:
+                now = time.monotonic()
+                port_rows = []
+                for name in sorted(ctrl.config.switches):
+                    conn = ctrl.fabric[name]
+                    for port, s in sorted(port_sample(conn).items()):
+                        rx_pps, rx_bps, tx_pps, tx_bps, qd, tx_n = tracker.update(
+                            (name, port), (s.rx_packets, s.rx_bytes * 8, s.tx_packets, s.tx_bytes * 8,
+                                           s.queue_delay_sum_us, s.tx_packets), now)
+                        delay = f"{qd / tx_n:.0f}" if tx_n else "-"
+                        port_rows.append([name, str(port), f"{rx_pps:.0f}", _rate(rx_bps), f"{tx_pps:.0f}",
+                                          _rate(tx_bps), delay, str(s.queue_depth)])
+                ctrl.scan()
+                flow_rows = []
+                for nic in sorted(ctrl.nics):
+                    for k, (p, b) in flow_sample(ctrl, nic).items():
+                        pps, bps = tracker.update(("flow", k), (p, b * 8), now)
+                        flow_rows.append([str(k), nic, f"{pps:.0f}", _rate(bps), str(p)])
+                if not args.no_clear and sys.stdout.isatty():
+                    print("\033[2J\033[H", end="")
+                print(time.strftime("%H:%M:%S"), f"every {args.interval:g}s  (Ctrl-C to stop)")
+                print(_table(port_rows, ["SWITCH", "PORT", "RX_PPS", "RX_BPS", "TX_PPS", "TX_BPS",
+                                         "QDELAY_US", "QDEPTH"]))
+                print()
+                print(_table(flow_rows, ["REFERENCE", "DEVICE", "PPS", "BPS", "PACKETS"]) if flow_rows
+                      else "no references tracked")
+                print(flush=True)
+                n += 1
+                if args.count and n >= args.count:
+                    return 0
+                time.sleep(max(0.0, args.interval - (time.monotonic() - now)))
+        except KeyboardInterrupt:
+            return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    sc = cfg.switch(args.name)
+    try:
+        hi, lo = (int(x) for x in args.election_id.split(","))
+    except ValueError:
+        raise CliError(f"bad --election-id {args.election_id!r}: expected HIGH,LOW") from None
+    argv = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", sc.address, "--device-id", str(sc.device_id),
+            "--election-id", f"{hi},{lo}"]
+    if importlib.util.find_spec("p4runtime_sh") is None:
+        raise CliError("p4runtime-shell is not installed (pip install p4runtime-shell)")
+    print(f"attaching p4runtime-shell to {sc.name} at {sc.address} (device {sc.device_id})", file=sys.stderr)
+    os.execv(argv[0], argv)
+    return 0  # not reached
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    keys = [parse_reference(r) for r in args.references]
+    with _controller(args) as ctrl:
+        states = []
+        for k in keys:
+            rec = ctrl.inventory.get(_resolve(ctrl, k))
+            states += ctrl.nic(rec.device).save([(rec.key, rec.slot)], suspend=False)
+        Path(args.out).write_text(dump_many(states, ctrl.config.hmac_key) + "\n")
+        print(f"saved {len(states)} reference(s) to {args.out}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .migrator import Migrator
+    cfg = _config(args)
+    try:
+        text = Path(args.file).read_text()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror}") from None
+    states = load_many(text, cfg.hmac_key)  # validated before anything is written
+    with _controller(args) as ctrl:
+        items = Migrator(ctrl).restore([s.to_dict(cfg.hmac_key) for s in states], args.to)
+        for k, s in items:
+            print(f"{k} -> {args.to} slot {s}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        scenarios = importlib.import_module("topologies.scenarios")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("topologies.scenarios", "topologies"):
+            raise
+        raise CliError("scenarios come from topologies.scenarios, which is not available in this "
+                       "installation yet") from None
+    return int(scenarios.run(args) or 0)
+
+
+COMMANDS = {"flows": cmd_flows, "migrate": cmd_migrate, "monitor": cmd_monitor, "shell": cmd_shell,
+            "save": cmd_save, "restore": cmd_restore, "run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.cmd](args)
+    except (CliError, ConfigError, ControllerError, UnknownFlow, FlowStateError) as exc:
+        print(f"flowmig: error: {exc}", file=sys.stderr)
+    except P4RuntimeError as exc:
+        print(f"flowmig: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
