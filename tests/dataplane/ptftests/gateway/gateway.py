@@ -1,0 +1,203 @@
+"""PTF tests for p4src/gateway.p4 (run by tests/dataplane/test_ptf_dataplane.py through harness.run_ptf).
+
+Ports as the switch numbers them: 0 faces the local hosts (10.0.0.0/24), 1, 2, 3 face NIC 0, 1, 2
+(``nic_group`` index i -> port i + 1); destinations 10.0.1.0/24 and 10.0.3.0/24 lie behind the NICs
+(``route_via_nics(3)``). CPU port 255. Packets are written out in full.
+"""
+
+from __future__ import annotations
+
+from p4runtime_base import P4RuntimeTest, autocleanup
+from ptf.testutils import send_packet, verify_no_other_packets, verify_packet, verify_packet_any_port
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+GF = "GatewayIngress.gateway_forwarding."
+DROPS = "GatewayIngress.drop_accounting.drops"
+DROP_NOT_IPV4, DROP_NO_ROUTE, DROP_NO_NIC, DROP_SUSPENDED, DROP_BAD_PACKET_OUT = 0, 5, 6, 7, 8
+SUSPEND_PUNT, SUSPEND_DROP = 1, 2
+PACKET_IN_SUSPENDED = 2
+NIC_PORTS = [1, 2, 3]
+A_MAC, B_MAC = "00:00:00:00:00:0a", "00:00:00:00:00:0b"
+
+
+def tcp(src="10.0.0.1", dst="10.0.1.1", sport=40000, dport=5001, flags="PA", seq=1, payload=b"p" * 40):
+    return Ether(src=A_MAC, dst=B_MAC) / IP(src=src, dst=dst, id=9, ttl=64) / \
+        TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=1, window=500) / Raw(payload)
+
+
+def udp(src="10.0.0.1", dst="10.0.1.1", sport=40000, dport=5001):
+    return Ether(src=A_MAC, dst=B_MAC) / IP(src=src, dst=dst, id=9, ttl=64) / UDP(sport=sport, dport=dport) / \
+        Raw(b"u" * 40)
+
+
+def five_tuple(src="10.0.0.1", dst="10.0.1.1", proto=6, sport=40000, dport=5001) -> dict:
+    return {"src_addr": src, "dst_addr": dst, "proto": proto, "src_port": sport, "dst_port": dport}
+
+
+class GatewayTest(P4RuntimeTest):
+    def setUp(self) -> None:
+        super().setUp()
+        self.insert_table_entry(GF + "ipv4_routes", {"dst_addr": ("10.0.0.0", 24)}, GF + "route_to_port",
+                                {"port": 0})
+        for prefix in ("10.0.1.0", "10.0.3.0"):
+            self.insert_table_entry(GF + "ipv4_routes", {"dst_addr": (prefix, 24)}, GF + "route_via_nics",
+                                    {"group_size": 3})
+        for i, port in enumerate(NIC_PORTS):
+            self.insert_table_entry(GF + "nic_group", {"index": i}, GF + "set_group_port", {"port": port})
+
+    def drops(self, reason: int) -> int:
+        return self.read_counter(DROPS, reason)[0]
+
+    def placed_port(self, pkt, in_port: int = 0) -> int:
+        send_packet(self, in_port, pkt)
+        idx, _ = verify_packet_any_port(self, pkt, NIC_PORTS)
+        return NIC_PORTS[idx]
+
+    def packet_out(self, pkt, mode: int, egress_port: int = 0, ingress_port: int = 0) -> None:
+        self.send_packet_out(bytes(pkt), egress_port=egress_port, _pad0=0, ingress_port=ingress_port, _pad1=0,
+                             mode=mode)
+
+
+class RoutesTest(GatewayTest):
+    """Local hosts by route_to_port; no route and non-IPv4 are dropped and counted."""
+
+    @autocleanup
+    def runTest(self):
+        back = tcp(src="10.0.1.1", dst="10.0.0.7", sport=5001, dport=40000)
+        send_packet(self, 2, back)
+        verify_packet(self, back, 0)
+        send_packet(self, 0, tcp(dst="192.168.1.1"))
+        send_packet(self, 0, Ether(src=A_MAC, dst="ff:ff:ff:ff:ff:ff", type=0x0806) / Raw(b"\x00" * 28))
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.drops(DROP_NO_ROUTE), 1)
+        self.assertEqual(self.drops(DROP_NOT_IPV4), 1)
+        routes = self.read_table_entries(GF + "ipv4_routes", with_counters=True)
+        hits = {e.match[0].lpm.value: e.counter_data.packet_count for e in routes}
+        self.assertEqual(hits[bytes([10, 0, 0, 0])], 1)
+
+
+class HashPlacementTest(GatewayTest):
+    """New flows are spread over the NIC group; a flow always takes the same NIC, and both directions
+    of a connection take the same NIC (symmetric hash over the normalized key)."""
+
+    @autocleanup
+    def runTest(self):
+        used = set()
+        for i in range(16):
+            fwd = tcp(src="10.0.3.1", dst="10.0.1.1", sport=40000 + i, dport=5001)
+            rev = tcp(src="10.0.1.1", dst="10.0.3.1", sport=5001, dport=40000 + i)
+            p = self.placed_port(fwd)
+            self.assertEqual(self.placed_port(fwd), p, "a flow keeps its NIC")
+            self.assertEqual(self.placed_port(rev), p, "both directions cross the same NIC")
+            used.add(p)
+        self.assertGreaterEqual(len(used), 2, "16 flows should not all hash to one NIC")
+        entries = self.read_table_entries(GF + "nic_group", with_counters=True)
+        self.assertEqual(sum(e.counter_data.packet_count for e in entries), 48)
+
+
+class NicGroupTest(GatewayTest):
+    """group_size bounds the hash index; an index without a nic_group entry is dropped and counted."""
+
+    @autocleanup
+    def runTest(self):
+        self.insert_table_entry(GF + "ipv4_routes", {"dst_addr": ("10.0.5.0", 24)}, GF + "route_via_nics",
+                                {"group_size": 1})
+        for i in range(4):
+            p = udp(dst="10.0.5.1", sport=30000 + i)
+            send_packet(self, 0, p)
+            verify_packet(self, p, 1)   # index always 0 -> port 1
+        self.modify_table_entry(GF + "nic_group", {"index": 0}, GF + "drop_no_nic")
+        send_packet(self, 0, udp(dst="10.0.5.1"))
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.drops(DROP_NO_NIC), 1)
+
+
+class FlowForwardingOverrideTest(GatewayTest):
+    """A flow_forwarding entry pins one direction of one flow, overriding the hash; deleting it
+    returns the flow to its hashed NIC."""
+
+    @autocleanup
+    def runTest(self):
+        fwd = tcp()
+        hashed = self.placed_port(fwd)
+        pinned = NIC_PORTS[(NIC_PORTS.index(hashed) + 1) % 3]
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "set_nic_port", {"port": pinned})
+        for _ in range(3):
+            send_packet(self, 0, fwd)
+            verify_packet(self, fwd, pinned)
+        # Another flow (other source port) and the other protocol keep the hash.
+        other = tcp(sport=40001)
+        self.assertIn(self.placed_port(other), NIC_PORTS)
+        u = udp()
+        self.assertIn(self.placed_port(u), NIC_PORTS)
+        (entry,) = self.read_table_entries(GF + "flow_forwarding", with_counters=True)
+        self.assertEqual(entry.counter_data.packet_count, 3)
+        self.assertEqual(entry.counter_data.byte_count, 3 * len(bytes(fwd)))
+        self.delete_table_entry(GF + "flow_forwarding", five_tuple())
+        self.assertEqual(self.placed_port(fwd), hashed)
+
+
+class SuspendPuntReplayTest(GatewayTest):
+    """Lossless suspension: packets of the flow reach the controller in order with their ingress port;
+    replayed packets (PacketOut FORWARD) bypass the suspension and take the entry's port; lifting the
+    suspension (set_nic_port) forwards directly again."""
+
+    @autocleanup
+    def runTest(self):
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                {"mode": SUSPEND_PUNT, "port": 3})
+        pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(3)]
+        for p in pkts:
+            send_packet(self, 0, p)
+        for p in pkts:
+            self.verify_packet_in(p, {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.3)
+        # The reverse direction and other flows are not suspended.
+        back = tcp(src="10.0.1.1", dst="10.0.0.1", sport=5001, dport=40000)
+        send_packet(self, 1, back)
+        verify_packet(self, back, 0)
+        # Replay in order through the pipeline, as if arriving on port 0.
+        for p in pkts:
+            self.packet_out(p, mode=1, ingress_port=0)
+            verify_packet(self, p, 3)
+        self.verify_no_packet_in()
+        # Lift the suspension.
+        self.modify_table_entry(GF + "flow_forwarding", five_tuple(), GF + "set_nic_port", {"port": 3})
+        nxt = tcp(seq=121, payload=b"z" * 40)
+        send_packet(self, 0, nxt)
+        verify_packet(self, nxt, 3)
+        self.verify_no_packet_in()
+        verify_no_other_packets(self)
+
+
+class SuspendDropTest(GatewayTest):
+    """Drop-mode suspension drops the flow's packets and counts them; nothing reaches the controller."""
+
+    @autocleanup
+    def runTest(self):
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(proto=17), GF + "suspend_flow",
+                                {"mode": SUSPEND_DROP, "port": 1})
+        for _ in range(2):
+            send_packet(self, 0, udp())
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_SUSPENDED), 2)
+
+
+class PacketOutTest(GatewayTest):
+    """PacketOut DIRECT sends a frame out of the given port as is; an unknown mode or a flowmig
+    command (the gateway has no flow state) is dropped and counted."""
+
+    @autocleanup
+    def runTest(self):
+        p = udp(dst="172.16.0.1")                # no route: DIRECT does not look
+        self.packet_out(p, mode=0, egress_port=2)
+        verify_packet(self, p, 2)
+        self.packet_out(p, mode=7)
+        cmd = b"\x02\x00\x00\x00\x00\xff" * 2 + b"\x88\xb5" + bytes([1, 2]) + bytes(90)
+        self.send_packet_out(cmd, egress_port=0, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_BAD_PACKET_OUT), 2)

@@ -1,0 +1,43 @@
+"""Runs the PTF packet tests of p4src/flow_nic.p4 and p4src/gateway.p4 on the embedded target.
+
+Each suite compiles the program with p4target.compiler, starts p4target-switch on veth pairs and runs
+the PTF classes in tests/dataplane/ptftests/<program>/ (tests/ptf/harness.py). Needs root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "ptf"))
+
+from harness import run_ptf  # noqa: E402
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+SUITES = {
+    "flow_nic": 12,
+    "gateway": 7,
+}
+
+
+def _count_classes(path: Path) -> int:
+    return len(re.findall(r"^class \w+Test\((?:FlowNicTest|GatewayTest|P4RuntimeTest)\):", path.read_text(),
+                          re.M))
+
+
+@pytest.mark.parametrize("program", sorted(SUITES))
+def test_ptf_suite(program: str, tmp_path: Path) -> None:
+    test_dir = HERE / "ptftests" / program
+    expected = SUITES[program]
+    assert _count_classes(test_dir / f"{program}.py") == expected, "update SUITES when adding PTF classes"
+    res = run_ptf(test_dir, ROOT / "p4src" / f"{program}.p4", ports=4, work_dir=tmp_path,
+                  include_dirs=[str(ROOT / "p4src" / "include")], timeout=300)
+    assert res.ok, res.report()
+    assert f"Ran {expected} tests" in res.output, res.report()
