@@ -5,8 +5,23 @@ import zlib
 
 import pytest
 from pl_jsonkit import (
-    ETHERNET, IPV4, TCP, Doc, action_program, eth_doc, ex, extract, fld, hdr, hexv, ipv4_checksum,
-    prim, rd, recorder, state, trans,
+    ETHERNET,
+    IPV4,
+    TCP,
+    Doc,
+    action_program,
+    eth_doc,
+    ex,
+    extract,
+    fld,
+    hdr,
+    hexv,
+    ipv4_checksum,
+    prim,
+    rd,
+    recorder,
+    state,
+    trans,
 )
 from scapy.all import IP, Ether, raw
 from scapy.all import TCP as STCP

@@ -3,7 +3,14 @@
 import zlib
 
 from p4target.pipeline.hashes import (
-    ALGORITHMS, crc16, crc32, crc_ccitt, csum16, identity, pack_bits, xor16,
+    ALGORITHMS,
+    crc16,
+    crc32,
+    crc_ccitt,
+    csum16,
+    identity,
+    pack_bits,
+    xor16,
 )
 
 CHECK = b"123456789"

@@ -2,7 +2,7 @@
 
 import pytest
 from pl_jsonkit import lpm_program
-from scapy.all import IP, TCP, UDP, ARP, Ether, raw
+from scapy.all import ARP, IP, TCP, UDP, Ether, raw
 
 from p4target.pipeline import Match, Pipeline, PipelineError
 

@@ -2,8 +2,20 @@
 and header stack operations in actions."""
 
 from pl_jsonkit import (
-    ETHERNET, IPV4, Doc, action_program, ex, extract, extract_stack, fld, hdr, hexv, prim, recorder,
-    state, trans,
+    ETHERNET,
+    IPV4,
+    Doc,
+    action_program,
+    ex,
+    extract,
+    extract_stack,
+    fld,
+    hdr,
+    hexv,
+    prim,
+    recorder,
+    state,
+    trans,
 )
 from scapy.all import IP, Ether, raw
 

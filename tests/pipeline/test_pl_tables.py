@@ -1,7 +1,7 @@
 """Table semantics: match kinds, priorities (P4Runtime: larger wins), API errors, const entries."""
 
 import pytest
-from pl_jsonkit import ETHERNET, Doc, assign, extract, fld, hexv, rd, state
+from pl_jsonkit import ETHERNET, Doc, assign, extract, fld, rd, state
 from scapy.all import Ether, raw
 
 from p4target.pipeline import Match, Pipeline, TableError

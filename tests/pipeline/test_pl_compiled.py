@@ -1,0 +1,126 @@
+"""P4 sources compiled by p4target.compiler, run through the pipeline with scapy packets and
+expected outputs written out in full (corpus basic.p4, p4src/flow_nic.p4, p4src/gateway.p4)."""
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from scapy.all import IP, TCP, UDP, Ether, raw
+
+from p4target.pipeline import Match, Pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+compiler = pytest.importorskip("p4target.compiler")
+
+
+def build(path):
+    res = compiler.compile_file(str(ROOT / path), include_dirs=[str(ROOT / "p4src" / "include")])
+    return Pipeline(res.bmv2_json)
+
+
+@pytest.fixture(scope="module")
+def basic_json():
+    return compiler.compile_file(str(ROOT / "tests/compiler/corpus/basic.p4"),
+                                 include_dirs=[str(ROOT / "p4src/include")]).bmv2_json
+
+
+def test_basic_ipv4_lpm(basic_json):
+    p = Pipeline(basic_json)
+    t = p.tables["MyIngress.ipv4_lpm"]
+    t.add([Match("lpm", 0x0A000100, prefix_len=24)], "MyIngress.ipv4_forward", [0x080000000111, 2])
+    t.add([Match("lpm", 0x0A000000, prefix_len=8)], "MyIngress.ipv4_forward", [0x080000000222, 3])
+    sent = raw(Ether(dst="08:00:00:00:01:00", src="08:00:00:00:00:01") /
+               IP(src="10.0.0.1", dst="10.0.1.1", ttl=64, id=1) / TCP(sport=5000, dport=80) / b"hi")
+    expected = raw(Ether(dst="08:00:00:00:01:11", src="08:00:00:00:01:00") /
+                   IP(src="10.0.0.1", dst="10.0.1.1", ttl=63, id=1) / TCP(sport=5000, dport=80) / b"hi")
+    assert p.process(1, sent) == [(2, expected)]
+    other = sent.replace(bytes([10, 0, 1, 1]), bytes([10, 0, 2, 1]))
+    (port, out), = p.process(1, other)
+    assert port == 3 and out[:6] == bytes.fromhex("080000000222")
+    assert p.process(1, raw(Ether() / IP(dst="192.168.1.1"))) == []      # default drop
+
+
+NIC = "FlowNicIngress."
+
+
+@pytest.fixture(scope="module")
+def nic_json():
+    return compiler.compile_file(str(ROOT / "p4src/flow_nic.p4"), include_dirs=[str(ROOT / "p4src/include")]).bmv2_json
+
+
+@pytest.fixture
+def nic(nic_json):
+    p = Pipeline(nic_json)
+    ports = p.tables[NIC + "nic_forwarding.nic_ports"]
+    ports.add([Match("exact", 1)], NIC + "nic_forwarding.set_egress_port", [2])
+    ports.add([Match("exact", 2)], NIC + "nic_forwarding.set_egress_port", [1])
+    return p
+
+
+def h1_slot(kind, lo, hi, plo, phi, proto, qpn):
+    bits = (kind << 128) | (lo << 96) | (hi << 64) | (plo << 48) | (phi << 32) | (proto << 24) | qpn
+    return zlib.crc32(bits.to_bytes(17, "big")) % 4096
+
+
+def test_flow_nic_without_port_mapping_drops_and_counts(nic_json):
+    p = Pipeline(nic_json)
+    assert p.process(1, raw(Ether() / IP() / UDP())) == []
+    assert p.counters[NIC + "drop_accounting.drops"].read(1)[0] == 1      # DROP_NO_PORT_MAPPING
+
+
+def test_flow_nic_learns_tcp_syn_and_sends_digest(nic):
+    digests = []
+    nic.digest_sink = lambda *d: digests.append(d)
+    syn = raw(Ether(dst="00:00:00:00:00:02", src="00:00:00:00:00:01") /
+              IP(src="10.0.0.1", dst="10.0.1.1") / TCP(sport=40000, dport=80, flags="S", seq=1000))
+    assert nic.process(1, syn, ts_us=77) == [(2, syn)]        # forwarded unchanged
+    slot = h1_slot(1, 0x0A000001, 0x0A000101, 40000, 80, 6, 0)
+    assert digests == [(1, "flow_learn_digest_t",
+                        (1, 1, slot, 0x0A000001, 0x0A000101, 40000, 80, 6, 0, 40000, 80, 1))]
+    reg = nic.registers
+    fs = NIC + "flow_state."
+    assert reg[fs + "slot_flags"].read(slot) == 1
+    assert reg[fs + "slot_kind"].read(slot) == 1
+    assert reg[fs + "tcp_phase"].read(slot) == 1
+    assert reg[fs + "tcp_next_seq_fwd"].read(slot) == 1001
+    assert reg[fs + "flow_packets"].read(slot) == 1
+    assert reg[fs + "flow_bytes"].read(slot) == len(syn)
+    assert reg[fs + "flow_first_seen"].read(slot) == 77
+
+
+def test_flow_nic_drops_mid_connection_packet_of_unknown_connection(nic):
+    data = raw(Ether() / IP(src="10.0.0.9", dst="10.0.1.1") / TCP(sport=1234, dport=80, flags="A", seq=5))
+    assert nic.process(1, data) == []
+    assert nic.counters[NIC + "drop_accounting.drops"].read(2)[0] == 1     # DROP_INVALID_UNKNOWN
+
+
+def test_flow_nic_save_command_round_trip(nic):
+    syn = raw(Ether() / IP(src="10.0.0.1", dst="10.0.1.1") / TCP(sport=40000, dport=80, flags="S", seq=1000))
+    nic.process(1, syn, ts_us=5)
+    slot = h1_slot(1, 0x0A000001, 0x0A000101, 40000, 80, 6, 0)
+    cmd = struct.pack(">BBBBII", 1, 2, 0, 1, slot, 0xABCD) + struct.pack(
+        ">IIHHB", 0x0A000001, 0x0A000101, 40000, 80, 6) + b"\x00\x00\x00" + bytes(92 - 28)
+    eth = raw(Ether(dst="00:00:00:00:00:00", src="00:00:00:00:00:00", type=0x88B5))
+    packet_out = bytes(5)                                  # egress_port 0, ingress_port 0, mode DIRECT
+    (port, reply), = nic.process(255, packet_out + eth + cmd)
+    assert port == 255
+    assert reply[:3] == bytes([0x7F, 0x80, 0x01])          # packet_in: ingress_port 255, reason REPLY
+    body = reply[3 + 14:]
+    assert len(body) == 92
+    version, opcode, status, kind, rslot, req = struct.unpack(">BBBBII", body[:12])
+    assert (version, opcode, status, kind, rslot, req) == (1, 2, 0, 1, slot, 0xABCD)
+    assert body[28] == 1 and body[29] == 1                 # flags VALID, phase SYN_SENT
+    assert struct.unpack(">I", body[32:36])[0] == 1001     # next_seq_fwd
+    assert struct.unpack(">Q", body[64:72])[0] == 1        # packets
+
+
+def test_gateway_routes_to_port():
+    p = build("p4src/gateway.p4")
+    gw = "GatewayIngress.gateway_forwarding."
+    p.tables[gw + "ipv4_routes"].add([Match("lpm", 0x0A000100, prefix_len=24)], gw + "route_to_port", [3])
+    sent = raw(Ether(dst="00:00:00:00:00:03", src="00:00:00:00:00:01") /
+               IP(src="10.0.0.1", dst="10.0.1.5", ttl=9) / UDP(sport=5, dport=6) / b"gw")
+    assert p.process(1, sent) == [(3, sent)]                # no MAC/TTL rewrite on the gateway
+    assert p.process(1, raw(Ether() / IP(dst="11.0.0.1") / UDP())) == []
+    assert p.counters["GatewayIngress.drop_accounting.drops"].read(5)[0] == 1   # DROP_NO_ROUTE
