@@ -17,8 +17,13 @@ JSON format::
     }
 
 A link endpoint is ``node`` or ``node:port``; switch endpoints must give their port (the P4 port
-number, also Mininet's port number), host endpoints use port 0 (``eth0``) unless told otherwise.
-Switches are declared in order; that order is the order of a gateway's NIC group.
+number, also Mininet's port number), host endpoints are numbered 0, 1, ... (``eth0``, ``eth1``) in
+link order unless told otherwise. Switches are declared in order; that order is the order of a
+gateway's NIC group.
+
+A host normally has one link. A host with more (a "VM" that can move) is attached by its first link;
+the others are standby attachments: cabled from the start, down and without address until
+``Lab.move_host`` moves the host's address and MAC there.
 """
 
 from __future__ import annotations
@@ -108,9 +113,12 @@ class Topology:
         return [s.name for s in self.switches.values() if s.role == "gateway"]
 
     def host_attachment(self, host: str) -> Endpoint:
-        """The switch endpoint a host is cabled to."""
-        (link,) = self.links_of(host)
-        return link.other(host)
+        """The switch endpoint a host is attached to at start (its first link)."""
+        return self.links_of(host)[0].other(host)
+
+    def host_attachments(self, host: str) -> list[tuple[Endpoint, Endpoint]]:
+        """Every (host endpoint, switch endpoint) of a host, the active one first."""
+        return [(lk.end(host), lk.other(host)) for lk in self.links_of(host)]
 
     def gateway_nic_ports(self, gateway: str) -> list[tuple[int, str]]:
         """The gateway's NIC group: (port, nic name), ordered by the NICs' declaration order.
@@ -228,10 +236,19 @@ def from_dict(data: dict, source: str = "<memory>") -> Topology:
         raise fail("'links' must be a list of [endpoint, endpoint]")
     links: list[LinkSpec] = []
     used: set[tuple[str, int]] = set()
+    host_ports: dict[str, int] = {}
     for i, raw in enumerate(raw_links):
         if not (isinstance(raw, list) and len(raw) == 2):
             raise fail(f"link #{i}: must be [endpoint, endpoint], got {raw!r}")
         ends = [_endpoint(e, switches, hosts, f"link #{i}", fail) for e in raw]
+        for j, e in enumerate(ends):
+            if e.node in hosts and e.port < 0:           # unnumbered host end: next free ethN
+                n = host_ports.get(e.node, 0)
+                while (e.node, n) in used:
+                    n += 1
+                ends[j] = Endpoint(e.node, n)
+            if ends[j].node in hosts:
+                host_ports[e.node] = max(host_ports.get(e.node, 0), ends[j].port + 1)
         if ends[0].node == ends[1].node:
             raise fail(f"link #{i}: both ends on {ends[0].node}")
         for e in ends:
@@ -243,11 +260,10 @@ def from_dict(data: dict, source: str = "<memory>") -> Topology:
     topo = Topology(name, switches, hosts, links, str(data.get("description", "")), source,
                     {k: v for k, v in data.items() if k not in known})
     for h in hosts:
-        n = len(topo.links_of(h))
-        if n != 1:
-            raise fail(f"host {h}: must have exactly one link, has {n}")
-        if topo.host_attachment(h).node in hosts:
-            raise fail(f"host {h}: must be cabled to a switch")
+        if not topo.links_of(h):
+            raise fail(f"host {h}: has no link")
+        if any(sw.node in hosts for _, sw in topo.host_attachments(h)):
+            raise fail(f"host {h}: must be cabled to switches only")
     for s in switches:
         if not topo.links_of(s):
             raise fail(f"switch {s}: has no links")
@@ -291,7 +307,7 @@ def _endpoint(raw, switches: dict, hosts: dict, ctx: str, fail) -> Endpoint:
     if not port_s:
         if node in switches:
             raise fail(f"{ctx}: switch endpoint {raw!r} needs a port number ({node}:N)")
-        return Endpoint(node, 0)
+        return Endpoint(node, -1)                       # numbered by the caller
     try:
         port = int(port_s)
     except ValueError:

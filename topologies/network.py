@@ -20,7 +20,7 @@ from pathlib import Path
 
 from topologies import cleanup as cleanup_mod
 from topologies import programs, registry
-from topologies.description import Topology
+from topologies.description import Endpoint, Topology
 from topologies.p4switch import CPU_PORT, P4Switch, disable_offloads
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class Lab:
         self.run_id = registry.new_run_id()
         self.net = None
         self._saved_tag: str | None = None
+        self.attached: dict[str, Endpoint] = {}     # host -> the switch endpoint it is attached to now
 
     # ---- life cycle ----
     def __enter__(self) -> Lab:
@@ -109,6 +110,11 @@ class Lab:
                 sw.cmd(f"sysctl -qw net.ipv6.conf.{name}.disable_ipv6=1")
         net.start()                      # launches every daemon, then waits for their gRPC ports
         net.staticArp()
+        for h in self.topo.hosts:
+            for host_end, _ in self.topo.host_attachments(h)[1:]:     # standby attachments stay dark
+                intf = f"{h}-eth{host_end.port}"
+                self.net.get(h).cmd(f"ip addr flush dev {intf}; ip link set {intf} down")
+            self.attached[h] = self.topo.host_attachment(h)
         self.write_config()
         if opts.populate and not opts.no_p4:
             from topologies import tables
@@ -150,6 +156,43 @@ class Lab:
     def switches(self) -> list[P4Switch]:
         return [self.net.get(s) for s in self.topo.switches]
 
+    def move_host(self, name: str, switch: str, port: int | None = None) -> Endpoint:
+        """Move a host (a VM) to one of its standby attachments, keeping its IP and MAC.
+
+        The old interface goes down and loses the address; the standby interface takes the host's
+        MAC and address and comes up; the host's static ARP entries are re-created on it. Gateway
+        routes are not touched: updating them (and moving the host's connections) is the
+        controller's job. The config file is rewritten with the new attachment. Returns it.
+        """
+        spec = self.topo.hosts.get(name)
+        if spec is None or self.net is None:
+            raise ValueError(f"no running host {name!r}")
+        choices = [(he, sw) for he, sw in self.topo.host_attachments(name)
+                   if sw.node == switch and (port is None or sw.port == port)]
+        if not choices:
+            raise ValueError(f"host {name} has no attachment on {switch}{f':{port}' if port else ''} "
+                             f"(attachments: {', '.join(str(sw) for _, sw in self.topo.host_attachments(name))})")
+        host_end, target = choices[0]
+        current = self.attached[name]
+        if target == current:
+            return current
+        node = self.net.get(name)
+        old_end = next(he for he, sw in self.topo.host_attachments(name) if sw == current)
+        old_if, new_if = f"{name}-eth{old_end.port}", f"{name}-eth{host_end.port}"
+        out = node.cmd(f"ip link set {old_if} down && ip addr flush dev {old_if} && "
+                       f"ip link set {new_if} address {spec.mac} && ip addr add {spec.cidr} dev {new_if} && "
+                       f"ip link set {new_if} up; echo rc=$?")
+        if not out.strip().endswith("rc=0"):
+            raise RuntimeError(f"moving {name} to {target} failed: {out.strip()}")
+        for other in self.topo.hosts.values():
+            if other.name != name:
+                node.cmd(f"ip neigh replace {other.ip} lladdr {other.mac} dev {new_if} nud permanent")
+        node.defaultIntf = lambda _intf=node.intfs[host_end.port]: _intf
+        self.attached[name] = target
+        self.write_config()
+        log.info("moved %s from %s to %s", name, current, target)
+        return target
+
     # ---- the controller config file ----
     def config(self) -> dict:
         """The controller config of this run (see :func:`build_config`)."""
@@ -159,6 +202,8 @@ class Lab:
             for h in self.topo.hosts:
                 node = self.net.get(h)
                 runtime[h] = {"intf": node.defaultIntf().name, "pid": node.pid}
+                if h in self.attached:
+                    runtime[h].update(switch=self.attached[h].node, port=self.attached[h].port)
         return build_config(self.topo, described, runtime, self.options.target, self.run_id, self.run_dir)
 
     def write_config(self) -> Path:
@@ -190,6 +235,8 @@ def build_config(topo: Topology, described: dict[str, dict], host_runtime: dict[
         att = topo.host_attachment(h.name)
         hosts[h.name] = {"ip": h.ip, "prefix_len": h.prefix_len, "mac": h.mac, "switch": att.node,
                          "port": att.port, **(host_runtime or {}).get(h.name, {})}
+        if len(topo.host_attachments(h.name)) > 1:
+            hosts[h.name]["attachments"] = [str(sw) for _, sw in topo.host_attachments(h.name)]
     return {"version": CONFIG_VERSION, "topology": topo.name, "target": target, "run_id": run_id,
             "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "cpu_port": CPU_PORT,
             "switches": switches, "hosts": hosts, "links": [[str(lk.a), str(lk.b)] for lk in topo.links]}

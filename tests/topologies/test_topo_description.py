@@ -67,7 +67,8 @@ def _fig2() -> dict:
     (lambda t: t["links"].append(["gwA:9", "nicX:1"]), "unknown node 'nicX'"),
     (lambda t: t["links"].append(["gwA", "nic2:3"]), "needs a port number"),
     (lambda t: t["links"].append(["gwA:255", "nic2:3"]), "must be in 1..254"),
-    (lambda t: t["links"].append(["hostA:1", "gwB:7"]), "host hostA: must have exactly one link"),
+    (lambda t: t["links"].append(["hostA", "hostB"]), "must be cabled to switches only"),
+    (lambda t: t["links"].remove(["gwB:1", "hostB"]), "host hostB: has no link"),
     (lambda t: t["switches"].update(nic4={"program": "flow_nic"}), "switch nic4: has no links"),
     (lambda t: t["switches"].update({"a-b": {"program": "flow_nic"}}), "bad node name 'a-b'"),
     (lambda t: t.pop("links"), "'links' must be a list"),
@@ -91,3 +92,14 @@ def test_bad_json_file(tmp_path):
     p.write_text("{not json")
     with pytest.raises(TopologyError, match="invalid JSON"):
         d.load(p)
+
+
+def test_a_host_with_standby_attachments():
+    data = _fig2()
+    data["links"].append(["hostB", "gwA:5"])
+    t = d.from_dict(data)
+    assert t.host_attachment("hostB") == d.Endpoint("gwB", 1)
+    assert t.host_attachments("hostB") == [(d.Endpoint("hostB", 0), d.Endpoint("gwB", 1)),
+                                           (d.Endpoint("hostB", 1), d.Endpoint("gwA", 5))]
+    # the standby link does not change the initial routes
+    assert {h.name: port for h, port in t.host_routes("gwA")} == {"hostA": 1, "hostB": None}

@@ -125,3 +125,34 @@ def test_degradation_helpers(lab_options, clean_lab):
     else:
         with pytest.raises(degrade.NetemUnavailable):
             degrade.netem(nic2, "nic2-eth1", delay_ms=5)
+
+
+def test_move_host_to_a_standby_attachment(lab_options, clean_lab):
+    """A VM-style host keeps its IP and MAC on its standby interface; the config follows it."""
+    import json
+
+    from topologies.description import TOPOLOGY_DIR, from_dict
+    from topologies.network import Lab
+
+    data = json.loads((TOPOLOGY_DIR / "fig2.json").read_text())
+    data["links"].append(["hostB", "gwA:5"])
+    lab_options.no_p4 = True
+    lab = Lab(from_dict(data), lab_options)
+    clean_lab(lab)
+    lab.start()
+    b = lab.host("hostB")
+    assert "10.0.0.2/24" in b.cmd("ip -4 addr show dev hostB-eth0")
+    assert "10.0.0.2" not in b.cmd("ip -4 addr show dev hostB-eth1")
+    assert b.cmd("cat /sys/class/net/hostB-eth1/operstate").strip() == "down"
+
+    with pytest.raises(ValueError, match="no attachment on nic1"):
+        lab.move_host("hostB", "nic1")
+    assert lab.move_host("hostB", "gwA") == lab.topo.host_attachment("hostA").__class__("gwA", 5)
+    assert "10.0.0.2/24" in b.cmd("ip -4 addr show dev hostB-eth1")
+    assert "10.0.0.2" not in b.cmd("ip -4 addr show dev hostB-eth0")
+    assert "02:00:0a:00:00:02" in b.cmd("cat /sys/class/net/hostB-eth1/address")
+    assert "hostB-eth1" in b.cmd("ip route get 10.0.0.1")
+    assert "PERMANENT" in b.cmd("ip neigh show 10.0.0.1 dev hostB-eth1")
+    cfg = json.loads(lab.config_path.read_text())
+    assert (cfg["hosts"]["hostB"]["switch"], cfg["hosts"]["hostB"]["port"]) == ("gwA", 5)
+    assert cfg["hosts"]["hostB"]["intf"] == "hostB-eth1"
