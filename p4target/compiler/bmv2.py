@@ -63,6 +63,7 @@ class Emitter:
         self.node_id = 0
         self.table_id = 0
         self.names: set[str] = set()
+        self.var_stores: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ helpers used by lower.Ctx
     def ctx(self) -> Ctx:
@@ -503,7 +504,9 @@ class PipelineBuilder:
         prims: list[Json] = []
         for p, a in zip(sub.params, s.call.args, strict=True):
             psym = sub._param_syms[p.name]
-            if a.const is not None or ctx.store(a) is not None:
+            st = ctx.store(a)
+            if a.const is not None or (st is not None and not (p.direction in ("in", "")
+                                                                and isinstance(st, ScalarStore))):
                 env[id(psym)] = ("expr", a, saved)
             elif p.direction in ("in", ""):
                 tmp = self.em.layout.temp(psym.type, p.name)

@@ -1073,7 +1073,7 @@ class Checker:
                     if len(e.type_args) != 1 or e.args:
                         raise CompileError("lookahead<T>() expects one type argument", e.loc)
                     t = self.resolve_type(e.type_args[0], scope)
-                    if not isinstance(t, BitsT):
+                    if not isinstance(t, BitsT) and not (isinstance(t, StructT) and t.kind == "header"):
                         raise unsupported(f"lookahead of type {t}", e.loc)
                     return t
                 if m == "advance":

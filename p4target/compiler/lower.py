@@ -92,7 +92,8 @@ class Ctx:
     def __init__(self, layout: Layout, roots: dict[str, Store], program: Any) -> None:
         self.layout = layout
         self.roots = roots                  # role -> store
-        self.vars: dict[int, Store] = {}    # id(VarSym) -> store
+        # id(VarSym) -> store, shared by every context of the program (one storage per variable)
+        self.vars: dict[int, Store] = program.var_stores if program is not None else {}
         self.env: dict[int, Any] = {}       # id(ActionParamSym) -> ("rt", index) | ("expr", Expr, Ctx env)
         self.program = program              # the BMv2 emitter (calculations, learn lists...)
         self.in_parser = False
@@ -180,6 +181,15 @@ class Ctx:
                 return self.rv(b[1])
             finally:
                 self.env = saved
+        if isinstance(e, A.Member) and isinstance(e.expr, A.Call) and isinstance(e.expr.func, A.Member) \
+                and e.expr.func.name == "lookahead" and self.in_parser and isinstance(e.expr.ty, StructT):
+            off = 0
+            for fn, ft in e.expr.ty.fields:
+                if fn == e.name:
+                    break
+                off += width_of(ft)
+            node = {"type": "lookahead", "value": [off, width_of(t)]}
+            return ex("d2b", None, node) if isinstance(t, BoolT) else node
         if isinstance(e, (A.Name, A.Member, A.Index)):
             if isinstance(e, A.Member) and isinstance(e.expr.ty, StackT) and e.expr.ty is not None \
                     and e.name == "last":
@@ -454,7 +464,13 @@ class Ctx:
         env = dict(saved)
         for p, a in zip(sym.decl.params, args, strict=True):
             psym = self.param_sym(sym, p.name)
-            env[id(psym)] = ("expr", a, saved)
+            if p.direction in ("", "in") and a.const is None and isinstance(psym.type, (BitsT, BoolT, EnumT)):
+                # copy-in semantics: the argument is evaluated once, at the call
+                tmp = self.layout.temp(psym.type, p.name)
+                out.append(self.prim("assign", [field_ref(tmp), top(self.data(a))], a))
+                env[id(psym)] = ("store", tmp)
+            else:
+                env[id(psym)] = ("expr", a, saved)
         self.env = env
         try:
             self.stmts(sym.decl.body.stmts, out)

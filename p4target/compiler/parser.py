@@ -764,7 +764,7 @@ class Parser:
             if op in (">>", ">="):
                 self.next()
             right = self.binary(level + 1)
-            left = A.Binary(t.loc, op=op, left=left, right=right)
+            left = A.Binary(left.loc, op=op, left=left, right=right)
 
     def unary(self) -> A.Expr:
         t = self.peek()
@@ -875,17 +875,17 @@ class Parser:
             if t.is_op("."):
                 self.next()
                 n = self.expect_id("member name")
-                e = A.Member(n.loc, expr=e, name=n.value)
+                e = A.Member(e.loc, expr=e, name=n.value)
             elif t.is_op("["):
                 self.next()
                 a = self.expression()
                 if self.accept_op(":"):
                     b = self.expression()
                     self.expect_op("]")
-                    e = A.Slice(t.loc, expr=e, hi=a, lo=b)
+                    e = A.Slice(e.loc, expr=e, hi=a, lo=b)
                 else:
                     self.expect_op("]")
-                    e = A.Index(t.loc, expr=e, index=a)
+                    e = A.Index(e.loc, expr=e, index=a)
             elif t.is_op("<") and self._type_args_call_ahead():
                 self.next()
                 targs = [self.type_ref()]
