@@ -214,7 +214,7 @@ class P4InfoBuilder:
                     m.size = int(s.args[0].const)
                 else:
                     m.direct_table_id = tid_of[em.table_binding[id(s)]]
-        for name, decl, st in ctrl_hdrs:
+        for name, _decl, st in ctrl_hdrs:
             cm = p.controller_packet_metadata.add()
             pre(cm, "controller_header", name, [f'@controller_header("{name}")'])
             for i, (fn, ft) in enumerate(st.fields):

@@ -760,7 +760,7 @@ class Parser:
             op = self._peek_binop()
             if op is None or op not in BINARY_PREC[level]:
                 return left
-            t = self.next()
+            self.next()
             if op in (">>", ">="):
                 self.next()
             right = self.binary(level + 1)

@@ -112,11 +112,15 @@ class Entities:
         meter = _obj("meter", self.pipeline.meters, info)
         rates = meter_rates(e.config) if e.HasField("config") else None
         for i in _indices(info, meter.size, e):
-            meter.set_rates(i, rates)
-            if rates is None:
-                self.meter_cfg.pop((info.name, i), None)
-            else:
-                self.meter_cfg[(info.name, i)] = rates
+            try:
+                meter.set_rates(i, rates)
+            except Exception as exc:
+                if type(exc).__name__ == "TableError":
+                    from p4target.p4runtime.errors import from_table_error
+
+                    raise from_table_error(exc) from None
+                raise
+            self.meter_cfg[(info.name, i)] = rates
 
     def read_meter(self, e: Any) -> list:
         infos = ([P4InfoIndex.lookup("meter", self.index.meters, e.meter_id)] if e.meter_id
@@ -127,7 +131,8 @@ class Entities:
             for i in _indices(info, meter.size, e):
                 msg = p4runtime_pb2.MeterEntry(meter_id=info.id)
                 msg.index.index = i
-                rates = self.meter_cfg.get((info.name, i))
+                get = getattr(meter, "get_rates", None)
+                rates = get(i) if get is not None else self.meter_cfg.get((info.name, i))
                 if rates:
                     fill_meter_config(msg.config, rates)
                 out.append(msg)

@@ -189,7 +189,12 @@ class TableCodec:
     def set_entry_meter(self, tinfo: TableInfo, entry: Any, cfg: Any) -> None:
         if not tinfo.direct_meter_id:
             raise invalid(f"table {tinfo.name} has no direct meter")
-        entry.meter_config = meter_rates(cfg)
+        rates = meter_rates(cfg)
+        meter = getattr(entry, "meter", None)
+        if meter is not None and hasattr(meter, "configure"):
+            meter.configure(rates)
+        else:
+            entry.meter_config = rates
 
     def find_entry(self, tinfo: TableInfo, te: Any) -> Any:
         table = self.ptable(tinfo)
@@ -222,7 +227,7 @@ class TableCodec:
             if action:
                 self._fill_action(msg.action, action, params)
             if want_counter and tinfo.direct_counter_id:
-                pk, by = table.default_counter
+                pk, by = table.default_counter[0], table.default_counter[1]
                 msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by
             return [msg]
         if len(te.match):
@@ -288,20 +293,23 @@ def _set_counter(entry: Any, data: Any) -> None:
         entry.counter = [data.packet_count, data.byte_count]
 
 
-def meter_rates(cfg: Any) -> list[tuple[int, int]] | None:
-    """MeterConfig → [(cir, cburst), (pir, pburst)] (units per second, burst in units); empty → None."""
+def meter_rates(cfg: Any) -> list[tuple[float, int]] | None:
+    """MeterConfig → pipeline rates [(cir, cburst), (pir, pburst)]; rates go from units per second
+    (P4Runtime) to units per microsecond (BMv2 and the pipeline); an empty config clears the meter."""
     if not (cfg.cir or cfg.cburst or cfg.pir or cfg.pburst):
         return None
     if cfg.cir < 0 or cfg.cburst < 0 or cfg.pir < 0 or cfg.pburst < 0:
         raise invalid("meter rates and bursts must be >= 0")
     if cfg.pir < cfg.cir:
         raise invalid(f"meter PIR {cfg.pir} < CIR {cfg.cir}")
-    return [(cfg.cir, cfg.cburst), (cfg.pir, cfg.pburst)]
+    return [(cfg.cir / 1e6, cfg.cburst), (cfg.pir / 1e6, cfg.pburst)]
 
 
 def fill_meter_config(msg: Any, rates: Any) -> None:
+    """Pipeline rates (per microsecond) → MeterConfig (per second)."""
     (cir, cburst), (pir, pburst) = rates
-    msg.cir, msg.cburst, msg.pir, msg.pburst = int(cir), int(cburst), int(pir), int(pburst)
+    msg.cir, msg.cburst = round(cir * 1e6), int(cburst)
+    msg.pir, msg.pburst = round(pir * 1e6), int(pburst)
 
 
 def set_direct_counter(codec: TableCodec, dce: Any) -> None:
@@ -309,8 +317,8 @@ def set_direct_counter(codec: TableCodec, dce: Any) -> None:
     if not tinfo.direct_counter_id:
         raise invalid(f"table {tinfo.name} has no direct counter")
     if dce.table_entry.is_default_action:
-        table = codec.ptable(tinfo)
-        table.default_counter = (dce.data.packet_count, dce.data.byte_count)
+        counter = codec.ptable(tinfo).default_counter
+        counter[0], counter[1] = dce.data.packet_count, dce.data.byte_count
         return
     codec.check_priority(tinfo, dce.table_entry.priority)
     _set_counter(codec.find_entry(tinfo, dce.table_entry), dce.data)
@@ -328,7 +336,7 @@ def read_direct_counters(codec: TableCodec, dce: Any) -> list:
         if te.is_default_action:
             msg = p4runtime_pb2.DirectCounterEntry()
             msg.table_entry.table_id, msg.table_entry.is_default_action = tid, True
-            msg.data.packet_count, msg.data.byte_count = table.default_counter
+            msg.data.packet_count, msg.data.byte_count = table.default_counter[0], table.default_counter[1]
             out.append(msg)
             continue
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else table.entries()

@@ -67,7 +67,7 @@ class Table:
         self._entries: dict = {}
         self._initial_default = default
         self._default = default
-        self.default_counter = (0, 0)
+        self.default_counter = [0, 0]
         self._handle = 0
 
     def _k(self, match, priority):
