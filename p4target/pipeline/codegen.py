@@ -9,6 +9,7 @@ also calls ``LOG(P, msg)`` with simple_switch-style trace lines; without it no l
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from typing import Any
@@ -324,31 +325,56 @@ class _Gen:
             if fn is None:
                 raise PipelineError(f"calculation '{calc['name']}': unsupported algorithm '{algo}'")
             self.ns[f"ALGO_{i}"] = fn
-            body = ["acc = 0", "n = 0"]
+            # groups of consecutive inputs sharing one validity condition: (valid slot | None, terms, bits)
+            groups: list[tuple[int | None, list[tuple[str, int]]]] = []
             last_hdr = None
             payload = False
+
+            def add(cond: int | None, code: str, width: int, groups: list = groups) -> None:
+                if groups and groups[-1][0] == cond:
+                    groups[-1][1].append((code, width))
+                else:
+                    groups.append((cond, [(code, width)]))
+
             for inp in calc.get("input", []):
                 t = inp["type"]
                 if t == "field":
                     h = self.layout.header(inp["value"][0])
                     slot, w, _ = self.layout.field(inp["value"][0], inp["value"][1])
-                    cond = "" if h.metadata else f"if F[{h.valid}]: "
-                    body.append(f"{cond}acc = (acc << {w}) | F[{slot}]; n += {w}")
+                    add(None if h.metadata else h.valid, f"F[{slot}]", w)
                     last_hdr = h.name
                 elif t == "hexstr":
                     bw = int(inp["bitwidth"])
-                    body.append(f"acc = (acc << {bw}) | {parse_hex(inp['value']) & ((1 << bw) - 1)}; n += {bw}")
+                    add(None, str(parse_hex(inp["value"]) & ((1 << bw) - 1)), bw)
                 elif t == "header":
                     h = self.layout.header(inp["value"])
-                    packed = " | ".join(
-                        f"(F[{h.base + j}] << {sum(h.widths[j + 1:])})" for j in range(h.nfields)) or "0"
-                    body.append(f"if F[{h.valid}]: acc = (acc << {h.bits}) | {packed}; n += {h.bits}")
+                    for j, w in enumerate(h.widths):
+                        add(h.valid, f"F[{h.base + j}]", w)
                     last_hdr = h.name
                 elif t == "payload":
                     payload = True
                 else:
                     raise PipelineError(f"calculation '{calc['name']}': unsupported input type '{t}'")
-            body += ["pad = -n & 7", "b = (acc << pad).to_bytes((n + pad) >> 3, 'big')"]
+
+            def packed(terms: list[tuple[str, int]]) -> tuple[str, int]:
+                total = sum(w for _, w in terms)
+                parts, shift = [], total
+                for code, w in terms:
+                    shift -= w
+                    parts.append(f"({code} << {shift})" if shift else code)
+                return " | ".join(parts) or "0", total
+
+            if all(cond is None for cond, _ in groups):
+                expr, nbits = packed([term for _, terms in groups for term in terms])
+                pad = -nbits % 8
+                body = [f"b = (({expr}) << {pad}).to_bytes({(nbits + pad) // 8}, 'big')"]
+            else:
+                body = ["acc = 0", "n = 0"]
+                for cond, terms in groups:
+                    expr, nbits = packed(terms)
+                    line = f"acc = (acc << {nbits}) | {expr}; n += {nbits}"
+                    body.append(line if cond is None else f"if F[{cond}]: {line}")
+                body += ["pad = -n & 7", "b = (acc << pad).to_bytes((n + pad) >> 3, 'big')"]
             if payload:
                 pos = order.get(last_hdr, -1) if last_hdr is not None else -1
                 body.append(f"b += payload_after(P, F, {pos})")
@@ -439,49 +465,90 @@ class _Gen:
 
     # ---- control flow ----
     def gen_pipelines(self) -> None:
+        """Control flow: every node's code ends in ``@GOTO <json name>`` markers; a node reached
+        from exactly one marker is inlined at that marker, the others become functions returned
+        to the ``run_<pipeline>`` trampoline."""
         self.g.ctx = "control"
         for pl in self.doc.get("pipelines", []):
             pname = pl["name"]
-            names: dict[str, str] = {}
+            fnames: dict[str, str] = {}
+            bodies: dict[str, list[str]] = {}
             for t in pl.get("tables", []):
-                names[t["name"]] = f"n_{_ident(pname)}_t{t['id']}"
-            for c in pl.get("conditionals", []):
-                names[c["name"]] = f"n_{_ident(pname)}_c{c['id']}"
-            for a in pl.get("action_calls", []):
-                names[a["name"]] = f"n_{_ident(pname)}_a{a['id']}"
-
-            def ref(name: str | None, names: dict[str, str] = names) -> str:
-                if name is None:
-                    return "None"
-                if name not in names:
-                    raise self.g.err(f"reference to unknown control node '{name}'")
-                return names[name]
-
-            for t in pl.get("tables", []):
+                fnames[t["name"]] = f"n_{_ident(pname)}_t{t['id']}"
                 self.g.where = f"table '{t['name']}'"
-                self.emit([f"def {names[t['name']]}(P, F):"])
-                self.emit(self.table_node(t, ref), 1)
+                bodies[t["name"]] = self.table_node(t)
             for c in pl.get("conditionals", []):
+                fnames[c["name"]] = f"n_{_ident(pname)}_c{c['id']}"
                 self.g.where = f"conditional '{c['name']}'"
                 cond = self.g.truth(c["expression"])
                 body = [f"c = {cond}"]
                 if self.trace:
                     body.append(f"LOG(P, 'Condition \"{c['name']}\" is %s' % ('true' if c else 'false'))")
-                body.append(f"return {ref(c.get('true_next'))} if c else {ref(c.get('false_next'))}")
-                self.emit([f"def {names[c['name']]}(P, F):"])
-                self.emit(body, 1)
+                bodies[c["name"]] = body + ["if c:", "    " + _goto(c.get("true_next")),
+                                            _goto(c.get("false_next"))]
             for a in pl.get("action_calls", []):
-                self.emit([f"def {names[a['name']]}(P, F):", f"    act_{a['action_id']}(P, F, ())",
-                           f"    return {ref(a.get('next_node'))}"])
+                fnames[a["name"]] = f"n_{_ident(pname)}_a{a['id']}"
+                bodies[a["name"]] = [f"act_{a['action_id']}(P, F, ())", _goto(a.get("next_node"))]
+            counts: dict[str, int] = {}
+            for body in bodies.values():
+                for ln in body:
+                    st = ln.lstrip()
+                    if st.startswith("@GOTO "):
+                        target = json.loads(st[6:])
+                        if target is not None:
+                            if target not in bodies:
+                                raise PipelineError(f"pipeline '{pname}': reference to unknown control "
+                                                    f"node '{target}'")
+                            counts[target] = counts.get(target, 0) + 1
+            init = pl.get("init_table")
+            if init is not None and init not in bodies:
+                raise PipelineError(f"pipeline '{pname}': init_table '{init}' does not exist")
+            if init is not None:
+                counts[init] = counts.get(init, 0) + 2      # entered from the trampoline
+            self._emit_nodes(fnames, bodies, counts, init)
             self.emit([f"def run_{_ident(pname)}(P, F):"])
             body = self.log(repr(f"Pipeline '{pname}': start"))
-            body += [f"n = {ref(pl.get('init_table'))}", "while n is not None:", "    n = n(P, F)"]
+            body += [f"n = {fnames[init] if init is not None else 'None'}", "while n is not None:",
+                     "    n = n(P, F)"]
             body += self.log(repr(f"Pipeline '{pname}': end"))
             self.emit(body, 1)
             self.ns.setdefault("PIPELINES", {})[pname] = f"run_{_ident(pname)}"
         self.g.ctx = "action"
 
-    def table_node(self, t: dict[str, Any], ref: Any) -> list[str]:
+    def _emit_nodes(self, fnames: dict[str, str], bodies: dict[str, list[str]], counts: dict[str, int],
+                    init: str | None) -> None:
+        pending = [init] if init is not None else []
+        done: set[str] = set()
+
+        def expand(lines: list[str], depth: int, visiting: frozenset[str]) -> list[str]:
+            out: list[str] = []
+            for ln in lines:
+                st = ln.lstrip()
+                ind = ln[:len(ln) - len(st)]
+                if not st.startswith("@GOTO "):
+                    out.append(ln)
+                    continue
+                target = json.loads(st[6:])
+                level = depth + len(ind) // 4
+                if target is None:
+                    out.append(ind + "return None")
+                elif counts[target] == 1 and level < 60 and target not in visiting:
+                    out.extend(ind + x for x in expand(bodies[target], level, visiting | {target}))
+                else:
+                    out.append(ind + f"return {fnames[target]}")
+                    if target not in done:
+                        pending.append(target)
+            return out
+
+        while pending:
+            name = pending.pop()
+            if name in done:
+                continue
+            done.add(name)
+            self.emit([f"def {fnames[name]}(P, F):"])
+            self.emit(expand(bodies[name], 1, frozenset({name})), 1)
+
+    def table_node(self, t: dict[str, Any]) -> list[str]:
         table = self.pipe.tables[t["name"]]
         T = self.g.const(table, "T")  # noqa: N806
         D = self.g.const(table.default, "DEF")  # noqa: N806
@@ -533,28 +600,30 @@ class _Gen:
             body += ["if P.exit:", "    return None"]
         nxt = t.get("next_tables", {})
         if "__HIT__" in nxt or "__MISS__" in nxt:
-            body.append(f"return {ref(nxt.get('__HIT__'))} if hit else {ref(nxt.get('__MISS__'))}")
+            body += ["if hit:", "    " + _goto(nxt.get("__HIT__")), _goto(nxt.get("__MISS__"))]
             return body
         default_next = t.get("base_default_next")
-        groups: dict[str, list[int]] = {}
+        groups: dict[str | None, list[int]] = {}
         for aname, target in nxt.items():
             aid = self.pipe._action_ids.get(aname)
-            if aid is None:
-                continue
-            groups.setdefault(ref(target), []).append(aid)
-        dflt = ref(default_next)
-        targets = set(groups)
-        if not groups or (len(targets) == 1 and len(sum(groups.values(), [])) == len(t.get("actions", []))):
-            body.append(f"return {next(iter(targets)) if groups else dflt}")
+            if aid is not None:
+                groups.setdefault(target, []).append(aid)
+        covered = sum(len(v) for v in groups.values()) == len(t.get("actions", []))
+        if not groups or (len(groups) == 1 and covered):
+            body.append(_goto(next(iter(groups)) if groups else default_next))
             return body
         body.append("a = e.aid")
         for target, aids in groups.items():
-            if target == dflt:
+            if target == default_next:
                 continue
             body.append(f"if a in {set(aids)!r}:" if len(aids) > 1 else f"if a == {aids[0]}:")
-            body.append(f"    return {target}")
-        body.append(f"return {dflt}")
+            body.append("    " + _goto(target))
+        body.append(_goto(default_next))
         return body
+
+
+def _goto(name: str | None) -> str:
+    return "@GOTO " + json.dumps(name)
 
 
 def build_program(doc: dict[str, Any], layout: Layout, pipe: Any, trace: bool) -> dict[str, Any]:

@@ -15,8 +15,27 @@ from .exprs import ExprGen, Val
 __all__ = ["gen_primitive"]
 
 
-def _bound(idx: str, size: int) -> str:
-    return f"0 <= {idx} < {size}"
+def _index(g: ExprGen, node: Any, size: int) -> tuple[str, str | None]:
+    """(index expression, bounds condition or None when the index always fits)."""
+    val = g.expr(node)
+    code = g.as_data(val)
+    if val.const is not None:
+        return code, (None if 0 <= val.const < size else "False")
+    if val.width is not None:
+        if (1 << val.width) <= size:
+            return code, None
+        return code, f"{{i}} < {size}"
+    return code, f"0 <= {{i}} < {size}"
+
+
+def _guarded(g: ExprGen, node: Any, size: int, body: list[str]) -> list[str]:
+    """`body` (using the name `_IDX_`) run only when the index is inside [0, size)."""
+    code, cond = _index(g, node, size)
+    if cond is None:
+        return [s.replace("_IDX_", f"({code})" if not code.isidentifier() and "[" not in code else code)
+                for s in body]
+    i = g.tmp("i")
+    return [f"{i} = {code}", f"if {cond.format(i=i)}:", *("    " + s.replace("_IDX_", i) for s in body)]
 
 
 def gen_primitive(g: ExprGen, prim: dict[str, Any]) -> list[str]:
@@ -80,29 +99,26 @@ def gen_primitive(g: ExprGen, prim: dict[str, Any]) -> list[str]:
     if op == "register_read":
         reg = _obj(g, g.p.registers, ps[1], "register array")
         cells = g.const(reg.cells, "R")
-        i = g.tmp("i")
-        return out + [f"{i} = {g.data(ps[2])}", f"if {_bound(i, reg.size)}:",
-                      *("    " + s for s in g.store(ps[0], Val(f"{cells}[{i}]", "data", reg.bitwidth)))]
+        return out + _guarded(g, ps[2], reg.size,
+                              g.store(ps[0], Val(f"{cells}[_IDX_]", "data", reg.bitwidth)))
     if op == "register_write":
         reg = _obj(g, g.p.registers, ps[0], "register array")
         cells = g.const(reg.cells, "R")
-        i = g.tmp("i")
-        return out + [f"{i} = {g.data(ps[1])}", f"if {_bound(i, reg.size)}:",
-                      f"    {cells}[{i}] = {g.data(ps[2])} & {reg.mask}"]
+        val = g.expr(ps[2])
+        code = g.as_data(val)
+        if val.width is None or val.width > reg.bitwidth:
+            code = f"{code} & {reg.mask}"
+        return out + _guarded(g, ps[1], reg.size, [f"{cells}[_IDX_] = {code}"])
     if op == "count":
         ctr = _obj(g, g.p.counters, ps[0], "counter array")
         cp, cb = g.const(ctr.packets, "CP"), g.const(ctr.bytes, "CB")
-        i = g.tmp("i")
-        return out + [f"{i} = {g.data(ps[1])}", f"if {_bound(i, ctr.size)}:",
-                      f"    {cp}[{i}] += 1", f"    {cb}[{i}] += P.in_len"]
+        return out + _guarded(g, ps[1], ctr.size, [f"{cp}[_IDX_] += 1", f"{cb}[_IDX_] += P.in_len"])
     if op == "execute_meter":
         m = _obj(g, g.p.meters, ps[0], "meter array")
         cells = g.const(m.cells, "M")
-        i = g.tmp("i")
         size = "1" if m.unit == "packets" else "P.in_len"
-        return out + [f"{i} = {g.data(ps[1])}", f"if {_bound(i, m.size)}:",
-                      *("    " + s for s in g.store(ps[2], Val(f"{cells}[{i}].execute(P.ts, {size})",
-                                                               "data", 2)))]
+        return out + _guarded(g, ps[1], m.size,
+                              g.store(ps[2], Val(f"{cells}[_IDX_].execute(P.ts, {size})", "data", 2)))
     if op == "modify_field_with_hash_based_offset":
         calc = g.p._calc_name(ps[2]["value"])
         base, size = g.data(ps[1]), g.data(ps[3])
