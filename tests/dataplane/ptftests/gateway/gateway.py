@@ -108,7 +108,7 @@ class NicGroupTest(GatewayTest):
             p = udp(dst="10.0.5.1", sport=30000 + i)
             send_packet(self, 0, p)
             verify_packet(self, p, 1)   # index always 0 -> port 1
-        self.modify_table_entry(GF + "nic_group", {"index": 0}, GF + "drop_no_nic")
+        self.delete_table_entry(GF + "nic_group", {"index": 0})
         send_packet(self, 0, udp(dst="10.0.5.1"))
         verify_no_other_packets(self, timeout=0.3)
         self.assertEqual(self.drops(DROP_NO_NIC), 1)
