@@ -87,6 +87,51 @@ def disable_offloads(node, intf: str) -> None:
     log.debug("offloads off on %s: %s", intf, out.strip())
 
 
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on (from /proc: its socket inodes matched with LISTEN entries)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 9 and f[3] == "0A" and f[9] in inodes:       # 0A = LISTEN
+                ports.add(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _port_conflict(path: Path, since: int = 0) -> bool:
+    """Does the log, from byte ``since`` on (this launch), report a port that could not be bound?"""
+    try:
+        with open(path, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace").lower()
+    except OSError:
+        return False
+    return any(s in text for s in ("address already in use", "cannot start p4runtime server",
+                                   "runtime cli not available", "failed to bind", "bind failed"))
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -145,6 +190,7 @@ class P4Switch(Switch):
         self.run_id = run_id or registry.run_id()
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
+        self._since: dict[Path, int] = {}
 
     # ---- addresses ----
     @property
@@ -172,6 +218,10 @@ class P4Switch(Switch):
         for name in self.data_ports().values():
             disable_offloads(self, name)
             self.cmd(f"ip link set {name} up")
+        self._launch()
+
+    def _launch(self) -> None:
+        self._since = {self.stdout_file: _size(self.stdout_file), self.log_file: _size(self.log_file)}
         cmd = self.command()
         log.info("%s: %s", self.name, " ".join(cmd))
         env = dict(os.environ, **{ENV_TAG: self.run_id})
@@ -180,25 +230,47 @@ class P4Switch(Switch):
                                          env=env, start_new_session=True)
         registry.record_process(self.run_id, self.proc.pid, self.name, cmd)
 
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until the gRPC port accepts connections; raise with the log tail if it never does."""
-        deadline = time.monotonic() + (timeout or self.start_timeout)
+    def wait_ready(self, timeout: float | None = None, attempts: int = 3) -> None:
+        """Block until our daemon listens on its gRPC and thrift ports; raise with the log tail if not.
+
+        Ports are picked free, but another program may take one between the pick and the daemon's
+        bind; then the daemon is restarted on fresh ports (up to ``attempts`` times).
+        """
+        for attempt in range(attempts):
+            if self._wait_listening(timeout or self.start_timeout):
+                return
+            log.warning("%s: port %d or %d taken by another process (attempt %d), restarting on new ports",
+                        self.name, self.grpc_port, self.thrift_port, attempt + 1)
+            self.stop_daemon()
+            self.grpc_port, self.thrift_port = free_port(GRPC_PORT_BASE), free_port(THRIFT_PORT_BASE)
+            self._launch()
+        raise P4SwitchError(f"{self.name}: could not get free gRPC/thrift ports after {attempts} attempts\n"
+                            f"{self._tails()}")
+
+    def _wait_listening(self, timeout: float) -> bool:
+        """True when our process listens on both ports; False on a port conflict; raises otherwise."""
+        deadline = time.monotonic() + timeout
         while True:
             if self.proc is None:
                 raise P4SwitchError(f"{self.name}: not started")
             rc = self.proc.poll()
+            listening = listening_ports(self.proc.pid) if rc is None else set()
+            if rc is None and {self.grpc_port, self.thrift_port} <= listening:
+                return True
             if rc is not None:
+                if self._conflict(self.stdout_file) or self._conflict(self.log_file):
+                    return False
                 raise P4SwitchError(f"{self.name}: {Path(self.binary).name} exited with code {rc} "
                                     f"before serving gRPC on {self.grpc_addr}\n{self._tails()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.grpc_port), timeout=0.5):
-                    return
-            except OSError:
-                pass
+            if self.grpc_port in listening and self._conflict(self.log_file):
+                return False                       # the runtime CLI could not bind its port
             if time.monotonic() > deadline:
-                raise P4SwitchError(f"{self.name}: gRPC {self.grpc_addr} not accepting connections after "
-                                    f"{timeout or self.start_timeout:.0f}s\n{self._tails()}")
-            time.sleep(0.1)
+                raise P4SwitchError(f"{self.name}: not listening on gRPC {self.grpc_addr} and thrift port "
+                                    f"{self.thrift_port} after {timeout:.0f}s\n{self._tails()}")
+            time.sleep(0.05)
+
+    def _conflict(self, path: Path) -> bool:
+        return _port_conflict(path, self._since.get(path, 0))
 
     def _tails(self) -> str:
         return (f"--- {self.stdout_file} ---\n{log_tail(self.stdout_file)}\n"

@@ -87,6 +87,18 @@ def test_fig2_ping_and_tcp_stream(lab_options, tmp_path, clean_lab):
     assert rx_end["bytes"] == tx_end["bytes"] > 100_000
     assert nic_rx() - before > 50        # the stream went through the NICs
 
+    # RoCEv2: two QPs through the NICs keep their PSN sequence
+    rrx_out, rtx_out = tmp_path / "rrx.jsonl", tmp_path / "rtx.jsonl"
+    rrx = _app(b, "roce_stream", "recv", "--count", "2", "--idle", "5", out=rrx_out)
+    time.sleep(0.5)
+    rtx = _app(a, "roce_stream", "send", "--dst", "10.0.0.2", "--qps", "2", "--pps", "400", "--packets", "200",
+               out=rtx_out)
+    assert rtx.wait(timeout=30) == 0, rtx.communicate()[0]
+    assert rrx.wait(timeout=30) == 0, rrx.communicate()[0]
+    ends = [r for r in parse_report(rrx_out) if r["event"] == "end"]
+    assert sorted(r["qpn"] for r in ends) == [0x11, 0x12]
+    assert all(r["ok"] and r["packets"] == 101 and r["missing"] == 0 for r in ends), ends
+
 
 def test_degradation_helpers(lab_options, clean_lab):
     """Queue rate via the runtime CLI, tbf, link down/up and the netem probe on a running fig2."""
@@ -156,3 +168,28 @@ def test_move_host_to_a_standby_attachment(lab_options, clean_lab):
     cfg = json.loads(lab.config_path.read_text())
     assert (cfg["hosts"]["hostB"]["switch"], cfg["hosts"]["hostB"]["port"]) == ("gwA", 5)
     assert cfg["hosts"]["hostB"]["intf"] == "hostB-eth1"
+
+
+def test_lab_command_line(tmp_path):
+    """``python -m topologies.lab`` runs CLI commands against a live topology and leaves nothing behind."""
+    import os
+
+    from topologies import cleanup
+
+    env = dict(os.environ, FLOWMIG_LAB_DIR=str(tmp_path / "registry"))
+    env.pop("FLOWMIG_LAB", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "topologies.lab", "fig2", "--no-p4", "--run-dir", str(tmp_path / "run"),
+         "--log-dir", str(tmp_path / "logs"), "--cmd", "switches", "--cmd", "degrade nic2 50 2",
+         "--cmd", "linkdown nic2 gwB", "--cmd", "nic2 cat /sys/class/net/nic2-eth2/operstate",
+         "--cmd", "linkup nic2 gwB", "--cmd", "degrade nosuch 1", "--cmd", "config"],
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "nic2   flow_nic  nic      grpc 127.0.0.1:" in out
+    assert "\ndown\n" in out
+    assert "error: no switch 'nosuch'" in out
+    assert str(tmp_path / "run" / "config.json") in out
+    assert not list((tmp_path / "registry").glob("*.json"))           # run unregistered: fully swept
+    # the switch daemons had tmp_path in their argv (--log-file): none may survive
+    assert not [p for p in cleanup._all_pids() if str(tmp_path / "logs") in cleanup._cmdline(p)]
