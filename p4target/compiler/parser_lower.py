@@ -13,7 +13,7 @@ from . import ast as A
 from .check import expr_str
 from .errors import CompileError, unsupported
 from .layout import HeaderStore, ScalarStore, StackStore
-from .lower import field_ref, hexstr, hexv, to_data, top
+from .lower import ex, field_ref, hexstr, hexv, to_data, top
 from .types import StackT, width_of
 
 Json = dict[str, Any]
@@ -164,6 +164,8 @@ def _stmt(ctx: Any, s: A.Stmt, ops: list[Json]) -> None:
 def _set(ctx: Any, dst: Any, rhs: A.Expr, s: A.Stmt, ops: list[Json]) -> None:
     if isinstance(dst, ScalarStore):
         v = ctx.rv(rhs)
+        if v["type"] == "stack_field":      # 'set' takes a field, hexstr, lookahead or expression
+            v = ex("&", v, hexv((1 << width_of(rhs.ty)) - 1, width_of(rhs.ty)))
         ops.append({"parameters": [field_ref(dst), to_data(v, rhs.ty)], "op": "set"})
         return
     prims: list[Json] = []
