@@ -411,6 +411,7 @@ class _Gen:
         acts = ["ACTS = {-1: _noact}"]
         self.emit(["def _noact(P, F, A):", "    return None"])
         self.exits: set[int] = set()
+        self.inlinable: dict[int, list[str]] = {}
         for act in self.doc.get("actions", []):
             self.g.ctx = "action"
             self.g.where = f"action '{act['name']}'"
@@ -424,6 +425,9 @@ class _Gen:
             else:
                 for p in prims:
                     body += gen_primitive(self.g, p)
+                # straight-line code: can be inlined where the action is fixed (p4c's tbl_* tables);
+                # there `return` (exit) ends the pipeline, which is what exit means
+                self.inlinable[act["id"]] = [("return None" if ln.strip() == "return" else ln) for ln in body]
             if not body:
                 body = ["pass"]
             self.emit([f"def act_{act['id']}(P, F, A):"])
@@ -554,6 +558,22 @@ class _Gen:
         D = self.g.const(table.default, "DEF")  # noqa: N806
         keys = self.pipe._key_codes[t["name"]]
         body = self.log(repr(f"Applying table '{t['name']}'"))
+        fixed = self.inlinable.get(table.default.aid) if not keys and table.default_is_const else None
+        if fixed is not None:
+            # a keyless table whose default action is const always runs that action: inline it
+            if t.get("with_counters"):
+                body += [f"c = {D}.counter", "c[0] += 1", "c[1] += P.in_len"]
+            if table.default.args:
+                body.append(f"A = {table.default.args!r}")
+            body += fixed
+            nxt = t.get("next_tables", {})
+            if "__HIT__" in nxt or "__MISS__" in nxt:
+                body.append(_goto(nxt.get("__MISS__")))
+            else:
+                name = table.default.action
+                body.append(_goto(nxt.get(name, t.get("base_default_next")) if name in nxt
+                                  else t.get("base_default_next")))
+            return body
         if not keys:
             body.append(f"e = {D}")
             body.append("hit = False")

@@ -170,6 +170,9 @@ class Pipeline:
         self.errors = dict(CORE_ERRORS)
         for name, value in doc.get("errors", []):
             self.errors[name] = value
+        for pl in doc.get("pipelines", []):
+            for t in pl.get("tables", []):
+                self._init_default(t)
         self._fast = build_program(doc, lay, self, trace=False)
         self._traced: dict[str, Any] | None = None
         for info in self._actions.values():
@@ -227,18 +230,27 @@ class Pipeline:
         self.tables[t["name"]] = table
         self._key_codes[t["name"]] = codes
 
-    def _init_entries(self, t: dict[str, Any]) -> None:
+    def _init_default(self, t: dict[str, Any]) -> None:
+        """Default action from the JSON (bound before code generation, which inlines const ones)."""
         table = self.tables[t["name"]]
         de = t.get("default_entry")
+        if de is not None:
+            info = self._action_by_id.get(de["action_id"])
+            if info is None:
+                raise PipelineError(f"table '{t['name']}': default action id {de['action_id']} unknown")
+            params = tuple(parse_hex(x) for x in de.get("action_data", []))
+            if len(params) != len(info.param_widths):
+                raise PipelineError(f"table '{t['name']}': default action '{info.name}' needs "
+                                    f"{len(info.param_widths)} parameters, got {len(params)}")
+            table.default.bind(info, params)
+            table._initial_default = (info.name, params)
+            table.default_is_const = bool(de.get("action_const"))
+
+    def _init_entries(self, t: dict[str, Any]) -> None:
+        table = self.tables[t["name"]]
+        table.default.bind(self._actions[table.default.action] if table.default.action else None,
+                           table.default.args)
         try:
-            if de is not None:
-                info = self._action_by_id.get(de["action_id"])
-                if info is None:
-                    raise PipelineError(f"table '{t['name']}': default action id {de['action_id']} unknown")
-                params = tuple(parse_hex(x) for x in de.get("action_data", []))
-                table.default.bind(info, params)
-                table._initial_default = (info.name, params)
-                table.default_is_const = bool(de.get("action_const"))
             entries = t.get("entries") or []
             prios = [e.get("priority", 0) for e in entries]
             top = max(prios, default=0) + 1

@@ -124,3 +124,22 @@ def test_gateway_routes_to_port():
     assert p.process(1, sent) == [(3, sent)]                # no MAC/TTL rewrite on the gateway
     assert p.process(1, raw(Ether() / IP(dst="11.0.0.1") / UDP())) == []
     assert p.counters["GatewayIngress.drop_accounting.drops"].read(5)[0] == 1   # DROP_NO_ROUTE
+
+
+def test_flow_nic_trace_matches_fast_path(nic_json):
+    fast, traced = Pipeline(nic_json), Pipeline(nic_json)
+    for p in (fast, traced):
+        p.tables[NIC + "nic_forwarding.nic_ports"].add([Match("exact", 1)], NIC + "nic_forwarding.set_egress_port", [2])
+    lines = []
+    traced.log_sink = lines.append
+    pkts = [raw(Ether() / IP(src="10.0.0.1", dst="10.0.1.1") / TCP(sport=1, dport=2, flags="S", seq=9)),
+            raw(Ether() / IP(src="10.0.0.1", dst="10.0.1.1") / TCP(sport=1, dport=2, flags="A", seq=10)),
+            raw(Ether() / IP(src="10.0.0.1", dst="10.0.1.1") / UDP(sport=7, dport=4791) / bytes(12))]
+    for data in pkts:
+        assert fast.process(1, data) == traced.process(1, data)
+    fs = NIC + "flow_state."
+    for name in ("slot_flags", "tcp_phase", "tcp_next_seq_fwd", "flow_packets"):
+        assert fast.registers[fs + name].cells == traced.registers[fs + name].cells
+    text = "\n".join(lines)
+    assert "Applying table 'FlowNicIngress.nic_forwarding.nic_ports'" in text
+    assert "Pipeline 'egress': end" in text
