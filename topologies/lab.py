@@ -10,6 +10,9 @@ Extra CLI commands (besides Mininet's own: ``pingall``, ``hostA ping hostB``, ``
     linkdown A B / linkup A B     take the link(s) between two nodes down / up
     p4cli SWITCH CMD...           any runtime-CLI command (counter_read, register_read, table_dump...)
     log SWITCH [N]                last N lines of a switch's log
+    stream SRC DST [SECS] [RATE]  background TCP stream SRC -> DST (verified byte by byte)
+    roce SRC DST [SECS] [PPS]     background RoCEv2 QP stream SRC -> DST (PSN checked)
+    streams                       state and last sample of every stream started here
     flows / migrate ... / monitor ...   the ``flowmig`` CLI with this run's config (flowmig --config FILE ...)
     config                        path of the controller config file
 
@@ -23,6 +26,7 @@ import logging
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mininet.cli import CLI
@@ -47,6 +51,7 @@ class LabCLI(CLI):
 
     def __init__(self, lab: Lab, **kwargs) -> None:
         self.lab = lab
+        self.streams: list[dict] = []
         CLI.__init__(self, lab.net, **kwargs)
 
     # helpers
@@ -126,6 +131,57 @@ class LabCLI(CLI):
         """log SWITCH [N]: the last N (default 20) lines of the switch's log."""
         from topologies.p4switch import log_tail
         self._run(lambda n, k="20": log_tail(self._switch(n).log_file, int(k)), line, "log SWITCH [N]", (1, 2))
+
+    def _start_stream(self, kind: str, line: str, usage: str, default_rate: str) -> None:
+        args = shlex.split(line)
+        if not 2 <= len(args) <= 4 or any(a not in self.lab.topo.hosts for a in args[:2]):
+            print(f"usage: {usage} (hosts: {', '.join(self.lab.topo.hosts)})")
+            return
+        src, dst = args[0], args[1]
+        secs = args[2] if len(args) > 2 else "30"
+        rate = args[3] if len(args) > 3 else default_rate
+        n = len(self.streams) + 1
+        base = self.lab.run_dir / "streams" / f"{n}-{kind}-{src}-{dst}"
+        base.parent.mkdir(parents=True, exist_ok=True)
+        dst_ip = self.lab.topo.hosts[dst].ip
+        cwd = str(Path(__file__).resolve().parent.parent)
+        if kind == "tcp":
+            port = str(5000 + n)
+            rx_args = ["tcp_stream", "recv", "--port", port, "--timeout", "30"]
+            tx_args = ["tcp_stream", "send", "--dst", dst_ip, "--port", port, "--duration", secs, "--rate", rate]
+        else:
+            qpn = hex(0x100 + n)
+            rx_args = ["roce_stream", "recv", "--count", "1", "--idle", "10"]
+            tx_args = ["roce_stream", "send", "--dst", dst_ip, "--qpn", qpn, "--duration", secs, "--pps", rate]
+        rx_out, tx_out = f"{base}.rx.jsonl", f"{base}.tx.jsonl"
+        rx = self.mn.get(dst).popen([sys.executable, "-m", f"topologies.apps.{rx_args[0]}", *rx_args[1:],
+                                     "--out", rx_out], cwd=cwd)
+        time.sleep(0.3)
+        tx = self.mn.get(src).popen([sys.executable, "-m", f"topologies.apps.{tx_args[0]}", *tx_args[1:],
+                                     "--out", tx_out], cwd=cwd)
+        self.streams.append({"n": n, "kind": kind, "src": src, "dst": dst, "rx": rx, "tx": tx,
+                             "rx_out": rx_out, "tx_out": tx_out})
+        print(f"stream {n}: {kind} {src} -> {dst} for {secs}s, reports {base}.{{rx,tx}}.jsonl")
+
+    def do_stream(self, line: str) -> None:
+        """stream SRC DST [SECONDS] [RATE]: background TCP stream (RATE in bytes/s, e.g. 200k; 0 = max)."""
+        self._start_stream("tcp", line, "stream SRC DST [SECONDS] [RATE]", "200k")
+
+    def do_roce(self, line: str) -> None:
+        """roce SRC DST [SECONDS] [PPS]: background RoCEv2 QP stream at PPS packets/s."""
+        self._start_stream("roce", line, "roce SRC DST [SECONDS] [PPS]", "200")
+
+    def do_streams(self, _line: str) -> None:
+        """streams: state and latest receiver record of every stream started in this CLI."""
+        from topologies.apps import parse_report
+        for st in self.streams:
+            state = "running" if st["rx"].poll() is None or st["tx"].poll() is None else "done"
+            recs = [r for r in parse_report(st["rx_out"]) if r["event"] in ("sample", "end")] \
+                if Path(st["rx_out"]).exists() else []
+            last = recs[-1] if recs else {}
+            detail = " ".join(f"{k}={last[k]}" for k in ("bytes", "packets", "bps", "pps", "gaps", "missing",
+                                                        "corrupt", "reset", "ok") if k in last)
+            print(f"{st['n']:3} {st['kind']:4} {st['src']}->{st['dst']} {state:7} {last.get('event', '-')}: {detail}")
 
     def _flowmig(self, sub: str, line: str) -> None:
         cmd = flowmig_command() + ["--config", str(self.lab.config_path), sub, *shlex.split(line)]

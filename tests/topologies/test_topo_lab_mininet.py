@@ -193,3 +193,15 @@ def test_lab_command_line(tmp_path):
     assert not list((tmp_path / "registry").glob("*.json"))           # run unregistered: fully swept
     # the switch daemons had tmp_path in their argv (--log-file): none may survive
     assert not [p for p in cleanup._all_pids() if str(tmp_path / "logs") in cleanup._cmdline(p)]
+
+
+@pytest.mark.skipif(programs_missing() is not None, reason=programs_missing() or "")
+def test_fig3_every_host_reaches_every_host(lab_options, clean_lab):
+    from topologies.network import Lab
+
+    lab = Lab(load("fig3"), lab_options)
+    clean_lab(lab)
+    lab.start()
+    assert lab.net.ping(timeout="1") == 0.0
+    nic_rx = {n: int(open(f"/sys/class/net/{n}-eth1/statistics/rx_packets").read()) for n in ("nicA", "nicB")}
+    assert sum(nic_rx.values()) > 0        # client <-> server pings crossed the nodes
