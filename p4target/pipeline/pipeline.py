@@ -392,8 +392,8 @@ class Pipeline:
             P2 = _Pkt(P.data, P.ts, P.pid)  # noqa: N806
             P2.loops = P.loops + 1
             P2.length = P2.in_len = P.in_len
-            self._ingress(prog, P2, port, PKT_INSTANCE_TYPE["RESUBMIT"],
-                          preserved + [(s["ingress_port"], F[s["ingress_port"]])], jobs)
+            # like simple_switch, metadata is reset: even ingress_port is 0 unless in the field list
+            self._ingress(prog, P2, port, PKT_INSTANCE_TYPE["RESUBMIT"], preserved, jobs)
             return
         mgid = F[s["mcast_grp"]]
         if mgid:
