@@ -262,7 +262,7 @@ class _Gen:
                 total += (w + 7) // 8 * 8
             out.append("key = " + " | ".join(reversed(parts)))
             if self.trace:
-                out.append(f"LOG(P, 'Parser state {st['name']}: key is %0{total // 4}x' % key)")
+                out.append(f"LOG(P, \"Parser state '{st['name']}': key is %0{total // 4}x\" % key)")
         for t in trans:
             tt = t.get("type")
             if tt == "default":
@@ -485,9 +485,12 @@ class _Gen:
                 fnames[c["name"]] = f"n_{_ident(pname)}_c{c['id']}"
                 self.g.where = f"conditional '{c['name']}'"
                 cond = self.g.truth(c["expression"])
+                src = ((c.get("source_info") or {}).get("source_fragment") or c["name"]).replace("'", "")
+                src = src.replace('"', "").replace("\\", "")
                 body = [f"c = {cond}"]
                 if self.trace:
-                    body.append(f"LOG(P, 'Condition \"{c['name']}\" is %s' % ('true' if c else 'false'))")
+                    msg = f'Condition "{src}" ({c["name"]}) is '
+                    body.append(f"LOG(P, {msg!r} + ('true' if c else 'false'))")
                 bodies[c["name"]] = body + ["if c:", "    " + _goto(c.get("true_next")),
                                             _goto(c.get("false_next"))]
             for a in pl.get("action_calls", []):
@@ -580,7 +583,7 @@ class _Gen:
         else:
             if self.trace:
                 body.append("LOG(P, 'Looking up key:' + " + " + ".join(
-                    f"'\\n* {spec.name}: ' + format({code}, 'x')"
+                    f"'\\n* {spec.name:<20}: ' + format({code}, '0{(spec.bitwidth + 7) // 8 * 2}x')"
                     for spec, code in zip(table.keys, keys, strict=True)) + ")")
             if table.kind == "exact":
                 ex = self.g.const(table.exact, "EX")
@@ -601,8 +604,8 @@ class _Gen:
                 body.append(f"e = {T}.lookup_combined({' | '.join(reversed(parts))})")
             body += ["if e is None:", f"    e = {D}", "    hit = False", "else:", "    hit = True"]
             if self.trace:
-                body += ["if hit:", f"    LOG(P, 'Table {t['name']}: hit with handle %d' % e.handle)",
-                         "else:", f"    LOG(P, 'Table {t['name']}: miss')",
+                body += ["if hit:", f"    LOG(P, \"Table '{t['name']}': hit with handle %d\" % e.handle)",
+                         "else:", f"    LOG(P, \"Table '{t['name']}': miss\")",
                          "LOG(P, 'Action entry is %s - %s' % (e.action, ','.join(format(x, 'x') "
                          "for x in e.args)))"]
         if t.get("with_counters"):
