@@ -525,35 +525,38 @@ class PipelineBuilder:
         return entry
 
     def if_stmt(self, s: A.If, nxt: str | None) -> str | None:
-        cond = s.cond
-        negate = False
-        while isinstance(cond, A.Unary) and cond.op == "!":
-            negate = not negate
-            cond = cond.expr
-        if isinstance(cond, A.Member) and cond.name in ("hit", "miss") and _is_apply(cond.expr):
-            t = _is_apply(cond.expr)
-            assert t is not None
-            then_e = self.block([s.then], nxt)
-            else_e = self.block([s.other], nxt) if s.other is not None else nxt
-            if (cond.name == "miss") != negate:
-                then_e, else_e = else_e, then_e
-            return self.table(t, {"__HIT__": then_e, "__MISS__": else_e}, nxt)
-        if _contains_apply(s.cond):
-            raise unsupported("table apply inside a complex condition (use if (t.apply().hit))", s.cond.loc)
         if s.cond.const is not None:
             if s.cond.const:
                 return self.block([s.then], nxt)
             return self.block([s.other], nxt) if s.other is not None else nxt
         then_e = self.block([s.then], nxt)
         else_e = self.block([s.other], nxt) if s.other is not None else nxt
-        cid = self.em.node_id
-        name = f"node_{cid}"
-        self.em.node_id += 1
-        self.em.names.add(name)
-        self.conds.append({"name": name, "id": cid,
-                           "source_info": source_info(s.cond.loc, expr_str(s.cond)[:80]),
-                           "expression": self.ctx.rv(s.cond), "true_next": then_e, "false_next": else_e})
-        return name
+        return self.cond(s.cond, then_e, else_e)
+
+    def cond(self, c: A.Expr, t: str | None, f: str | None) -> str | None:
+        """Entry node evaluating c, continuing at t or f; table applies in c become hit/miss branches
+        (&&, || and ! are split into a graph so each table is applied once)."""
+        if not _contains_apply(c):
+            cid = self.em.node_id
+            name = f"node_{cid}"
+            self.em.node_id += 1
+            self.em.names.add(name)
+            self.conds.append({"name": name, "id": cid, "source_info": source_info(c.loc, expr_str(c)[:80]),
+                               "expression": self.ctx.rv(c), "true_next": t, "false_next": f})
+            return name
+        if isinstance(c, A.Unary) and c.op == "!":
+            return self.cond(c.expr, f, t)
+        if isinstance(c, A.Binary) and c.op == "&&":
+            return self.cond(c.left, self.cond(c.right, t, f), f)
+        if isinstance(c, A.Binary) and c.op == "||":
+            return self.cond(c.left, t, self.cond(c.right, t, f))
+        if isinstance(c, A.Member) and c.name in ("hit", "miss") and _is_apply(c.expr):
+            table = _is_apply(c.expr)
+            assert table is not None
+            if c.name == "miss":
+                t, f = f, t
+            return self.table(table, {"__HIT__": t, "__MISS__": f}, None)
+        raise unsupported("table apply inside this expression (use t.apply().hit/.miss with !, &&, ||)", c.loc)
 
     def table(self, t: TableSym, nexts: dict[str, str | None] | None, nxt: str | None) -> str:
         info: TableInfo = t.info
@@ -575,7 +578,8 @@ class PipelineBuilder:
             "with_counters": info.counters is not None, "support_timeout": info.timeout,
             "direct_meters": info.meters.fqname if info.meters is not None else None,
             "action_ids": [a["id"] for a in acts], "actions": [a["name"] for a in acts],
-            "base_default_next": nxt, "next_tables": nexts,
+            "base_default_next": nexts.get("__MISS__", nxt) if "__MISS__" in nexts else nxt,
+            "next_tables": nexts,
         }
         if info.default is not None:
             dsym, dargs, dconst = info.default

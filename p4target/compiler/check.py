@@ -869,8 +869,6 @@ class Checker:
             self.expr(e.then, scope)
             self.expr(e.other, scope)
             t = self.unify(e.then, e.other, e.loc, "?:")
-            if isinstance(t, IntT) and e.cond.const is None:
-                raise CompileError("?: the width of the result cannot be inferred", e.loc)
             if e.cond.const is not None and e.then.const is not None and e.other.const is not None:
                 e.const = e.then.const if e.cond.const else e.other.const
             return t

@@ -156,10 +156,8 @@ control MyIngress(inout headers hdr, inout metadata meta, inout standard_metadat
                 forward.apply();
             }
             NoAction: {
-                if (hdr.vlan.isValid()) {
-                    if (!vlan_map.apply().hit) {
-                        mark_to_drop(standard_metadata);
-                    }
+                if (hdr.vlan.isValid() && !vlan_map.apply().hit) {
+                    mark_to_drop(standard_metadata);
                 }
             }
         }
