@@ -384,6 +384,7 @@ class PipelineBuilder:
         self.ctx = em.ctx()
         self.tables: list[Json] = []
         self.conds: list[Json] = []
+        self.ret: list[str | None] = [None]      # where 'return' continues (per inlined control)
 
     def block(self, stmts: list[A.Stmt], nxt: str | None) -> str | None:
         flat = _flat(stmts)
@@ -391,6 +392,10 @@ class PipelineBuilder:
             if isinstance(s, A.Exit):
                 flat = flat[: i + 1]
                 nxt = None
+                break
+            if isinstance(s, A.Return):
+                flat = flat[:i]
+                nxt = self.ret[-1]
                 break
         cur = nxt
         pending: list[A.Stmt] = []
@@ -515,10 +520,12 @@ class PipelineBuilder:
             else:
                 raise unsupported(f"argument '{expr_str(a)}' for {p.direction} parameter {p.name}", a.loc)
         ctx.env = env
+        self.ret.append(nxt)
         try:
             entry = self.block(sub.body.stmts, nxt)
         finally:
             ctx.env = saved
+            self.ret.pop()
         if prims:
             act = self.em.synthetic_action(prims)
             entry = self.hidden_table(f"tbl_{act['name']}", act, [], entry, s)

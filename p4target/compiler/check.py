@@ -702,7 +702,8 @@ class Checker:
             if self.ctx not in ("control", "action"):
                 raise unsupported(f"exit in a {self.ctx}", s.loc)
         elif isinstance(s, A.Return):
-            raise unsupported("return statements", s.loc)
+            if self.ctx != "control" or s.value is not None:
+                raise unsupported(f"return statements in a {self.ctx or 'declaration'}", s.loc)
         elif isinstance(s, A.Empty):
             pass
         else:
@@ -729,6 +730,13 @@ class Checker:
     def assign_compat(self, rhs: A.Expr, t: Type, loc: Loc) -> None:
         rt = rhs.ty
         if isinstance(rhs, A.ListExpr) and isinstance(t, StructT):
+            if rhs.names is not None:
+                order = [n for n, _ in t.fields]
+                if sorted(rhs.names) != sorted(order):
+                    raise CompileError(f"struct initializer fields {rhs.names} do not match {t}", rhs.loc)
+                by_name = dict(zip(rhs.names, rhs.items, strict=True))
+                rhs.items = [by_name[n] for n in order]
+                rhs.names = None
             if len(rhs.items) != len(t.fields):
                 raise CompileError(f"cannot assign a list of {len(rhs.items)} values to {t} "
                                    f"({len(t.fields)} fields)", rhs.loc)

@@ -55,7 +55,28 @@ def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
                 trans += _cases(case, widths)
         states.append({"name": st.name, "id": sid, "parser_ops": ops, "transitions": trans,
                        "transition_key": key})
+    if any(_needs_nomatch(st) for st in decl.states):
+        code = em.c.errors.get("NoMatch", 2)
+        for st, js in zip(decl.states, states, strict=False):
+            if _needs_nomatch(st):
+                js["transitions"].append({"type": "default", "value": None, "mask": None, "next_state": "noMatch"})
+        states.append({"name": "noMatch", "id": len(states),
+                       "parser_ops": [{"parameters": [{"type": "bool", "value": False}, hexv(code, 32)],
+                                       "op": "verify"}],
+                       "transitions": [{"type": "default", "value": None, "mask": None, "next_state": None}],
+                       "transition_key": []})
     return {"name": "parser", "id": 0, "init_state": "start", "parse_states": states}, []
+
+
+def _needs_nomatch(st: A.ParserState) -> bool:
+    tr = st.transition
+    if not isinstance(tr, A.Select):
+        return False
+    for c in tr.cases:
+        items = c.keyset.items if isinstance(c.keyset, A.ListExpr) else [c.keyset]
+        if all(isinstance(i, A.Default) for i in items):
+            return False
+    return True
 
 
 def _next(name: str) -> str | None:
