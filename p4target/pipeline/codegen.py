@@ -111,6 +111,7 @@ class _Gen:
             "_rget": _rget, "_shl": _shl, "_sidx": _sidx, "_heq": _heq, "_push": _push, "_pop": _pop,
             "_fmt": _fmt, "_la": _la, "_randint": random.randint, "_AssertionFailed": AssertionFailed,
             "_ParserAbort": _ParserAbort, "LOG": pipe._log,
+            "_csum16_int": hashes.csum16_int,
         }
         self.g = ExprGen(layout, self.ns, self, trace)
         self.g.param_widths = []
@@ -364,21 +365,29 @@ class _Gen:
                     parts.append(f"({code} << {shift})" if shift else code)
                 return " | ".join(parts) or "0", total
 
+            as_int = algo == "csum16" and not payload     # checksum straight from the packed int
             if all(cond is None for cond, _ in groups):
                 expr, nbits = packed([term for _, terms in groups for term in terms])
-                pad = -nbits % 8
-                body = [f"b = (({expr}) << {pad}).to_bytes({(nbits + pad) // 8}, 'big')"]
+                if as_int:
+                    body = [f"return _csum16_int(({expr}) << {-nbits % 16})"]
+                else:
+                    pad = -nbits % 8
+                    body = [f"b = (({expr}) << {pad}).to_bytes({(nbits + pad) // 8}, 'big')"]
             else:
                 body = ["acc = 0", "n = 0"]
                 for cond, terms in groups:
                     expr, nbits = packed(terms)
                     line = f"acc = (acc << {nbits}) | {expr}; n += {nbits}"
                     body.append(line if cond is None else f"if F[{cond}]: {line}")
-                body += ["pad = -n & 7", "b = (acc << pad).to_bytes((n + pad) >> 3, 'big')"]
+                if as_int:
+                    body.append("return _csum16_int(acc << (-n & 15))")
+                else:
+                    body += ["pad = -n & 7", "b = (acc << pad).to_bytes((n + pad) >> 3, 'big')"]
             if payload:
                 pos = order.get(last_hdr, -1) if last_hdr is not None else -1
                 body.append(f"b += payload_after(P, F, {pos})")
-            body.append(f"return ALGO_{i}(b)")
+            if not as_int:
+                body.append(f"return ALGO_{i}(b)")
             fname = f"calc_{i}"
             self.calc_names[calc["name"]] = fname
             self.emit([f"def {fname}(P, F):"])

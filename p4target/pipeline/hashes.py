@@ -14,7 +14,8 @@ import zlib
 from array import array
 from collections.abc import Callable
 
-__all__ = ["ALGORITHMS", "crc16", "crc32", "crc_ccitt", "csum16", "xor16", "identity", "pack_bits"]
+__all__ = ["ALGORITHMS", "crc16", "crc32", "crc_ccitt", "csum16", "csum16_int", "xor16", "identity",
+           "pack_bits"]
 
 
 def _reflect(value: int, width: int) -> int:
@@ -64,18 +65,17 @@ def csum16(data: bytes) -> int:
     sum of 16-bit big-endian words, an odd trailing byte padded with zero."""
     if len(data) & 1:
         data = data + b"\x00"
-    total = _sum16(data)
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return (~total) & 0xFFFF
+    return csum16_int(int.from_bytes(data, "big"))
 
 
-def _sum16(data: bytes) -> int:
-    # sum of big-endian 16-bit words (even-length data)
-    words = array("H", data)
-    if sys.byteorder == "little":
-        words.byteswap()
-    return sum(words)
+def csum16_int(n: int) -> int:
+    """`csum16` of the big-endian bytes of `n` (whole 16-bit words). Since 2^16 = 1 (mod 0xFFFF),
+    the end-around-carry sum of the words is n mod 0xFFFF, with a non-zero multiple of 0xFFFF
+    summing to 0xFFFF."""
+    s = n % 0xFFFF
+    if s == 0 and n:
+        s = 0xFFFF
+    return (~s) & 0xFFFF
 
 
 def xor16(data: bytes) -> int:

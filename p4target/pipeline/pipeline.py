@@ -188,7 +188,12 @@ class Pipeline:
         for name in ("ingress_port", "egress_spec", "egress_port", "instance_type", "packet_length"):
             if self._slot[name] is None:
                 raise PipelineError(f"the JSON lacks the required field standard_metadata.{name}")
-        self._slot = {k: (lay.scratch if v is None else v) for k, v in self._slot.items()}
+        self._slot = sl = {k: (lay.scratch if v is None else v) for k, v in self._slot.items()}
+        self._ingress_slots = (sl["ingress_port"], sl["packet_length"], sl["instance_type"],
+                               sl["ingress_global_timestamp"], sl["parser_error"], sl["checksum_error"])
+        self._egress_slots = (sl["egress_global_timestamp"], sl["enq_timestamp"], sl["deq_timedelta"],
+                              sl["enq_qdepth"], sl["deq_qdepth"], sl["egress_port"], sl["egress_spec"],
+                              sl["packet_length"])
         self._init = lay.initial_vector()
         self._meta_slots = lay.metadata_slots()
         self._has_verify = any(c.get("verify", True) for c in doc.get("checksums", []))
@@ -354,19 +359,20 @@ class Pipeline:
                  preserved: list[tuple[int, int]] | None, jobs: list[EgressJob]) -> None:
         s = self._slot
         F = self._init[:]  # noqa: N806
+        iport, plen, itype_slot, igts, perr, ckerr = self._ingress_slots
         if itype == 0:
-            F[s["ingress_port"]] = port
-        F[s["packet_length"]] = P.length
-        F[s["instance_type"]] = itype
-        F[s["ingress_global_timestamp"]] = P.ts
+            F[iport] = port
+        F[plen] = P.length
+        F[itype_slot] = itype
+        F[igts] = P.ts & 0xFFFFFFFFFFFF
         if preserved:
             for slot, v in preserved:
                 F[slot] = v
         try:
             prog["parse"](P, F)
-            F[s["parser_error"]] = P.err
+            F[perr] = P.err
             if self._has_verify:
-                F[s["checksum_error"]] = 1 if prog["verify_checksums"](P, F) else 0
+                F[ckerr] = 1 if prog["verify_checksums"](P, F) else 0
             prog["run_ingress"](P, F)
         except (AssertionFailed, StackError) as exc:
             log.warning("packet dropped in ingress: %s", exc)
@@ -476,14 +482,15 @@ class Pipeline:
         prog = self._prog()
         P, F, s = job.pkt, job.phv, self._slot  # noqa: N806
         P.ts = deq_ts_us
-        F[s["egress_global_timestamp"]] = deq_ts_us
-        F[s["enq_timestamp"]] = enq_ts_us & 0xFFFFFFFF
-        F[s["deq_timedelta"]] = max(deq_ts_us - enq_ts_us, 0) & 0xFFFFFFFF
-        F[s["enq_qdepth"]] = enq_qdepth
-        F[s["deq_qdepth"]] = deq_qdepth
-        F[s["egress_port"]] = job.egress_port
-        F[s["egress_spec"]] = 0
-        F[s["packet_length"]] = P.length
+        egts, enqts, deqtd, enqqd, deqqd, eport, espec, plen = self._egress_slots
+        F[egts] = deq_ts_us & 0xFFFFFFFFFFFF
+        F[enqts] = enq_ts_us & 0xFFFFFFFF
+        F[deqtd] = (deq_ts_us - enq_ts_us) & 0xFFFFFFFF if deq_ts_us > enq_ts_us else 0
+        F[enqqd] = enq_qdepth & 0x7FFFF
+        F[deqqd] = deq_qdepth & 0x7FFFF
+        F[eport] = job.egress_port
+        F[espec] = 0
+        F[plen] = P.length
         outs: list[tuple[int, bytes]] = []
         more: list[EgressJob] = []
         lg = self.log_sink is not None

@@ -65,3 +65,22 @@ def test_pack_bits_is_msb_first_and_zero_padded():
 def test_algorithm_names_as_bmv2():
     for name in ("crc16", "crc32", "crc16_custom", "crc32_custom", "csum16", "xor16", "identity", "crcCCITT"):
         assert name in ALGORITHMS
+
+
+def _rfc1071(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += (data[i] << 8) | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def test_csum16_matches_rfc1071_loop_on_many_inputs():
+    import random
+    rng = random.Random(7)
+    cases = [b"", b"\x00\x00", b"\xff\xff", b"\xff\xff\xff\xff", b"\x00\x01\xff\xfe"]
+    cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))) for _ in range(300)]
+    for data in cases:
+        assert csum16(data) == _rfc1071(data), data.hex()
