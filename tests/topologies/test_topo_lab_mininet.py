@@ -87,6 +87,30 @@ def test_fig2_ping_and_tcp_stream(lab_options, tmp_path, clean_lab):
     assert rx_end["bytes"] == tx_end["bytes"] > 100_000
     assert nic_rx() - before > 50        # the stream went through the NICs
 
+    # Degradation: limiting the NICs' egress queues mid-stream cuts the receiver's throughput
+    from topologies import degrade
+    drx_out = tmp_path / "drx.jsonl"
+    rx = _app(b, "tcp_stream", "recv", "--port", "5002", "--timeout", "20", "--interval", "0.2", out=drx_out)
+    time.sleep(0.5)
+    tx = _app(a, "tcp_stream", "send", "--dst", "10.0.0.2", "--port", "5002", "--duration", "3", "--rate", "2M",
+              out=tmp_path / "dtx.jsonl")
+    time.sleep(1.5)
+    t_fault = time.time()
+    for nic in ("nic1", "nic2", "nic3"):
+        degrade.set_queue_rate(lab.switch(nic).thrift_port, 50, 2)
+    time.sleep(1.6)
+    t_restore = time.time()
+    for nic in ("nic1", "nic2", "nic3"):                 # lift it so the backlog drains quickly
+        degrade.set_queue_rate(lab.switch(nic).thrift_port, 0)
+    assert tx.wait(timeout=60) == 0 and rx.wait(timeout=60) == 0
+    samples = [r for r in parse_report(drx_out) if r["event"] == "sample"]
+    before = [r["bps"] for r in samples if r["t"] < t_fault - 0.3]
+    during = [r["bps"] for r in samples if t_fault + 0.5 < r["t"] < t_restore]
+    assert before and during, samples
+    assert max(during) < 0.5 * (sum(before) / len(before)), (before, during)
+    (dend,) = [r for r in parse_report(drx_out) if r["event"] == "end"]
+    assert dend["ok"], dend                              # slowed down, but not a byte lost
+
     # RoCEv2: two QPs through the NICs keep their PSN sequence
     rrx_out, rtx_out = tmp_path / "rrx.jsonl", tmp_path / "rtx.jsonl"
     rrx = _app(b, "roce_stream", "recv", "--count", "2", "--idle", "5", out=rrx_out)
