@@ -617,11 +617,6 @@ class PipelineBuilder:
             h = self.ctx.store(e.func.expr)
             if isinstance(h, HeaderStore):
                 return {"match_type": jmk, "name": kname, "target": [h.inst, "$valid$"], "mask": None}
-        if isinstance(e, A.Binary) and e.op == "&" and e.right.const is not None:
-            s = self.ctx.store(e.left)
-            if isinstance(s, ScalarStore):
-                return {"match_type": jmk, "name": kname, "target": [s.inst, s.field],
-                        "mask": hexstr(e.right.const, width_of(e.ty))}
         s = self.ctx.store(e)
         if isinstance(s, ScalarStore):
             return {"match_type": jmk, "name": kname, "target": [s.inst, s.field], "mask": None}
