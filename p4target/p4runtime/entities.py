@@ -19,6 +19,7 @@ from p4.v1 import p4runtime_pb2
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, SizedInfo, decode, encode
 from p4target.p4runtime.tables import fill_meter_config, meter_rates
+from p4target.p4runtime.wire import entity_counter, entity_register
 
 log = logging.getLogger(__name__)
 Update = p4runtime_pb2.Update
@@ -66,19 +67,15 @@ class Entities:
         for i in _indices(info, reg.size, e):
             reg.write(i, value)
 
-    def read_register(self, e: Any) -> list:
+    def read_register(self, e: Any) -> list[bytes]:
+        """Encoded Entity messages (see wire.py: protobuf is too slow for 10k cells)."""
         infos = ([P4InfoIndex.lookup("register", self.index.registers, e.register_id)] if e.register_id
                  else list(self.index.registers.values()))
         out = []
-        RE = p4runtime_pb2.RegisterEntry
         for info in infos:
             reg = _obj("register", self.pipeline.registers, info)
             rid, read = info.id, reg.read
-            for i in _indices(info, reg.size, e):
-                msg = RE(register_id=rid)
-                msg.index.index = i
-                msg.data.bitstring = encode(read(i))
-                out.append(msg)
+            out.extend([entity_register(rid, i, read(i)) for i in _indices(info, reg.size, e)])
         return out
 
     # ------------------------------------------------------------ counters
@@ -90,7 +87,8 @@ class Entities:
         for i in _indices(info, ctr.size, e):
             ctr.write(i, e.data.packet_count, e.data.byte_count)
 
-    def read_counter(self, e: Any) -> list:
+    def read_counter(self, e: Any) -> list[bytes]:
+        """Encoded Entity messages."""
         infos = ([P4InfoIndex.lookup("counter", self.index.counters, e.counter_id)] if e.counter_id
                  else list(self.index.counters.values()))
         out = []
@@ -98,10 +96,7 @@ class Entities:
             ctr = _obj("counter", self.pipeline.counters, info)
             for i in _indices(info, ctr.size, e):
                 pk, by = ctr.read(i)
-                msg = p4runtime_pb2.CounterEntry(counter_id=info.id)
-                msg.index.index = i
-                msg.data.packet_count, msg.data.byte_count = pk, by
-                out.append(msg)
+                out.append(entity_counter(info.id, i, pk, by))
         return out
 
     # ------------------------------------------------------------ meters

@@ -15,8 +15,10 @@ from concurrent import futures
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
+from p4target.p4runtime import wire
 from p4target.p4runtime.arbitration import Arbitrator, Connection
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
@@ -73,7 +75,7 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         opts = [("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)]
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=24, thread_name_prefix="p4rt"),
                                    options=opts)
-        p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(self, self._server)
+        self._server.add_generic_rpc_handlers((self._handlers(),))
         try:
             port = self._server.add_insecure_port(self.address)
         except RuntimeError as exc:
@@ -85,6 +87,34 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.switch.packet_in_sink = self._on_packet_in
         log.info("P4Runtime server listening on %s (device id %d)", self.address, self.device_id)
         return self
+
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        """The P4Runtime service, with Write taking raw bytes and Read yielding raw bytes (wire.py)."""
+        pb = p4runtime_pb2
+
+        def passthrough(msg: Any) -> bytes:
+            return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+        unary = grpc.unary_unary_rpc_method_handler
+        return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", {
+            "Write": unary(self.WriteRaw, request_deserializer=None,
+                           response_serializer=pb.WriteResponse.SerializeToString),
+            "Read": grpc.unary_stream_rpc_method_handler(self.Read, request_deserializer=pb.ReadRequest.FromString,
+                                                         response_serializer=passthrough),
+            "SetForwardingPipelineConfig": unary(
+                self.SetForwardingPipelineConfig,
+                request_deserializer=pb.SetForwardingPipelineConfigRequest.FromString,
+                response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
+            "GetForwardingPipelineConfig": unary(
+                self.GetForwardingPipelineConfig,
+                request_deserializer=pb.GetForwardingPipelineConfigRequest.FromString,
+                response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
+            "StreamChannel": grpc.stream_stream_rpc_method_handler(
+                self.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
+                response_serializer=pb.StreamMessageResponse.SerializeToString),
+            "Capabilities": unary(self.Capabilities, request_deserializer=pb.CapabilitiesRequest.FromString,
+                                  response_serializer=pb.CapabilitiesResponse.SerializeToString),
+        })
 
     def stop(self, grace: float = 0.5) -> None:
         if self._server is not None:
@@ -209,20 +239,45 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return resp
 
     # ------------------------------------------------------------------ Write
-    def Write(self, request: Any, context: Any) -> Any:
+    def WriteRaw(self, data: bytes, context: Any) -> Any:
+        """Write with the hand-written decoder (falls back to protobuf on anything it does not take)."""
         try:
-            self._check_device(request.device_id)
-            self.arbitrator.check_writer(request.role, request.election_id, request.HasField("election_id"))
+            hdr, updates = wire.decode_write(data)
+        except (wire.WireError, UnicodeDecodeError):
+            try:
+                request = p4runtime_pb2.WriteRequest.FromString(data)
+            except DecodeError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed WriteRequest: {exc}")
+            return self.Write(request, context)
+        eid = p4runtime_pb2.Uint128()
+        if hdr.election_id is not None:
+            eid.high, eid.low = hdr.election_id
+        return self._write(context, hdr.device_id, hdr.role, eid, hdr.election_id is not None, hdr.atomicity,
+                           updates)
+
+    def Write(self, request: Any, context: Any) -> Any:
+        updates = []
+        for upd in request.updates:
+            which = upd.entity.WhichOneof("entity")
+            updates.append((upd.type, which, getattr(upd.entity, which) if which else None))
+        return self._write(context, request.device_id, request.role, request.election_id,
+                           request.HasField("election_id"), request.atomicity, updates)
+
+    def _write(self, context: Any, device_id: int, role: str, election_id: Any, has_eid: bool, atomicity: int,
+               updates: list) -> Any:
+        try:
+            self._check_device(device_id)
+            self.arbitrator.check_writer(role, election_id, has_eid)
             self._need_pipeline()
-            if request.atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
+            if atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
                 raise unimplemented("only CONTINUE_ON_ERROR atomicity is supported")
         except P4RTError as err:
             self._abort(context, err)
         results: list[P4RTError | None] = []
         with self.switch.lock:
-            for upd in request.updates:
+            for utype, which, obj in updates:
                 try:
-                    self._apply(upd)
+                    self._apply(utype, which, obj)
                     results.append(None)
                 except P4RTError as err:
                     results.append(err)
@@ -238,32 +293,29 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             context.abort(grpc.StatusCode.UNKNOWN, status.message)
         return p4runtime_pb2.WriteResponse()
 
-    def _apply(self, upd: Any) -> None:
-        utype = upd.type
+    def _apply(self, utype: int, which: str | None, obj: Any) -> None:
         if utype not in (Update.INSERT, Update.MODIFY, Update.DELETE):
             raise invalid("update type must be INSERT, MODIFY or DELETE")
-        ent = upd.entity
-        which = ent.WhichOneof("entity")
         if which == "table_entry":
-            self.codec.write(utype, ent.table_entry)
+            self.codec.write(utype, obj)
         elif which == "register_entry":
-            self.entities.write_register(utype, ent.register_entry)
+            self.entities.write_register(utype, obj)
         elif which == "counter_entry":
-            self.entities.write_counter(utype, ent.counter_entry)
+            self.entities.write_counter(utype, obj)
         elif which == "meter_entry":
-            self.entities.write_meter(utype, ent.meter_entry)
+            self.entities.write_meter(utype, obj)
         elif which == "direct_counter_entry":
             if utype != Update.MODIFY:
                 raise invalid("direct counters can only be modified")
-            set_direct_counter(self.codec, ent.direct_counter_entry)
+            set_direct_counter(self.codec, obj)
         elif which == "direct_meter_entry":
             if utype != Update.MODIFY:
                 raise invalid("direct meters can only be modified")
-            set_direct_meter(self.codec, ent.direct_meter_entry)
+            set_direct_meter(self.codec, obj)
         elif which == "packet_replication_engine_entry":
-            self.entities.write_pre(utype, ent.packet_replication_engine_entry)
+            self.entities.write_pre(utype, obj)
         elif which == "digest_entry":
-            self.digests.write(utype, ent.digest_entry)
+            self.digests.write(utype, obj)
         elif which is None:
             raise invalid("update has no entity")
         else:
@@ -282,22 +334,24 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             self._abort(context, err)
             return
         if not out:
-            yield p4runtime_pb2.ReadResponse()
+            yield b""
             return
         for i in range(0, len(out), READ_CHUNK):
-            resp = p4runtime_pb2.ReadResponse()
-            resp.entities.extend(out[i:i + READ_CHUNK])
-            yield resp
+            yield wire.read_response(out[i:i + READ_CHUNK])
 
-    def _read(self, ent: Any) -> list:
+    def _read(self, ent: Any) -> list[bytes]:
+        """Encoded Entity messages for one read request entity."""
+        return [m if isinstance(m, bytes) else m.SerializeToString() for m in self._read_entities(ent)]
+
+    def _read_entities(self, ent: Any) -> list:
         which = ent.WhichOneof("entity")
         E = p4runtime_pb2.Entity
         if which == "table_entry":
             return [E(table_entry=m) for m in self.codec.read(ent.table_entry)]
         if which == "register_entry":
-            return [E(register_entry=m) for m in self.entities.read_register(ent.register_entry)]
+            return self.entities.read_register(ent.register_entry)
         if which == "counter_entry":
-            return [E(counter_entry=m) for m in self.entities.read_counter(ent.counter_entry)]
+            return self.entities.read_counter(ent.counter_entry)
         if which == "meter_entry":
             return [E(meter_entry=m) for m in self.entities.read_meter(ent.meter_entry)]
         if which == "direct_counter_entry":
