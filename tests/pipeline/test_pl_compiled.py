@@ -161,3 +161,58 @@ def test_every_program_loads_and_survives_assorted_packets(source):
     p.log_sink = lines.append
     p.process(1, pkts[2])
     assert lines
+
+
+def test_corpus_multicast_replicates_to_group():
+    p = build("tests/compiler/corpus/multicast.p4")
+    p.set_mc_group(1, [(1, 0), (2, 0), (3, 0)])
+    frame = raw(Ether(dst="ff:ff:ff:ff:ff:ff", src="00:00:00:00:00:01", type=0x0800) / b"hello, everyone")
+    # egress prunes the copy going back out of the ingress port
+    assert sorted(p.process(1, frame)) == [(2, frame), (3, frame)]
+
+
+def test_corpus_clone_cpu_preserves_field_list_into_packet_in():
+    p = build("tests/compiler/corpus/clone_cpu.p4")
+    p.set_clone_session(99, [(255, 0)])
+    ing = "MyIngress."
+    p.tables[ing + "l2"].add([Match("exact", 0x000000000002)], ing + "set_out", [2])
+    p.tables[ing + "acl"].add([Match("ternary", 0, mask=0), Match("ternary", 0x0806, mask=0xFFFF),
+                               Match("ternary", 0, mask=0)], ing + "send_to_cpu", [], priority=10)
+    arp = raw(Ether(dst="00:00:00:00:00:02", src="00:00:00:00:00:01", type=0x0806) / bytes(28))
+    outs = sorted(p.process(7, arp))
+    # the original goes to port 2; the clone to the CPU with packet_in {ingress_port = 7, pad 0}
+    assert outs == [(2, arp), (255, bytes([7 >> 1, (7 & 1) << 7]) + arp)]
+    # PacketOut: 2-byte header naming port 3, stripped, sent out unchanged
+    frame = raw(Ether(dst="00:00:00:00:00:09", src="00:00:00:00:00:01", type=0x0800) / b"from the controller")
+    assert p.process(255, bytes([3 >> 1, (3 & 1) << 7]) + frame) == [(3, frame)]
+
+
+def test_corpus_source_routing_pops_the_stack():
+    p = build("tests/compiler/corpus/source_routing.p4")
+    hops = [(0, 2), (0, 3), (1, 4)]
+    stack = b"".join(((bos << 15) | port).to_bytes(2, "big") for bos, port in hops)
+    eth = raw(Ether(dst="00:00:00:00:00:02", src="00:00:00:00:00:01", type=0x1234))
+    ip = raw(IP(src="10.0.0.1", dst="10.0.0.2", ttl=20) / UDP(sport=1, dport=2) / b"sr")
+    (port, out), = p.process(1, eth + stack + ip)
+    # ttl 20 -> 19 (byte 8 of the IPv4 header); the program does not update the IPv4 checksum
+    assert port == 2 and out == eth + stack[2:] + ip[:8] + bytes([19]) + ip[9:]
+
+
+def test_corpus_nat_recomputes_tcp_and_udp_checksums_over_payload():
+    p = build("tests/compiler/corpus/nat_checksum.p4")
+    nat = "MyIngress.nat"
+    snat = "MyIngress.snat"
+    keys = [k.name for k in p.tables[nat].keys]
+    assert len(keys) == 3
+    p.tables[nat].add([Match("exact", 0x0A000001), Match("exact", 6), Match("exact", 1)], snat,
+                      [0xC0A80001, 5555, 2])
+    p.tables[nat].add([Match("exact", 0x0A000001), Match("exact", 17), Match("exact", 0)], snat,
+                      [0xC0A80001, 6666, 3])
+    tcp_in = raw(Ether(dst="00:00:00:00:00:02", src="00:00:00:00:00:01") / IP(src="10.0.0.1", dst="8.8.8.8") /
+                 TCP(sport=1234, dport=80, flags="PA", seq=42, ack=7) / b"GET / HTTP/1.0\r\n\r\n")
+    tcp_out = raw(Ether(dst="00:00:00:00:00:02", src="00:00:00:00:00:01") / IP(src="192.168.0.1", dst="8.8.8.8") /
+                  TCP(sport=5555, dport=80, flags="PA", seq=42, ack=7) / b"GET / HTTP/1.0\r\n\r\n")
+    assert p.process(1, tcp_in) == [(2, tcp_out)]
+    udp_in = raw(Ether() / IP(src="10.0.0.1", dst="8.8.4.4") / UDP(sport=999, dport=53) / b"\x12\x34query")
+    udp_out = raw(Ether() / IP(src="192.168.0.1", dst="8.8.4.4") / UDP(sport=6666, dport=53) / b"\x12\x34query")
+    assert p.process(1, udp_in) == [(3, udp_out)]
