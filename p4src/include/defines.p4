@@ -64,6 +64,7 @@ const bit<8> KIND_ROCE = 3;
 // Flow-state table geometry and slot flags.
 const bit<32>  FLOW_SLOTS     = 4096;
 const slot_id_t NO_SLOT       = 0xFFFFFFFF;   // digest: the reference could not be given a slot
+const bit<32>  UNTRACKED_FILTER_SIZE = 65536;  // bits of the untracked-connection Bloom filter
 const bit<8>   SLOT_VALID     = 0x01;         // the slot is owned by exactly one reference
 const bit<8>   SLOT_SUSPENDED = 0x02;         // data packets pass but do not touch the state
 

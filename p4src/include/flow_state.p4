@@ -54,6 +54,11 @@ control FlowState(inout headers_t hdr,
     register<bit<24>>(FLOW_SLOTS) roce_acked_psn;       // PSN carried by the last ACK
     register<bit<32>>(FLOW_SLOTS) roce_oos_count;       // requests whose PSN was not the expected one
 
+    // Bloom filter of TCP connections passed untracked for lack of a slot: once a connection has
+    // been let through untracked it keeps passing, even after a slot frees up (no set bit is ever
+    // cleared by the data plane; a false positive only lets an invalid packet through).
+    register<bit<1>>(UNTRACKED_FILTER_SIZE) untracked_filter;
+
     counter(FLOW_EVENTS, CounterType.packets) flow_events;   // indexed by EVENT_*
     direct_counter(CounterType.packets_and_bytes) flow_slots_counter;
 
@@ -100,6 +105,25 @@ control FlowState(inout headers_t hdr,
              { meta.key_qpn, meta.key_proto, meta.key_port_hi, meta.key_port_lo,
                meta.key_addr_hi, meta.key_addr_lo, meta.flow_kind },
              FLOW_SLOTS);
+    }
+
+    action compute_filter_indexes() {
+        hash(meta.untracked_index1, HashAlgorithm.crc32, (bit<32>)0,
+             { meta.key_addr_lo, meta.key_addr_hi, meta.key_port_lo, meta.key_port_hi, meta.key_proto },
+             UNTRACKED_FILTER_SIZE);
+        hash(meta.untracked_index2, HashAlgorithm.crc16, (bit<32>)0,
+             { meta.key_port_hi, meta.key_port_lo, meta.key_addr_hi, meta.key_addr_lo, meta.key_proto },
+             UNTRACKED_FILTER_SIZE);
+    }
+
+    action mark_untracked_filter() {
+        untracked_filter.write(meta.untracked_index1, 1);
+        untracked_filter.write(meta.untracked_index2, 1);
+    }
+
+    action read_untracked_filter() {
+        untracked_filter.read(meta.untracked_bit1, meta.untracked_index1);
+        untracked_filter.read(meta.untracked_bit2, meta.untracked_index2);
     }
 
     // Reads the owner of `slot` and compares it with this packet's key.
@@ -412,13 +436,25 @@ control FlowState(inout headers_t hdr,
                 reset_protocol_state();
                 meta.learned = true;
             } else if (meta.slot_free) {
-                // Mid-connection packet of a connection this NIC never saw open.
-                drop_invalid(DROP_INVALID_UNKNOWN);
+                // Mid-connection packet of a connection this NIC never saw open - unless it is a
+                // connection that was passed untracked earlier and a slot has been freed since.
+                compute_filter_indexes();
+                read_untracked_filter();
+                if (meta.untracked_bit1 == 1 && meta.untracked_bit2 == 1) {
+                    flow_events.count(EVENT_COLLISION);
+                } else {
+                    drop_invalid(DROP_INVALID_UNKNOWN);
+                }
             } else {
                 // Both candidate slots (or the placed slot) belong to other references: pass the
-                // packet untracked rather than share state, and tell the controller once per
-                // opening packet so it can place the reference with a flow_slots entry.
+                // packet untracked rather than share state, remember the connection as untracked,
+                // and tell the controller once per opening packet so it can place the reference
+                // with a flow_slots entry.
                 flow_events.count(EVENT_COLLISION);
+                if (meta.flow_kind == KIND_TCP) {
+                    compute_filter_indexes();
+                    mark_untracked_filter();
+                }
                 if (meta.may_open) {
                     meta.slot = NO_SLOT;
                     meta.learn_event = LEARN_EVENT_COLLISION;

@@ -197,6 +197,10 @@ struct local_metadata_t {
     bit<32>     probe_addr_hi;
     bit<32>     probe_ports;
     bit<32>     probe_proto_qpn;
+    slot_id_t   untracked_index1;  // untracked_filter positions of this key
+    slot_id_t   untracked_index2;
+    bit<1>      untracked_bit1;
+    bit<1>      untracked_bit2;
     bool        probe_match;       // probed slot is valid and holds this key
     bool        probe_free;        // probed slot is not valid
     bool        may_open;          // this packet may open a new reference (TCP: a pure SYN)

@@ -424,7 +424,8 @@ class SuspendResumeTest(FlowNicTest):
 
 class PlacedSlotTest(FlowNicTest):
     """flow_slots places a reference: learned at the placed slot; a placed slot owned by another
-    reference means no slot at all (collision: untracked, counted, digest with slot 0xFFFFFFFF)."""
+    reference means no slot at all (collision: untracked, counted, digest with slot 0xFFFFFFFF), and
+    the connection stays untracked (passing) after the slot frees up."""
 
     @autocleanup
     def runTest(self):
@@ -452,6 +453,13 @@ class PlacedSlotTest(FlowNicTest):
         self.assertEqual(self.save(77)["packets"], 1, "the owner's state is untouched")
         entries = self.read_table_entries(FS + "flow_slots", with_counters=True)
         self.assertEqual(sorted(e.counter_data.packet_count for e in entries), [1, 2])
+        # The owner is released: the untracked connection keeps passing (it is remembered as
+        # untracked), while a never-seen connection with a free slot is still dropped.
+        self.ok_command(opcode=CLEAR, slot=77, **TCP_KEY)
+        self.forward(mid, 1)
+        self.assertEqual(self.events(EV_COLLISION), 3)
+        self.dropped(tcp_pkt("C", "A", ISN_C + 1, ISN_S + 1), 1)
+        self.assertEqual(self.drops(DROP_INVALID_UNKNOWN), 1)
 
 
 class PacketOutTest(FlowNicTest):
