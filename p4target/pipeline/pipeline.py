@@ -458,8 +458,7 @@ class Pipeline:
         self._clone_out(P2, F2, session, jobs)
 
     def _clone_out(self, P: _Pkt, F: list[int], session: dict[str, Any], jobs: list[EgressJob]) -> None:  # noqa: N803
-        if session["packet_length_bytes"]:
-            P.trunc = session["packet_length_bytes"]
+        P.trunc = session["packet_length_bytes"]       # a clone is truncated by its session only
         rid_slot = self._slot["egress_rid"]
         replicas = session["replicas"]
         for i, (port, rid) in enumerate(replicas):
