@@ -17,7 +17,7 @@ from .errors import CompileError, unsupported
 from .layout import HeaderStore, Layout, ScalarStore, StackStore, iter_headers, standard_metadata
 from .lower import Ctx, ex, field_ref, hexstr, hexv, top
 from .parser_lower import lower_parser
-from .types import ActionSym, BitsT, BoolT, InstanceSym, StructT, TableSym, width_of
+from .types import ActionSym, BitsT, BoolT, InstanceSym, ObjT, StructT, TableSym, width_of
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -103,6 +103,15 @@ class Emitter:
         self.field_lists.append({"id": fid, "name": f"field_list{index}", "elements": elems, "_index": index})
         return fid
 
+    def field_list_of(self, elems: list[Json]) -> int:
+        """Field list with exactly these fields (resubmit/recirculate/clone3 data)."""
+        for fl in self.field_lists:
+            if fl["elements"] == elems:
+                return int(fl["id"])
+        fid = len(self.field_lists) + 1
+        self.field_lists.append({"id": fid, "name": f"fl_{fid}", "elements": elems, "_index": None})
+        return fid
+
     def direct_meter_result(self, inst: InstanceSym, dst: ScalarStore, node: Any) -> None:
         old = self.meter_results.get(id(inst))
         if old is not None and (old.inst, old.field) != (dst.inst, dst.field):
@@ -136,7 +145,10 @@ class Emitter:
             rd.append({"name": p.name, "bitwidth": width_of(psym.type)})
             idx += 1
         prims: list[Json] = []
+        ctx.ret_patches.append([])
         ctx.stmts(sym.decl.body.stmts, prims)
+        for j in ctx.ret_patches.pop():
+            j["parameters"][0] = hexv(len(prims), 32)
         act = {"name": sym.fqname, "id": len(self.actions), "runtime_data": rd, "primitives": prims}
         self.actions.append(act)
         self.action_by_key[key] = act
@@ -476,6 +488,8 @@ class PipelineBuilder:
             return self.table(t, None, nxt)
         if isinstance(s, A.If):
             return self.if_stmt(s, nxt)
+        if isinstance(s, A.Switch) and not isinstance(s.expr.ty, ObjT):
+            return self.value_switch(s, nxt)
         if isinstance(s, A.Switch):
             t = s.expr.ref
             tinfo: TableInfo = t.info
@@ -530,6 +544,34 @@ class PipelineBuilder:
             act = self.em.synthetic_action(prims)
             entry = self.hidden_table(f"tbl_{act['name']}", act, [], entry, s)
         return entry
+
+    def value_switch(self, s: A.Switch, nxt: str | None) -> str | None:
+        """switch on a bit-string/enum value: a chain of equality conditionals."""
+        groups: list[tuple[list[A.Expr | None], str | None]] = []
+        labels: list[A.Expr | None] = []
+        for case in s.cases:
+            labels.append(case.label)
+            if case.body is not None:
+                groups.append((labels, self.block(case.body.stmts, nxt)))
+                labels = []
+        if labels:
+            groups.append((labels, nxt))
+        default = nxt
+        for lbls, entry in groups:
+            if None in lbls:
+                default = entry
+        cur = default
+        for lbls, entry in reversed(groups):
+            for lb in reversed([x for x in lbls if x is not None]):
+                cid = self.em.node_id
+                self.em.node_id += 1
+                name = f"node_{cid}"
+                self.em.names.add(name)
+                self.conds.append({"name": name, "id": cid, "source_info": source_info(lb.loc, expr_str(lb)),
+                                   "expression": ex("==", self.ctx.data(s.expr), self.ctx.rv(lb)),
+                                   "true_next": entry, "false_next": cur})
+                cur = name
+        return cur
 
     def if_stmt(self, s: A.If, nxt: str | None) -> str | None:
         if s.cond.const is not None:

@@ -663,8 +663,22 @@ class Checker:
             if self.ctx != "control":
                 raise unsupported(f"switch statements in a {self.ctx}", s.loc)
             self.expr(s.expr, scope)
+            if isinstance(s.expr.ty, (BitsT, EnumT)):
+                seen_vals = set()
+                for c in s.cases:
+                    if c.label is not None:
+                        self.expr(c.label, scope)
+                        self.coerce(c.label, s.expr.ty)
+                        if c.label.const is None:
+                            raise CompileError("switch label must be a compile-time constant", c.label.loc)
+                        if c.label.const in seen_vals:
+                            raise CompileError("duplicate switch label", c.label.loc)
+                        seen_vals.add(c.label.const)
+                    if c.body is not None:
+                        self.stmt(c.body, Scope(scope))
+                return
             if not (isinstance(s.expr.ty, ObjT) and s.expr.ty.kind == "action_run"):
-                raise unsupported("switch on values (only switch (t.apply().action_run))", s.loc)
+                raise unsupported(f"switch on a value of type {s.expr.ty}", s.loc)
             table: TableSym = s.expr.ref
             names = set()
             for c in s.cases:
@@ -702,7 +716,7 @@ class Checker:
             if self.ctx not in ("control", "action"):
                 raise unsupported(f"exit in a {self.ctx}", s.loc)
         elif isinstance(s, A.Return):
-            if self.ctx != "control" or s.value is not None:
+            if self.ctx not in ("control", "action") or s.value is not None:
                 raise unsupported(f"return statements in a {self.ctx or 'declaration'}", s.loc)
         elif isinstance(s, A.Empty):
             pass
@@ -1278,6 +1292,14 @@ class Checker:
             self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
             if a[2].const is None:
                 raise CompileError("field list index must be a constant", a[2].loc)
+            return VoidT()
+        if name in ("resubmit", "recirculate", "clone3"):
+            self._n(e, name, 3 if name == "clone3" else 1)
+            if name == "clone3":
+                self._enum(a[0], "CloneType")
+                self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+            if not isinstance(a[-1].ty, (StructT, ListT)):
+                raise CompileError(f"{name}: data must be a struct or a list of fields", a[-1].loc)
             return VoidT()
         if name in ("resubmit_preserving_field_list", "recirculate_preserving_field_list"):
             self._n(e, name, 1)

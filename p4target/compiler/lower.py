@@ -97,6 +97,7 @@ class Ctx:
         self.env: dict[int, Any] = {}       # id(ActionParamSym) -> ("rt", index) | ("expr", Expr, Ctx env)
         self.program = program              # the BMv2 emitter (calculations, learn lists...)
         self.in_parser = False
+        self.ret_patches: list[list[Json]] = []   # pending '_jump's of 'return' per action body
 
     # ------------------------------------------------------------------ storage
     def var_store(self, sym: VarSym) -> Store:
@@ -472,10 +473,13 @@ class Ctx:
             else:
                 env[id(psym)] = ("expr", a, saved)
         self.env = env
+        self.ret_patches.append([])
         try:
             self.stmts(sym.decl.body.stmts, out)
         finally:
             self.env = saved
+            for j in self.ret_patches.pop():
+                j["parameters"][0] = hexv(len(out), 32)
 
     @staticmethod
     def param_sym(sym: ActionSym, name: str) -> ActionParamSym:
@@ -518,6 +522,16 @@ class Ctx:
             fl = self.program.field_list(a[0].const)
             out.append(self.prim("resubmit" if name.startswith("resubmit") else "recirculate",
                                  [hexv(fl, 32)], s))
+        elif name in ("resubmit", "recirculate", "clone3"):
+            elems = self.calc_inputs(a[-1], s, None)
+            if any(e_["type"] != "field" for e_ in elems):
+                raise unsupported(f"{name} data that is not made of fields", a[-1].loc)
+            fl = self.program.field_list_of(elems)
+            if name == "clone3":
+                op = "clone_ingress_pkt_to_egress" if _enum_member(a[0]) == "I2E" else "clone_egress_pkt_to_egress"
+                out.append(self.prim(op, [top(self.rv(a[1])), hexv(fl, 32)], s))
+            else:
+                out.append(self.prim(name, [hexv(fl, 32)], s))
         elif name == "truncate":
             out.append(self.prim("truncate", [top(self.rv(a[0]))], s))
         elif name in ("assert", "assume"):
@@ -601,6 +615,12 @@ class Ctx:
                 j["parameters"][1] = hexv(len(out), 32)
         elif isinstance(s, A.Exit):
             out.append(self.prim("exit", [], s))
+        elif isinstance(s, A.Return):
+            if not self.ret_patches:
+                raise unsupported("return here", s.loc)
+            j = self.prim("_jump", [hexv(0, 32)], s)
+            self.ret_patches[-1].append(j)
+            out.append(j)
         elif isinstance(s, A.Empty):
             pass
         else:

@@ -123,6 +123,10 @@ extern void update_checksum_with_payload<T, O>(in bool condition, in T data, ino
                                                HashAlgorithm algo);
 
 extern void clone(in CloneType type, in bit<32> session);
+// Older forms (still accepted by p4c): the data's fields form the preserved field list.
+extern void resubmit<T>(in T data);
+extern void recirculate<T>(in T data);
+extern void clone3<T>(in CloneType type, in bit<32> session, in T data);
 extern void resubmit_preserving_field_list(bit<8> index);
 extern void recirculate_preserving_field_list(bit<8> index);
 extern void clone_preserving_field_list(in CloneType type, in bit<32> session, bit<8> index);
