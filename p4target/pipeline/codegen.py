@@ -176,18 +176,26 @@ class _Gen:
         parser = next((p for p in parsers if p.get("name") == "parser"), parsers[0])
         states = {s["name"]: f"ps_{i}" for i, s in enumerate(parser.get("parse_states", []))}
         self.g.ctx = "parser"
-        for i, st in enumerate(parser.get("parse_states", [])):
+        bodies: dict[str, list[str]] = {}
+        for st in parser.get("parse_states", []):
             self.g.where = f"parser state '{st['name']}'"
-            body = ["off = P.off", "ln = len(d)"]
-            body += self.log(repr(f"Parser '{parser['name']}' entering state '{st['name']}'"))
+            body = self.log(repr(f"Parser '{parser['name']}' entering state '{st['name']}'"))
             for op in st.get("parser_ops", []):
                 body += self.parser_op(op)
             body += self.transitions(st, states)
-            self.emit([f"def ps_{i}(P, F, d):"])
-            self.emit(body, 1)
+            bodies[st["name"]] = body
+        counts: dict[str, int] = {}
+        for body in bodies.values():
+            for ln in body:
+                if ln.lstrip().startswith("@GOTO "):
+                    target = json.loads(ln.lstrip()[6:])
+                    counts[target] = counts.get(target, 0) + 1
         init = parser.get("init_state")
         if init not in states:
             raise PipelineError(f"parser init state '{init}' does not exist")
+        counts[init] = counts.get(init, 0) + 2
+        self._emit_nodes(states, bodies, counts, init, params="P, F, d", prologue=("off = P.off", "ln = len(d)"),
+                         jump=("P.off = off",))
         self.emit(["def parse(P, F):", "    d = P.data", f"    s = {states[init]}"])
         self.emit(self.log(repr(f"Parser '{parser['name']}': start")), 1)
         self.emit(["    try:", "        while s is not None:", "            s = s(P, F, d)",
@@ -241,7 +249,7 @@ class _Gen:
                 return ["P.off = off", "return None"]
             if nxt not in states:
                 raise g.err(f"transition to unknown state '{nxt}'")
-            return ["P.off = off", f"return {states[nxt]}"]
+            return [_goto(nxt)]
 
         out: list[str] = []
         if keys:
@@ -532,7 +540,10 @@ class _Gen:
         self.g.ctx = "action"
 
     def _emit_nodes(self, fnames: dict[str, str], bodies: dict[str, list[str]], counts: dict[str, int],
-                    init: str | None) -> None:
+                    init: str | None, params: str = "P, F", prologue: tuple[str, ...] = (),
+                    jump: tuple[str, ...] = ()) -> None:
+        """Emit one function per node that is not inlined (see gen_pipelines); `prologue` starts
+        every function, `jump` precedes a ``return <function>`` to another node."""
         pending = [init] if init is not None else []
         done: set[str] = set()
 
@@ -551,6 +562,7 @@ class _Gen:
                 elif counts[target] == 1 and level < 60 and target not in visiting:
                     out.extend(ind + x for x in expand(bodies[target], level, visiting | {target}))
                 else:
+                    out.extend(ind + x for x in jump)
                     out.append(ind + f"return {fnames[target]}")
                     if target not in done:
                         pending.append(target)
@@ -561,8 +573,8 @@ class _Gen:
             if name in done:
                 continue
             done.add(name)
-            self.emit([f"def {fnames[name]}(P, F):"])
-            self.emit(expand(bodies[name], 1, frozenset({name})), 1)
+            self.emit([f"def {fnames[name]}({params}):"])
+            self.emit(list(prologue) + expand(bodies[name], 1, frozenset({name})), 1)
 
     def table_node(self, t: dict[str, Any]) -> list[str]:
         table = self.pipe.tables[t["name"]]
