@@ -64,6 +64,7 @@ class Emitter:
         self.table_id = 0
         self.names: set[str] = set()
         self.var_stores: dict[int, Any] = {}
+        self.digest_temps: dict[int, list[ScalarStore]] = {}
 
     # ------------------------------------------------------------------ helpers used by lower.Ctx
     def ctx(self) -> Ctx:

@@ -569,19 +569,29 @@ class Ctx:
         return res
 
     def digest_fields(self, t: StructT, data: A.Expr, s: A.Stmt, out: list[Json]) -> list[Json]:
-        st = self.store(data)
-        if isinstance(st, StructStore):
-            return _flatten_fields(st)
-        if not isinstance(data, A.ListExpr):
-            raise unsupported("digest data", data.loc)
-        res = []
-        for (fn, ft), it in zip(t.fields, data.items, strict=True):
-            if not isinstance(ft, (BitsT, BoolT, EnumT, ErrorT)):
-                raise unsupported("nested structs in digest data", it.loc)
-            tmp = self.layout.add_scalar(f"{t.name}.{fn}", ft)
-            out.append(self.prim("assign", [field_ref(tmp), top(self.data(it))], s))
-            res.append(field_ref(tmp))
-        return res
+        """Copy the digest data into the digest's own scalars (one set per digest type), so the learn
+        list carries the values of the call even if the sources change later in ingress."""
+        temps = self.program.digest_temps.get(id(t))
+        if temps is None:
+            temps = []
+            for fn, ft in t.fields:
+                if not isinstance(ft, (BitsT, BoolT, EnumT, ErrorT)):
+                    raise unsupported("nested structs in digest data", data.loc)
+                temps.append(self.layout.add_scalar(f"{t.name}.{fn}", ft))
+            self.program.digest_temps[id(t)] = temps
+        if isinstance(data, A.ListExpr):
+            for tmp, it in zip(temps, data.items, strict=True):
+                out.append(self.prim("assign", [field_ref(tmp), top(self.data(it))], s))
+        else:
+            st = self.store(data)
+            if not isinstance(st, StructStore):
+                raise unsupported("digest data", data.loc)
+            for tmp, (fn, _) in zip(temps, t.fields, strict=True):
+                src = st.fields[fn]
+                if not isinstance(src, ScalarStore):
+                    raise unsupported("nested structs in digest data", data.loc)
+                out.append(self.prim("assign", [field_ref(tmp), field_ref(src)], s))
+        return [field_ref(tmp) for tmp in temps]
 
     def stmts(self, stmts: list[A.Stmt], out: list[Json]) -> None:
         for st in stmts:
