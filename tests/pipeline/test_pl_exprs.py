@@ -85,3 +85,10 @@ def test_unknown_primitive_is_a_pipeline_error_naming_the_action():
     doc = action_program([prim("teleport", hexv(1))], doc=eth_doc())
     with pytest.raises(PipelineError, match="action 'ing'.*teleport"):
         Pipeline(doc.d)
+
+
+def test_p4c_doubly_wrapped_primitive_arguments():
+    inner = ex("+", fld("standard_metadata", "ingress_port"), hexv(1))
+    wrapped = {"type": "expression", "value": inner}                 # p4c: expression of an expression
+    lhs = {"type": "expression", "value": fld("scalars", "w")}
+    assert evaluate([fld("scalars", "w")], pre=[prim("assign", lhs, wrapped)]) == [4]

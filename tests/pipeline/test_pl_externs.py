@@ -267,3 +267,18 @@ def test_table_without_meter_refuses_meter_config():
     with pytest.raises(TableError):
         q.tables["plain"].set_meter(e, [(1, 1), (1, 1)])
     assert p.tables["t"].direct_meter == "dm"
+
+
+def test_byte_meter_counts_received_bytes():
+    doc = action_program([prim("execute_meter", {"type": "meter_array", "value": "m"}, hexv(0), fld("scalars", "tmp")),
+                          *recorder([fld("scalars", "tmp")])], registers={"rec": (1, 8)})
+    doc.d["meter_arrays"] = [{"name": "m", "id": 0, "is_direct": False, "size": 1, "rate_count": 2, "type": "bytes"}]
+    p = Pipeline(doc.d)
+    n = len(PKT)
+    p.meters["m"].set_rates(0, [(0.0, n), (0.0, 2 * n)])     # bursts of one and two packets' bytes
+    colors = []
+    for _ in range(3):
+        p.process(1, PKT, ts_us=1)
+        colors.append(p.registers["rec"].cells[0])
+    assert colors == [0, 1, 2]
+    assert p.meters["m"].get_rates(0) == [(0.0, n), (0.0, 2 * n)]

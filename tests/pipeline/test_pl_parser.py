@@ -175,3 +175,23 @@ def test_stack_push_pop_and_runtime_index():
     # after pop: [200->777 (bos)], after push 2: [new, invalid, 777]; deparse skips the invalid one
     expect = data[:14] + ((5 << 12) | 64).to_bytes(4, "big") + ((777 << 12) | (1 << 8) | 6).to_bytes(4, "big")
     assert out == expect + data[22:]
+
+
+def test_parser_primitive_op_and_advance():
+    doc = Doc({"ethernet": ETHERNET}, scalars=[["seen", 8, False], ["tmp", 32, False]])
+    doc.parser([
+        state("start", [
+            {"op": "advance", "parameters": [hexv(16)]},          # skip a 2-byte preamble
+            extract("ethernet"),
+            {"op": "primitive", "parameters": [
+                prim("assign", fld("scalars", "seen"), ex("&", fld("ethernet", "etherType"), hexv(0xFF)))]},
+        ]),
+    ])
+    doc.deparser(["ethernet"])
+    action_program(recorder([fld("scalars", "seen"), fld("ethernet", "etherType")]), doc=doc,
+                   registers={"rec": (2, 32)})
+    p = Pipeline(doc.d)
+    frame = raw(Ether(type=0x0842)) + b"tail"
+    (port, out), = p.process(1, b"\xaa\xbb" + frame)
+    assert p.registers["rec"].cells == [0x42, 0x0842]
+    assert out == frame                       # advanced bytes are not deparsed
