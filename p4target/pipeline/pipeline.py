@@ -502,7 +502,9 @@ class Pipeline:
         P.exit = False
         if P.clone is not None:
             session = self.clone_sessions.get(P.clone)
-            if session is not None:
+            if session is not None and P.loops >= _MAX_LOOPS:
+                log.warning("egress clone of a packet cloned %d times, not cloned again", _MAX_LOOPS)
+            elif session is not None:
                 if lg:
                     self._log(P, "Cloning packet at egress")
                 F2 = F[:]  # noqa: N806
@@ -512,7 +514,9 @@ class Pipeline:
                 for slot, v in self._preserve(P.clone_fl, F):
                     F2[slot] = v
                 F2[s["instance_type"]] = PKT_INSTANCE_TYPE["EGRESS_CLONE"]
-                self._clone_out(P.fork(P.copy + 200), F2, session, more)
+                P2 = P.fork(P.copy + 200)  # noqa: N806
+                P2.loops = P.loops + 1
+                self._clone_out(P2, F2, session, more)
             P.clone = None
         if F[s["egress_spec"]] == DROP_PORT:
             if lg:

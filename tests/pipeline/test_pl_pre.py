@@ -205,3 +205,12 @@ def test_setvalid_adjusts_packet_length_seen_in_egress():
     (port, data), = p.process(0, PKT)
     assert data == PKT[:14] + b"\xde\xad\xbe\xef" + PKT[14:]
     assert p.registers["rec"].cells[0] == len(PKT) + 4
+
+
+def test_egress_clone_loop_is_bounded():
+    # every copy clones itself again in egress: BMv2 would loop forever, we stop after 32 copies
+    p = Pipeline(base([prim("assign", sm("egress_spec"), hexv(2))],
+                      egress=[prim("clone_egress_pkt_to_egress", hexv(8), hexv(0))]).d)
+    p.set_clone_session(8, [(6, 0)])
+    outs = p.process(1, PKT)
+    assert len(outs) == 33 and sorted({port for port, _ in outs}) == [2, 6]
