@@ -77,7 +77,7 @@ class Veths:
                     if shutil.which("ethtool"):
                         subprocess.run(["ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
                                         "gro", "off"], capture_output=True)
-                    subprocess.run(["ip", "link", "set", dev, "mtu", "9500", "up"], check=True, capture_output=True)
+                    subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
         except Exception:
             self.close()
             raise

@@ -148,3 +148,19 @@ def test_runtime_server_over_tcp(rig):
         assert outs == ["", "MyIngress.seen[4]= 9", "2"]
     finally:
         server.stop()
+
+
+def test_vlan_tag_reaches_the_pipeline(rig):
+    """The kernel may strip 802.1Q tags into packet metadata; the port puts them back (seen in pcap_in)."""
+    sw, wires, tmp, v = rig
+    tagged = Wire.frame(0)[:12] + b"\x81\x00\x00\x07" + Wire.frame(77)[12:]
+    wires[1].send(tagged)
+    wires[2].recv_all(0.3)
+    sw.stop()
+    inp = (tmp / f"{v.pairs[0][0]}_in.pcap").read_bytes()
+    assert inp[24 + 16:] == tagged
+
+
+def test_rx_ring_in_use(rig):
+    sw, _wires, _tmp, _v = rig
+    assert all(p._ring is not None for p in sw.ports.values())
