@@ -17,88 +17,19 @@ from typing import Any
 from . import hashes
 from .exprs import ExprGen, Val, parse_hex
 from .layout import Layout
+from .parsergen import ParserGen, goto_marker
 from .primitives import gen_primitive
+from .runtime import CORE_ERRORS, HELPERS, AssertionFailed, StackError
 from .state import PipelineError
 
 __all__ = ["build_program", "AssertionFailed", "StackError", "CORE_ERRORS"]
-
-CORE_ERRORS = {"NoError": 0, "PacketTooShort": 1, "NoMatch": 2, "StackOutOfBounds": 3,
-               "HeaderTooShort": 4, "ParserTimeout": 5, "ParserInvalidArgument": 6}
-
-
-class AssertionFailed(Exception):
-    """An assert/assume primitive failed (BMv2 aborts; we drop the packet and log)."""
-
-
-class StackError(Exception):
-    """A header stack was indexed out of bounds at run time."""
-
-
-class _ParserAbort(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-# ---- runtime helpers visible to generated code ----
-def _rget(cells: list[int], i: int) -> int:
-    return cells[i] if 0 <= i < len(cells) else 0
-
-
-def _shl(a: int, b: int) -> int:
-    return a << b if b < 4096 else 0
-
-
-def _sidx(base: int, stride: int, size: int, i: int) -> int:
-    if not 0 <= i < size:
-        raise StackError(f"header stack index {i} out of bounds (size {size})")
-    return base + i * stride
-
-
-def _heq(F: list[int], a: int, b: int, n: int) -> bool:  # noqa: N803
-    return F[a:a + n] == F[b:b + n]
-
-
-def _push(F: list[int], base: int, stride: int, size: int, nxt: int, n: int) -> None:  # noqa: N803
-    n = min(n, size)
-    if n <= 0:
-        return
-    F[base + n * stride:base + size * stride] = F[base:base + (size - n) * stride]
-    F[base:base + n * stride] = [0] * (n * stride)
-    F[nxt] = min(F[nxt] + n, size)
-
-
-def _pop(F: list[int], base: int, stride: int, size: int, nxt: int, n: int) -> None:  # noqa: N803
-    n = min(n, size)
-    if n <= 0:
-        return
-    F[base:base + (size - n) * stride] = F[base + n * stride:base + size * stride]
-    F[base + (size - n) * stride:base + size * stride] = [0] * (n * stride)
-    F[nxt] = max(F[nxt] - n, 0)
-
-
-def _fmt(fmt: str, values: tuple[int, ...]) -> str:
-    parts = fmt.split("{}")
-    out = [parts[0]]
-    for i, part in enumerate(parts[1:]):
-        out.append(str(values[i]) if i < len(values) else "{}")
-        out.append(part)
-    return "".join(out)
-
-
-def _la(P: Any, d: bytes, off: int, bitoff: int, width: int) -> int:  # noqa: N803
-    nbytes = (bitoff + width + 7) // 8
-    if off + nbytes > len(d):
-        raise _ParserAbort(1)
-    v = int.from_bytes(d[off:off + nbytes], "big")
-    return (v >> (nbytes * 8 - bitoff - width)) & ((1 << width) - 1)
 
 
 def _ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-class _Gen:
+class _Gen(ParserGen):
     def __init__(self, doc: dict[str, Any], layout: Layout, pipe: Any, trace: bool) -> None:
         self.doc = doc
         self.layout = layout
@@ -107,12 +38,8 @@ class _Gen:
         self.registers = pipe.registers
         self.counters = pipe.counters
         self.meters = pipe.meters
-        self.ns: dict[str, Any] = {
-            "_rget": _rget, "_shl": _shl, "_sidx": _sidx, "_heq": _heq, "_push": _push, "_pop": _pop,
-            "_fmt": _fmt, "_la": _la, "_randint": random.randint, "_AssertionFailed": AssertionFailed,
-            "_ParserAbort": _ParserAbort, "LOG": pipe._log,
-            "_csum16_int": hashes.csum16_int,
-        }
+        self.ns: dict[str, Any] = dict(HELPERS)
+        self.ns.update({"_randint": random.randint, "LOG": pipe._log, "_csum16_int": hashes.csum16_int})
         self.g = ExprGen(layout, self.ns, self, trace)
         self.g.param_widths = []
         self.src: list[str] = []
@@ -135,169 +62,6 @@ class _Gen:
         return [f"LOG(P, {msg_expr})"] if self.trace else []
 
     # ---- headers ----
-    def pack_expr(self, hname: str, base: str | None = None) -> str:
-        h = self.layout.header(hname)
-        if h.bits % 8:
-            raise PipelineError(f"header '{hname}' is {h.bits} bits, not a whole number of bytes")
-        terms = []
-        shift = h.bits
-        for j, w in enumerate(h.widths):
-            shift -= w
-            slot = f"F[{h.base + j}]" if base is None else f"F[{base} + {j}]"
-            terms.append(f"({slot} << {shift})" if shift else slot)
-        inner = " | ".join(terms) if terms else "0"
-        return f"({inner}).to_bytes({h.nbytes}, 'big')"
-
-    def extract_lines(self, h: Any, base: str | None) -> list[str]:
-        nb = h.nbytes
-        if h.bits % 8:
-            raise PipelineError(f"header '{h.name}' is {h.bits} bits, not a whole number of bytes")
-        out = [f"if off + {nb} > ln:", f"    P.off = off; P.err = {self.errors['PacketTooShort']}",
-               "    return None",
-               f"v = int.from_bytes(d[off:off + {nb}], 'big')" if nb else "v = 0", f"off += {nb}"]
-        shift = h.bits
-        for j, w in enumerate(h.widths):
-            shift -= w
-            slot = f"{h.base + j}" if base is None else f"{base} + {j}"
-            val = "v" if shift == 0 else f"(v >> {shift})"
-            if j > 0:
-                val = f"{val} & {(1 << w) - 1}"
-            out.append(f"F[{slot}] = {val}")
-        out.append(f"F[{h.valid if base is None else base + ' + ' + str(h.nfields)}] = 1")
-        if self.trace:
-            out.append(f"LOG(P, {('Extracting header ' + repr(h.name))!r})")
-        return out
-
-    # ---- parser ----
-    def gen_parser(self) -> None:
-        parsers = self.doc.get("parsers", [])
-        if not parsers:
-            raise PipelineError("the JSON has no parser")
-        parser = next((p for p in parsers if p.get("name") == "parser"), parsers[0])
-        states = {s["name"]: f"ps_{i}" for i, s in enumerate(parser.get("parse_states", []))}
-        self.g.ctx = "parser"
-        bodies: dict[str, list[str]] = {}
-        for st in parser.get("parse_states", []):
-            self.g.where = f"parser state '{st['name']}'"
-            body = self.log(repr(f"Parser '{parser['name']}' entering state '{st['name']}'"))
-            for op in st.get("parser_ops", []):
-                body += self.parser_op(op)
-            body += self.transitions(st, states)
-            bodies[st["name"]] = body
-        counts: dict[str, int] = {}
-        for body in bodies.values():
-            for ln in body:
-                if ln.lstrip().startswith("@GOTO "):
-                    target = json.loads(ln.lstrip()[6:])
-                    counts[target] = counts.get(target, 0) + 1
-        init = parser.get("init_state")
-        if init not in states:
-            raise PipelineError(f"parser init state '{init}' does not exist")
-        counts[init] = counts.get(init, 0) + 2
-        self._emit_nodes(states, bodies, counts, init, params="P, F, d", prologue=("off = P.off", "ln = len(d)"),
-                         jump=("P.off = off",))
-        self.emit(["def parse(P, F):", "    d = P.data", f"    s = {states[init]}"])
-        self.emit(self.log(repr(f"Parser '{parser['name']}': start")), 1)
-        self.emit(["    try:", "        while s is not None:", "            s = s(P, F, d)",
-                   "    except _ParserAbort:", f"        P.err = {self.errors['PacketTooShort']}"])
-        self.emit(self.log("'Bytes parsed: %d' % P.off"), 1)
-        self.emit(self.log(repr(f"Parser '{parser['name']}': end")), 1)
-        self.g.ctx = "action"
-
-    def parser_op(self, op: dict[str, Any]) -> list[str]:
-        kind = op.get("op")
-        ps = op.get("parameters", [])
-        g = self.g
-        if kind == "extract":
-            p = ps[0]
-            if p["type"] == "regular":
-                return self.extract_lines(self.layout.header(p["value"]), None)
-            if p["type"] == "stack":
-                st = self.layout.stack(p["value"])
-                lines = [f"i = F[{st.next_slot}]", f"if i >= {st.size}:",
-                         f"    P.off = off; P.err = {self.errors['StackOutOfBounds']}", "    return None",
-                         f"b = {st.base} + i * {st.stride}"]
-                lines += self.extract_lines(st.headers[0], "b")
-                lines.append(f"F[{st.next_slot}] = i + 1")
-                return lines
-            raise g.err(f"unsupported extract target '{p['type']}'")
-        if kind == "extract_VL":
-            raise g.err("extract_VL (varbit) is not supported by this target")
-        if kind == "set":
-            return g.store(ps[0], g.expr(ps[1]))
-        if kind == "verify":
-            cond = g.truth(ps[0])
-            code = g.data(ps[1])
-            return [f"if not {cond}:", f"    P.off = off; P.err = {code}", "    return None"]
-        if kind in ("shift", "advance"):
-            n = g.data(ps[0])
-            nbytes = f"{n}" if kind == "shift" else f"(({n}) >> 3)"
-            return [f"if off + {nbytes} > ln:", f"    P.off = off; P.err = {self.errors['PacketTooShort']}",
-                    "    return None", f"off += {nbytes}"]
-        if kind == "primitive":
-            return [ln for p in ps for ln in gen_primitive(g, p)]
-        raise g.err(f"unsupported parser operation '{kind}'")
-
-    def transitions(self, st: dict[str, Any], states: dict[str, str]) -> list[str]:
-        g = self.g
-        keys = st.get("transition_key", [])
-        trans = st.get("transitions", [])
-
-        def target(t: dict[str, Any]) -> list[str]:
-            nxt = t.get("next_state")
-            if nxt is None:
-                return ["P.off = off", "return None"]
-            if nxt not in states:
-                raise g.err(f"transition to unknown state '{nxt}'")
-            return [_goto(nxt)]
-
-        out: list[str] = []
-        if keys:
-            parts = []
-            total = 0
-            for k in reversed(keys):
-                if k["type"] == "lookahead":
-                    w = int(k["value"][1])
-                    code = f"_la(P, d, off, {int(k['value'][0])}, {w})"
-                elif k["type"] == "stack_field":
-                    st_info = self.layout.stack(k["value"][0])
-                    j = st_info.field_names.index(k["value"][1])
-                    w = st_info.headers[0].widths[j]
-                    code = f"F[{st_info.base + j} + (F[{st_info.next_slot}] - 1) * {st_info.stride}]"
-                else:
-                    slot, w, _ = self.layout.field(k["value"][0], k["value"][1])
-                    code = f"F[{slot}]"
-                parts.append(f"({code} << {total})" if total else code)
-                total += (w + 7) // 8 * 8
-            out.append("key = " + " | ".join(reversed(parts)))
-            if self.trace:
-                out.append(f"LOG(P, \"Parser state '{st['name']}': key is %0{total // 4}x\" % key)")
-        for t in trans:
-            tt = t.get("type")
-            if tt == "default":
-                out += target(t)
-                return out
-            if tt == "hexstr":
-                value = parse_hex(t["value"])
-                mask = t.get("mask")
-                if mask is None:
-                    out.append(f"if key == {value}:")
-                else:
-                    m = parse_hex(mask)
-                    out.append(f"if key & {m} == {value & m}:")
-            elif tt == "parse_vset":
-                vs = self.pipe.parse_vsets.get(t["value"])
-                if vs is None:
-                    raise g.err(f"unknown parse value set '{t['value']}'")
-                name = g.const(vs, "VS")
-                m = parse_hex(t["mask"]) if t.get("mask") is not None else -1
-                out.append(f"if any(key & {m} == x & {m} for x in {name}):")
-            else:
-                raise g.err(f"unsupported transition type '{tt}'")
-            out += ["    " + s for s in target(t)]
-        out += [f"P.off = off; P.err = {self.errors['NoMatch']}", "return None"]
-        return out
-
     # ---- deparser, calculations, checksums ----
     def gen_deparser(self) -> None:
         deps = self.doc.get("deparsers", [])
@@ -508,11 +272,11 @@ class _Gen:
                 if self.trace:
                     msg = f'Condition "{src}" ({c["name"]}) is '
                     body.append(f"LOG(P, {msg!r} + ('true' if c else 'false'))")
-                bodies[c["name"]] = body + ["if c:", "    " + _goto(c.get("true_next")),
-                                            _goto(c.get("false_next"))]
+                bodies[c["name"]] = body + ["if c:", "    " + goto_marker(c.get("true_next")),
+                                            goto_marker(c.get("false_next"))]
             for a in pl.get("action_calls", []):
                 fnames[a["name"]] = f"n_{_ident(pname)}_a{a['id']}"
-                bodies[a["name"]] = [f"act_{a['action_id']}(P, F, ())", _goto(a.get("next_node"))]
+                bodies[a["name"]] = [f"act_{a['action_id']}(P, F, ())", goto_marker(a.get("next_node"))]
             counts: dict[str, int] = {}
             for body in bodies.values():
                 for ln in body:
@@ -592,10 +356,10 @@ class _Gen:
             body += fixed
             nxt = t.get("next_tables", {})
             if "__HIT__" in nxt or "__MISS__" in nxt:
-                body.append(_goto(nxt.get("__MISS__")))
+                body.append(goto_marker(nxt.get("__MISS__")))
             else:
                 name = table.default.action
-                body.append(_goto(nxt.get(name, t.get("base_default_next")) if name in nxt
+                body.append(goto_marker(nxt.get(name, t.get("base_default_next")) if name in nxt
                                   else t.get("base_default_next")))
             return body
         if not keys:
@@ -644,7 +408,7 @@ class _Gen:
             body += ["if P.exit:", "    return None"]
         nxt = t.get("next_tables", {})
         if "__HIT__" in nxt or "__MISS__" in nxt:
-            body += ["if hit:", "    " + _goto(nxt.get("__HIT__")), _goto(nxt.get("__MISS__"))]
+            body += ["if hit:", "    " + goto_marker(nxt.get("__HIT__")), goto_marker(nxt.get("__MISS__"))]
             return body
         default_next = t.get("base_default_next")
         groups: dict[str | None, list[int]] = {}
@@ -654,20 +418,16 @@ class _Gen:
                 groups.setdefault(target, []).append(aid)
         covered = sum(len(v) for v in groups.values()) == len(t.get("actions", []))
         if not groups or (len(groups) == 1 and covered):
-            body.append(_goto(next(iter(groups)) if groups else default_next))
+            body.append(goto_marker(next(iter(groups)) if groups else default_next))
             return body
         body.append("a = e.aid")
         for target, aids in groups.items():
             if target == default_next:
                 continue
             body.append(f"if a in {set(aids)!r}:" if len(aids) > 1 else f"if a == {aids[0]}:")
-            body.append("    " + _goto(target))
-        body.append(_goto(default_next))
+            body.append("    " + goto_marker(target))
+        body.append(goto_marker(default_next))
         return body
-
-
-def _goto(name: str | None) -> str:
-    return "@GOTO " + json.dumps(name)
 
 
 def build_program(doc: dict[str, Any], layout: Layout, pipe: Any, trace: bool) -> dict[str, Any]:
