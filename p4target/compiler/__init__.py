@@ -39,12 +39,21 @@ def compile_file(path: str, include_dirs: list[str] | None = None,
     pp = Preprocessor(include_dirs=list(include_dirs or []))
     for k, v in (defines or {}).items():
         pp.define_cmdline(k, str(v))
-    tokens = pp.run(str(path))
-    program = parse(tokens)
-    checked = check(program)
-    em = Emitter(checked, str(path))
-    bmv2_json = em.run()
-    p4info = build_p4info(checked, em)
+    try:
+        tokens = pp.run(str(path))
+        program = parse(tokens)
+        checked = check(program)
+        em = Emitter(checked, str(path))
+        bmv2_json = em.run()
+        p4info = build_p4info(checked, em)
+    except CompileError:
+        raise
+    except RecursionError:
+        raise CompileError("program nested too deeply", Loc(str(path), 1, 1)) from None
+    except Exception as e:  # noqa: BLE001 - never a traceback for a user program: report it as an error
+        log.exception("internal compiler error")
+        raise CompileError(f"internal compiler error: {type(e).__name__}: {e} (please report; the program "
+                           "may use an unsupported construct)", Loc(str(path), 1, 1)) from e
     log.debug("compiled %s: %d tables, %d actions", path, len(p4info.tables), len(p4info.actions))
     return CompileResult(bmv2_json, p4info)
 

@@ -230,6 +230,8 @@ class Checker:
     def declare_global(self, d: Any) -> None:
         g = self.glob
         if isinstance(d, A.HeaderDecl):
+            if d.kind == "header_union":
+                raise unsupported("header unions", d.loc)
             st = StructT(d.name, d.kind, [], d)
             g.add(TypeSym(d.name, st), d.loc)
             names = set()
@@ -346,6 +348,8 @@ class Checker:
 
     # ------------------------------------------------------------------ instances / blocks
     def instance(self, d: A.Instance, scope: Scope, prefix: str) -> InstanceSym:
+        if isinstance(d.type, A.NamedTypeRef) and d.type.name == "value_set":
+            raise unsupported("parser value sets", d.loc)
         t = self.resolve_type(d.type, scope)
         if not isinstance(t, ExternT):
             raise unsupported(f"instantiation of {t}", d.loc)
@@ -651,7 +655,7 @@ class Checker:
         elif isinstance(s, A.CallStmt):
             self.expr(s.call, scope, stmt=True)
         elif isinstance(s, A.If):
-            if self.ctx in ("parser", "deparser", "verify", "compute"):
+            if self.ctx in ("deparser", "verify", "compute"):
                 raise unsupported(f"if statements in a {self.ctx}", s.loc)
             self.expr(s.cond, scope)
             if not isinstance(s.cond.ty, BoolT):

@@ -14,7 +14,7 @@ from .check import expr_str
 from .errors import CompileError, unsupported
 from .layout import HeaderStore, ScalarStore, StackStore
 from .lower import ex, field_ref, hexstr, hexv, to_data, top
-from .types import StackT, width_of
+from .types import BitsT, StackT, width_of
 
 Json = dict[str, Any]
 MAX_RANGE_EXPANSION = 64
@@ -36,30 +36,14 @@ def range_to_masks(lo: int, hi: int, w: int) -> list[tuple[int, int]]:
 def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
     ctx = em.ctx()
     ctx.in_parser = True
-    states = []
-    for sid, st in enumerate(decl.states):
-        ops: list[Json] = []
-        for s in st.stmts:
-            _stmt(ctx, s, ops)
-        key: list[Json] = []
-        trans: list[Json] = []
-        tr = st.transition
-        if isinstance(tr, A.Name):
-            trans.append({"type": "default", "value": None, "mask": None, "next_state": _next(tr.name)})
-        else:
-            widths = []
-            for e in tr.exprs:
-                key.append(_key(ctx, e, ops))
-                widths.append(width_of(e.ty))
-            for case in tr.cases:
-                trans += _cases(case, widths)
-        states.append({"name": st.name, "id": sid, "parser_ops": ops, "transitions": trans,
-                       "transition_key": key})
-    if any(_needs_nomatch(st) for st in decl.states):
+    states: list[Json] = []
+    names = {st.name for st in decl.states}
+    nomatch = False
+    for st in decl.states:
+        _state(ctx, st.name, list(st.stmts), st.transition, states, names)
+        nomatch = nomatch or _needs_nomatch(st)
+    if nomatch:
         code = em.c.errors.get("NoMatch", 2)
-        for st, js in zip(decl.states, states, strict=False):
-            if _needs_nomatch(st):
-                js["transitions"].append({"type": "default", "value": None, "mask": None, "next_state": "noMatch"})
         states.append({"name": "noMatch", "id": len(states),
                        "parser_ops": [{"parameters": [{"type": "bool", "value": False}, hexv(code, 32)],
                                        "op": "verify"}],
@@ -69,7 +53,10 @@ def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
 
 
 def _needs_nomatch(st: A.ParserState) -> bool:
-    tr = st.transition
+    return _select_needs_nomatch(st.transition)
+
+
+def _select_needs_nomatch(tr: Any) -> bool:
     if not isinstance(tr, A.Select):
         return False
     for c in tr.cases:
@@ -77,6 +64,59 @@ def _needs_nomatch(st: A.ParserState) -> bool:
         if all(isinstance(i, A.Default) for i in items):
             return False
     return True
+
+
+def _state(ctx: Any, name: str, stmts: list[A.Stmt], tr: Any, states: list[Json], names: set[str]) -> None:
+    """Emit one parse state; an 'if' splits it (condition into a temporary, branch and join states)."""
+    ops: list[Json] = []
+    js: Json = {"name": name, "id": len(states), "parser_ops": ops, "transitions": [], "transition_key": []}
+    states.append(js)
+    flat = _flat_parser(stmts)
+    for i, s in enumerate(flat):
+        if isinstance(s, A.If):
+            def fresh(base: str) -> str:
+                n, k = base, 0
+                while n in names:
+                    n = f"{base}_{k}"
+                    k += 1
+                names.add(n)
+                return n
+            join = fresh(f"{name}_join")
+            t_state = fresh(f"{name}_true")
+            f_state = fresh(f"{name}_false") if s.other is not None else join
+            tmp = ctx.layout.temp(BitsT(1), "tmp")
+            ops.append({"parameters": [field_ref(tmp), to_data(ctx.rv(s.cond), s.cond.ty)], "op": "set"})
+            js["transition_key"] = [field_ref(tmp)]
+            js["transitions"] = [{"type": "hexstr", "value": "0x01", "mask": None, "next_state": t_state},
+                                 {"type": "default", "value": None, "mask": None, "next_state": f_state}]
+            goto_join = A.Name(s.loc, name=join)
+            _state(ctx, t_state, [s.then], goto_join, states, names)
+            if s.other is not None:
+                _state(ctx, f_state, [s.other], goto_join, states, names)
+            _state(ctx, join, flat[i + 1:], tr, states, names)
+            return
+        _stmt(ctx, s, ops)
+    if isinstance(tr, A.Name):
+        js["transitions"].append({"type": "default", "value": None, "mask": None, "next_state": _next(tr.name)})
+    else:
+        widths = []
+        for e in tr.exprs:
+            js["transition_key"].append(_key(ctx, e, ops))
+            widths.append(width_of(e.ty))
+        for case in tr.cases:
+            js["transitions"] += _cases(case, widths)
+        if _select_needs_nomatch(tr):
+            js["transitions"].append({"type": "default", "value": None, "mask": None, "next_state": "noMatch"})
+
+
+def _flat_parser(stmts: list[A.Stmt]) -> list[A.Stmt]:
+    out: list[A.Stmt] = []
+    for s in stmts:
+        if isinstance(s, A.Block):
+            out += _flat_parser(s.stmts)
+        else:
+            out.append(s)
+    return out
 
 
 def _next(name: str) -> str | None:

@@ -1,5 +1,6 @@
 /* Older v1model forms still accepted by p4c (resubmit/recirculate/clone3 with data), switch on a
- * value, an early return from an action, plain enums in metadata and a header stack in a table. */
+ * value, an if in a parser state, an early return from an action, plain enums in metadata and a
+ * header stack in a table key. */
 #include <core.p4>
 #include <v1model.p4>
 #include "include/std_headers.p4"
@@ -48,7 +49,11 @@ parser MyParser(packet_in packet, out headers hdr, inout metadata meta,
     }
     state parse_ipv4 {
         packet.extract(hdr.ipv4);
-        meta.op = hdr.ipv4.diffserv;
+        if (hdr.ipv4.ttl == 0) {
+            meta.op = 8w3;
+        } else {
+            meta.op = hdr.ipv4.diffserv;
+        }
         transition accept;
     }
 }
