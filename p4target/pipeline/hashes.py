@@ -41,13 +41,39 @@ def _crc16_table(poly: int) -> list[int]:
 _CRC16_ARC = _crc16_table(0x8005)
 
 
+_CRC16_WORD: list[int] = []
+
+
+def _crc16_word_table() -> list[int]:
+    # CRC-16 is linear and its 16-bit state is shifted out by two bytes, so two steps from state
+    # `crc` over bytes b0, b1 equal two steps from state crc ^ (b0 | b1 << 8) over zero bytes
+    table = _CRC16_ARC
+    out = []
+    for x in range(1 << 16):
+        crc = (x >> 8) ^ table[x & 0xFF]
+        out.append((crc >> 8) ^ table[crc & 0xFF])
+    return out
+
+
 def crc16(data: bytes) -> int:
     """BMv2 ``crc16``: CRC-16/ARC (poly 0x8005, reflected, init 0, xorout 0); check 0xBB3D."""
+    word = _CRC16_WORD or _fill_word_table()
     crc = 0
-    table = _CRC16_ARC
-    for b in data:
-        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
+    n = len(data) & ~1
+    if n:
+        words = array("H", data[:n])
+        if sys.byteorder == "big":
+            words.byteswap()
+        for w in words:
+            crc = word[crc ^ w]
+    if len(data) & 1:
+        crc = (crc >> 8) ^ _CRC16_ARC[(crc ^ data[-1]) & 0xFF]
     return crc
+
+
+def _fill_word_table() -> list[int]:
+    _CRC16_WORD.extend(_crc16_word_table())
+    return _CRC16_WORD
 
 
 def crc32(data: bytes) -> int:

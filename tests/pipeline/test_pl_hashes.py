@@ -84,3 +84,20 @@ def test_csum16_matches_rfc1071_loop_on_many_inputs():
     cases += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))) for _ in range(300)]
     for data in cases:
         assert csum16(data) == _rfc1071(data), data.hex()
+
+
+def _crc16_bitwise(data: bytes) -> int:
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def test_crc16_matches_bitwise_reference():
+    import random
+    rng = random.Random(3)
+    for n in list(range(0, 12)) + [17, 64, 99]:
+        data = bytes(rng.randrange(256) for _ in range(n))
+        assert crc16(data) == _crc16_bitwise(data), data.hex()
