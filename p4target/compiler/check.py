@@ -83,6 +83,13 @@ def expr_str(e: A.Expr) -> str:
     return type(e).__name__
 
 
+def key_name(e: A.Expr) -> str:
+    """Control-plane name of a table key (p4c's TableKeyNames: h.isValid() is h.$valid$)."""
+    if isinstance(e, A.Call) and isinstance(e.func, A.Member) and e.func.name == "isValid" and not e.args:
+        return f"{expr_str(e.func.expr)}.$valid$"
+    return expr_str(e)
+
+
 def type_ref_str(t: Any) -> str:
     if isinstance(t, A.BitTypeRef):
         return f"{t.kind}<{expr_str(t.width) if t.width else ''}>"
@@ -543,7 +550,7 @@ class Checker:
                         raise unsupported("selector match kind (action selectors)", k.loc)
                     na = A.anno(k.annos, "name")
                     kname = na.args[0].value if na and na.args and isinstance(na.args[0], A.StrLit) \
-                        else expr_str(k.expr)
+                        else key_name(k.expr)
                     info.keys.append((k.expr, k.match_kind, kname))
                 if sum(1 for _, mk, _ in info.keys if mk == "lpm") > 1:
                     raise CompileError("a table may have at most one lpm key", p.loc)
@@ -851,7 +858,9 @@ class Checker:
             if not isinstance(bt, StackT):
                 raise CompileError(f"{expr_str(e.expr)}: indexing a non-stack value", e.loc)
             if e.index.const is None:
-                raise unsupported("header stack index that is not a compile-time constant", e.index.loc)
+                if not isinstance(e.index.ty, (BitsT, IntT)):
+                    raise CompileError(f"stack index must be a bit-string, got {e.index.ty}", e.index.loc)
+                return bt.elem
             if not 0 <= e.index.const < bt.size:
                 raise CompileError(f"index {e.index.const} out of bounds for {bt}", e.index.loc)
             return bt.elem

@@ -191,6 +191,9 @@ class Ctx:
                 off += width_of(ft)
             node = {"type": "lookahead", "value": [off, width_of(t)]}
             return ex("d2b", None, node) if isinstance(t, BoolT) else node
+        dyn = self.dynamic_field(e)
+        if dyn is not None:
+            return ex("d2b", None, dyn) if isinstance(t, BoolT) else dyn
         if isinstance(e, (A.Name, A.Member, A.Index)):
             if isinstance(e, A.Member) and isinstance(e.expr.ty, StackT) and e.expr.ty is not None \
                     and e.name == "last":
@@ -241,6 +244,17 @@ class Ctx:
                 return {"type": "lookahead", "value": [0, width_of(t)]}
             raise unsupported(f"call '{expr_str(f)}' inside an expression", e.loc)
         raise unsupported(f"expression '{expr_str(e)}'", e.loc)
+
+    def dynamic_field(self, e: A.Expr) -> Json | None:
+        """stack[i].f with a run-time index: access_field(dereference_header_stack(stack, i), offset)."""
+        if not (isinstance(e, A.Member) and isinstance(e.expr, A.Index) and e.expr.index.const is None):
+            return None
+        st = self.store(e.expr.expr)
+        if not isinstance(st, StackStore):
+            raise unsupported(f"run-time index into '{expr_str(e.expr.expr)}'", e.loc)
+        names = [fn for fn, _ in st.type.elem.fields]
+        hdr = ex("dereference_header_stack", {"type": "header_stack", "value": st.name}, self.rv(e.expr.index))
+        return {"type": "expression", "value": {"op": "access_field", "left": hdr, "right": names.index(e.name)}}
 
     def data(self, e: A.Expr) -> Json:
         """The value of e as data (booleans converted to 0/1)."""
@@ -386,6 +400,10 @@ class Ctx:
             keep = ex("&", field_ref(dst), hexv(((1 << w) - 1) ^ m, w))
             new = ex("&", ex("<<", self.rv(rhs), hexv(lo, 8)), hexv(m, w))
             out.append(self.prim("assign", [field_ref(dst), top(ex("|", keep, new))], s))
+            return
+        dyn = self.dynamic_field(lhs)
+        if dyn is not None:
+            out.append(self.prim("assign", [{"type": "expression", "value": dyn}, top(self.data(rhs))], s))
             return
         dst = self.store(lhs)
         if dst is None:

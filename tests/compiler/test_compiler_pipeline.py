@@ -46,3 +46,33 @@ def test_source_routing_pops_a_hop() -> None:
     outs = p.process(1, raw(Ether(type=0x1234) / Raw(hops)))
     assert len(outs) == 1 and outs[0][0] == 2
     assert outs[0][1][12:18] == bytes.fromhex("1234") + struct.pack("!HH", 3, (1 << 15) | 4)
+
+
+DYN_INDEX = """#include <core.p4>
+#include <v1model.p4>
+header h_t { bit<8> a; bit<8> b; }
+struct headers { h_t[4] s; }
+struct meta_t { bit<2> i; }
+parser P(packet_in p, out headers hdr, inout meta_t m, inout standard_metadata_t sm) {
+    state start {
+        p.extract(hdr.s.next); p.extract(hdr.s.next); p.extract(hdr.s.next); p.extract(hdr.s.next);
+        transition accept;
+    }
+}
+control I(inout headers hdr, inout meta_t m, inout standard_metadata_t sm) {
+    apply { m.i = hdr.s[0].a[1:0]; hdr.s[m.i].b = hdr.s[m.i].a + 1; sm.egress_spec = 1; }
+}
+control V(inout headers hdr, inout meta_t m) { apply { } }
+control E(inout headers hdr, inout meta_t m, inout standard_metadata_t sm) { apply { } }
+control C(inout headers hdr, inout meta_t m) { apply { } }
+control D(packet_out p, in headers hdr) { apply { p.emit(hdr.s); } }
+V1Switch(P(), V(), I(), E(), C(), D()) main;
+"""
+
+
+def test_runtime_stack_index(tmp_path: Path) -> None:
+    src = tmp_path / "dyn.p4"
+    src.write_text(DYN_INDEX)
+    p = Pipeline(compile_file(str(src)).bmv2_json)
+    assert p.process(1, bytes([2, 0, 5, 0, 7, 0, 9, 0]) + b"payload") == \
+        [(1, bytes([2, 0, 5, 0, 7, 8, 9, 0]) + b"payload")]
