@@ -5,8 +5,8 @@ is installed). Needs root (veth pairs, raw sockets).
 
 Method: the switch process is pinned to one core (``taskset -c 1``), the traffic generator to the other;
 the generator sends a pre-built burst of frames in a tight raw-socket loop (offered load well above the
-switch's rate) and the rate is read from the receiving veth's kernel rx counter over a fixed window, so
-counting costs nothing. Latency is send→receive of single frames, one at a time, through an idle switch
+switch's rate) and the rate is read from the receiving veth's kernel rx counter over fixed windows (best of
+three 2 s windows, since the 2-core machine is shared), so counting costs nothing. Latency is send→receive of single frames, one at a time, through an idle switch
 (it includes the generator's raw-socket send and receive, so it is an upper bound).
 
 P4Runtime rates are the server's: WriteRequests (10 batches of 1,000 LPM entries) are serialized before
@@ -253,22 +253,28 @@ def _rx(iface: str) -> int:
     return int(Path(f"/sys/class/net/{iface}/statistics/rx_packets").read_text())
 
 
-def _measure_pps(tx_iface: str, rx_iface: str, frames: list[bytes], seconds: float = 3.0) -> float:
+def _measure_pps(tx_iface: str, rx_iface: str, frames: list[bytes], seconds: float = 2.0,
+                 windows: int = 3) -> float:
+    """Best of ``windows`` measurement windows (the machine is shared: other work steals the core)."""
     ctx = mp.get_context("fork")
     stop = ctx.Event()
     proc = ctx.Process(target=_blast, args=(tx_iface, frames, stop, 0), daemon=True)
     proc.start()
+    rates = []
     try:
         time.sleep(0.5)  # warm-up
-        c0, t0 = _rx(rx_iface), time.monotonic()
-        time.sleep(seconds)
-        c1, t1 = _rx(rx_iface), time.monotonic()
+        for _ in range(windows):
+            c0, t0 = _rx(rx_iface), time.monotonic()
+            time.sleep(seconds)
+            c1, t1 = _rx(rx_iface), time.monotonic()
+            rates.append((c1 - c0) / (t1 - t0))
     finally:
         stop.set()
         proc.join(timeout=5)
         if proc.is_alive():
             proc.kill()
-    return (c1 - c0) / (t1 - t0)
+    log.info("pps windows: %s", [round(r) for r in rates])
+    return max(rates)
 
 
 def _measure_latency(tx_iface: str, rx_iface: str, frame: bytes, n: int = 500) -> float:
