@@ -38,6 +38,7 @@ class _Gen(ParserGen):
         self.registers = pipe.registers
         self.counters = pipe.counters
         self.meters = pipe.meters
+        self.direct_names = set(pipe._direct_counters.values()) | set(pipe._direct_meters.values())
         self.ns: dict[str, Any] = dict(HELPERS)
         self.ns.update({"_randint": random.randint, "LOG": pipe._log, "_csum16_int": hashes.csum16_int})
         self.g = ExprGen(layout, self.ns, self, trace)

@@ -110,10 +110,14 @@ def gen_primitive(g: ExprGen, prim: dict[str, Any]) -> list[str]:
             code = f"{code} & {reg.mask}"
         return out + _guarded(g, ps[1], reg.size, [f"{cells}[_IDX_] = {code}"])
     if op == "count":
+        if ps[0].get("value") in g.p.direct_names:
+            return out + ["pass"]        # direct counters count on table hits by themselves
         ctr = _obj(g, g.p.counters, ps[0], "counter array")
         cp, cb = g.const(ctr.packets, "CP"), g.const(ctr.bytes, "CB")
         return out + _guarded(g, ps[1], ctr.size, [f"{cp}[_IDX_] += 1", f"{cb}[_IDX_] += P.in_len"])
     if op == "execute_meter":
+        if ps[0].get("value") in g.p.direct_names:
+            return out + ["pass"]        # direct meters run on table hits (result_target)
         m = _obj(g, g.p.meters, ps[0], "meter array")
         cells = g.const(m.cells, "M")
         size = "1" if m.unit == "packets" else "P.in_len"
