@@ -3,8 +3,9 @@
 Request handling order follows PI: wrong device id → NOT_FOUND; Write/SetForwardingPipelineConfig from a
 client that is not the primary of its role → PERMISSION_DENIED; anything needing a pipeline before one
 is set → FAILED_PRECONDITION. A Write batch is applied under the switch lock (no packet sees half a
-batch); with CONTINUE_ON_ERROR semantics every update is tried and failures are reported as UNKNOWN
-with one p4.v1.Error per update in ``grpc-status-details-bin``.
+batch); with CONTINUE_ON_ERROR semantics every update is tried, with ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC a
+failure undoes the batch (rollback.py); failures are reported as UNKNOWN with one p4.v1.Error per
+update in ``grpc-status-details-bin`` (ABORTED for rolled-back updates).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from p4target.p4runtime.arbitration import Arbitrator, Connection
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
 from p4target.p4runtime.p4info import P4InfoIndex, decode, pack_metadata, unpack_metadata
+from p4target.p4runtime.rollback import undo_for
 from p4target.p4runtime.tables import (
     TableCodec,
     read_direct_counters,
@@ -269,21 +271,41 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             self._check_device(device_id)
             self.arbitrator.check_writer(role, election_id, has_eid)
             self._need_pipeline()
-            if atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR:
-                raise unimplemented("only CONTINUE_ON_ERROR atomicity is supported")
+            W = p4runtime_pb2.WriteRequest
+            if atomicity not in (W.CONTINUE_ON_ERROR, W.ROLLBACK_ON_ERROR, W.DATAPLANE_ATOMIC):
+                raise invalid(f"unknown atomicity {atomicity}")
         except P4RTError as err:
             self._abort(context, err)
+        # Every batch is applied under the switch lock, so packets never see part of it: with
+        # ROLLBACK_ON_ERROR/DATAPLANE_ATOMIC a failure also undoes the updates applied before it.
+        rollback = atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR
         results: list[P4RTError | None] = []
+        undos: list = []
         with self.switch.lock:
             for utype, which, obj in updates:
                 try:
+                    if rollback:
+                        undo = undo_for(self, utype, which, obj)
                     self._apply(utype, which, obj)
                     results.append(None)
+                    if rollback:
+                        undos.append(undo)
                 except P4RTError as err:
                     results.append(err)
                 except Exception as exc:  # a bug must not take the server down; report it per update
                     log.exception("update failed unexpectedly")
                     results.append(P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
+                if rollback and results[-1] is not None:
+                    break
+            if rollback and any(r is not None for r in results):
+                for undo in reversed(undos):
+                    try:
+                        undo()
+                    except Exception:  # noqa: BLE001 - keep undoing the rest
+                        log.exception("rollback step failed")
+                aborted = P4RTError(grpc.StatusCode.ABORTED, "rolled back: another update of the batch failed")
+                results = [aborted if r is None else r for r in results]
+                results += [aborted] * (len(updates) - len(results))
         if any(r is not None for r in results):
             for i, r in enumerate(results):
                 if r is not None:

@@ -412,3 +412,105 @@ def test_non_primary_packet_out_refused(primed):
     backup.send(req)
     err = backup.get("error").error
     assert err.canonical_code == code_pb2.PERMISSION_DENIED
+
+
+def _write_atomic(env, atomicity, *updates):
+    req = p4runtime_pb2.WriteRequest(device_id=0, atomicity=atomicity)
+    req.election_id.low = 1
+    req.updates.extend(updates)
+    return env.stub.Write(req)
+
+
+@pytest.mark.parametrize("atomicity", [p4runtime_pb2.WriteRequest.ROLLBACK_ON_ERROR,
+                                       p4runtime_pb2.WriteRequest.DATAPLANE_ATOMIC])
+def test_rollback_on_error_restores_everything(primed, atomicity):
+    primed.write(upd(U.INSERT, fwd_entry(b"\x01", b"\x02")), upd(U.INSERT, fwd_entry(b"\x05", b"\x06")))
+    primed.switch.inject(5, b"\x00" * 60)  # entry 5 has a direct counter value of 1
+    reg = p4runtime_pb2.Entity()
+    reg.register_entry.register_id = SEEN
+    reg.register_entry.index.index = 9
+    reg.register_entry.data.bitstring = b"\x2a"
+    d = p4runtime_pb2.Entity()
+    d.table_entry.table_id, d.table_entry.is_default_action = FWD, True
+    d.table_entry.action.action.action_id = SET_EGRESS
+    d.table_entry.action.action.params.add(param_id=1, value=b"\x03")
+    mc = p4runtime_pb2.Entity()
+    mc.packet_replication_engine_entry.multicast_group_entry.multicast_group_id = 4
+    mc.packet_replication_engine_entry.multicast_group_entry.replicas.add(egress_port=1)
+    with pytest.raises(grpc.RpcError) as ei:
+        _write_atomic(primed, atomicity,
+                      upd(U.INSERT, fwd_entry(b"\x07", b"\x02")),
+                      upd(U.MODIFY, fwd_entry(b"\x01", b"\x09")),
+                      upd(U.DELETE, fwd_entry(b"\x05", b"\x06")),
+                      upd(U.MODIFY, reg), upd(U.MODIFY, d), upd(U.INSERT, mc),
+                      upd(U.INSERT, fwd_entry(b"\x01", b"\x02")),  # ALREADY_EXISTS: the batch fails
+                      upd(U.INSERT, fwd_entry(b"\x08", b"\x02")))
+    codes = [c for c, _m in write_errors(ei.value)]
+    assert codes == [code_pb2.ABORTED] * 6 + [code_pb2.ALREADY_EXISTS, code_pb2.ABORTED]
+    q = p4runtime_pb2.Entity()
+    q.table_entry.table_id = FWD
+    q.table_entry.counter_data.SetInParent()
+    got = {e.table_entry.match[0].exact.value: (e.table_entry.action.action.params[0].value,
+                                                 e.table_entry.counter_data.packet_count)
+           for e in primed.read(q)}
+    assert got == {b"\x01": (b"\x02", 0), b"\x05": (b"\x06", 1)}  # deleted entry back with its counter
+    assert primed.switch.pipeline.registers["MyIngress.seen"].read(9) == 0
+    assert primed.switch.pipeline.tables["MyIngress.fwd"].get_default()[0] == "MyIngress.drop"
+    assert 4 not in primed.switch.pipeline.mc_groups
+    # a batch that succeeds is applied in full
+    _write_atomic(primed, atomicity, upd(U.INSERT, fwd_entry(b"\x07", b"\x02")), upd(U.MODIFY, reg))
+    assert primed.switch.pipeline.registers["MyIngress.seen"].read(9) == 42
+
+
+def test_write_without_election_id_or_arbitration_is_refused(env):
+    env.stream().arbitrate((0, 1))
+    env.set_pipeline()
+    req = p4runtime_pb2.WriteRequest(device_id=0)
+    req.updates.append(upd(U.INSERT, fwd_entry(b"\x01", b"\x02")))
+    with pytest.raises(grpc.RpcError) as ei:
+        env.stub.Write(req)
+    assert ei.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    req = p4runtime_pb2.SetForwardingPipelineConfigRequest(device_id=0)
+    req.election_id.low = 99
+    with pytest.raises(grpc.RpcError) as ei:
+        env.stub.SetForwardingPipelineConfig(req)
+    assert ei.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_malformed_bytes_and_unknown_entities(primed):
+    raw = primed.channel.unary_unary("/p4.v1.P4Runtime/Write")
+    with pytest.raises(grpc.RpcError) as ei:
+        raw(b"\x22\xff\xff\xff")
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as ei:
+        primed.read(p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry(table_id=77)))
+    assert ei.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as ei:
+        primed.read(p4runtime_pb2.Entity())
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as ei:
+        primed.write(upd(U.INSERT, p4runtime_pb2.Entity(action_profile_member=p4runtime_pb2.ActionProfileMember())))
+    assert write_errors(ei.value)[0][0] == code_pb2.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as ei:
+        primed.write(U(type=U.UNSPECIFIED, entity=fwd_entry(b"\x01", b"\x02")))
+    assert write_errors(ei.value)[0][0] == code_pb2.INVALID_ARGUMENT
+    # the switch still works after all that
+    primed.write(upd(U.INSERT, fwd_entry(b"\x01", b"\x02")))
+    assert len(primed.read(p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry()))) == 1
+
+
+def test_arbitration_wrong_device_closes_stream(primed):
+    s = primed.stream()
+    assert s.arbitrate((0, 9), device_id=4) is None
+    assert s.error.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_roles_are_separate(primed):
+    other = primed.stream()
+    ans = other.arbitrate((0, 1), role="monitor")  # same election id, different role: fine
+    assert ans.arbitration.status.code == code_pb2.OK and ans.arbitration.role.name == "monitor"
+    req = p4runtime_pb2.WriteRequest(device_id=0, role="monitor")
+    req.election_id.low = 1
+    req.updates.append(upd(U.INSERT, fwd_entry(b"\x01", b"\x02")))
+    primed.stub.Write(req)
+    assert len(primed.read(p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry()))) == 1
