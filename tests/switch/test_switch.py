@@ -6,7 +6,7 @@ import struct
 import time
 
 import pytest
-from conftest import Wire
+from switch_testutil import Wire
 
 from p4target.switch import Switch
 from p4target.switch.runtime import RuntimeCommands, RuntimeServer, run_commands
