@@ -40,6 +40,7 @@ class TableCodec:
         self.action_ids = {a.name: a.id for a in index.actions.values()}
         self.Match = _match_cls()
         self.TableError = _table_error_cls()
+        self._ternary_optional: dict[int, set[int]] = {}
 
     # ------------------------------------------------------------ helpers
     def ptable(self, tinfo: TableInfo) -> Any:
@@ -47,6 +48,16 @@ class TableCodec:
             return self.pipeline.tables[tinfo.name]
         except KeyError:
             raise not_found(f"table {tinfo.name} is not in the device config") from None
+
+    def _as_ternary(self, tinfo: TableInfo) -> set[int]:
+        """Positions of P4Info optional fields that the JSON implements as ternary (as PI maps them)."""
+        cached = self._ternary_optional.get(tinfo.id)
+        if cached is None:
+            keys = getattr(self.pipeline.tables.get(tinfo.name), "keys", []) or []
+            cached = {f.position for f in tinfo.fields.values() if f.kind == "optional"
+                      and f.position < len(keys) and getattr(keys[f.position], "match_type", "") == "ternary"}
+            self._ternary_optional[tinfo.id] = cached
+        return cached
 
     def build_match(self, tinfo: TableInfo, fms: Any) -> list:
         given: dict[int, Any] = {}
@@ -58,13 +69,14 @@ class TableCodec:
             given[fm.field_id] = fm
         match: list = [None] * len(tinfo.fields)
         M = self.Match
+        as_ternary = self._as_ternary(tinfo)
         for fid, f in tinfo.fields.items():
             fm = given.get(fid)
             what = f"{tinfo.name} field {f.name}"
             if fm is None:
                 if f.kind == "exact":
                     raise invalid(f"{what}: exact match field is missing")
-                match[f.position] = M(f.kind, wildcard=True)
+                match[f.position] = M("ternary" if f.position in as_ternary else f.kind, wildcard=True)
                 continue
             which = fm.WhichOneof("field_match_type")
             if which != f.kind:
@@ -73,7 +85,11 @@ class TableCodec:
             if which == "exact":
                 match[f.position] = M("exact", value=decode(fm.exact.value, bw, what))
             elif which == "optional":
-                match[f.position] = M("optional", value=decode(fm.optional.value, bw, what))
+                value = decode(fm.optional.value, bw, what)
+                if f.position in as_ternary:
+                    match[f.position] = M("ternary", value=value, mask=(1 << bw) - 1)
+                else:
+                    match[f.position] = M("optional", value=value)
             elif which == "lpm":
                 plen = fm.lpm.prefix_len
                 if plen <= 0 or plen > bw:
@@ -257,6 +273,8 @@ class TableCodec:
             if kind == "exact":
                 msg.match.add(field_id=fid).exact.value = encode(m.value)
             elif kind == "optional":
+                if m.kind == "ternary" and not m.mask:
+                    continue
                 msg.match.add(field_id=fid).optional.value = encode(m.value)
             elif kind == "lpm":
                 if not m.prefix_len:
