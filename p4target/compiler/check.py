@@ -173,6 +173,10 @@ class Checker:
         self.pristine: dict[str, Any] = {}
         self.depth = 0
 
+    def next_order(self) -> int:
+        self._order = getattr(self, "_order", 0) + 1
+        return self._order
+
     # ------------------------------------------------------------------ globals
     def run(self) -> Checked:
         main = None
@@ -291,6 +295,7 @@ class Checker:
                 g.add(TypeSym(d.name, ExternT(d.name)), d.loc)
         elif isinstance(d, A.ActionDecl):
             sym = ActionSym(d.name, ObjT("action", d.name), d, control_plane_name(d, ""), None)
+            sym.order = self.next_order()
             d.sym = sym
             g.add(sym, d.loc)
             self.check_action_decl(d, g)
@@ -453,11 +458,13 @@ class Checker:
     def local(self, d: Any, scope: Scope, prefix: str) -> None:
         if isinstance(d, A.ActionDecl):
             sym = ActionSym(d.name, ObjT("action", d.name), d, control_plane_name(d, prefix), prefix)
+            sym.order = self.next_order()
             d.sym = sym
             scope.add(sym, d.loc)
             self.check_action_decl(d, scope)
         elif isinstance(d, A.TableDecl):
             sym = TableSym(d.name, ObjT("table", d.name), d, control_plane_name(d, prefix))
+            sym.order = self.next_order()
             d.sym = sym
             scope.add(sym, d.loc)
             sym.info = self.check_table(d, scope)

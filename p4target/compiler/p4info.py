@@ -109,7 +109,7 @@ class P4InfoBuilder:
         kinds: dict[str, list[tuple[str, Any]]] = {
             "table": [(t.fqname, t.decl) for t in tables],
             "action": [(a.fqname, a.decl) for a in actions],
-            "controller_header": [(n, d) for n, d, _ in ctrl_hdrs],
+            "controller_header": [(control_type_name(d), d) for _, d, _ in ctrl_hdrs],
             "digest": [(t.name, t.decl) for t in em.learn_types],
         }
         ikind = {"counter": "counter", "direct_counter": "direct_counter", "meter": "meter",
@@ -129,7 +129,7 @@ class P4InfoBuilder:
                     fixed[n] = v
             for n, i in compute_ids(k, [n for n, _ in items], fixed).items():
                 ids[(k, n)] = i
-        alias = shortest_suffixes([n for items in kinds.values() for n, _ in items])
+        alias = shortest_suffixes([n for k, items in kinds.items() for n, _ in items if k != "controller_header"])
 
         def pre(msg: Any, kind: str, name: str, annos: list[str] | None = None) -> None:
             msg.preamble.id = ids[(kind, name)]
@@ -138,7 +138,7 @@ class P4InfoBuilder:
             for a in annos or []:
                 msg.preamble.annotations.append(a)
 
-        for t in sorted(tables, key=lambda t: t.fqname):
+        for t in sorted(tables, key=lambda t: getattr(t, "order", 0)):
             info = t.info
             tm = p.tables.add()
             pre(tm, "table", t.fqname)
@@ -157,8 +157,16 @@ class P4InfoBuilder:
                 elif A.anno(annos, "tableonly"):
                     ar.scope = P.ActionRef.TABLE_ONLY
                     ar.annotations.append("@tableonly")
-            if info.default is not None and info.default[2]:
-                tm.const_default_action_id = ids[("action", info.default[0].fqname)]
+            if info.default is not None:
+                dsym, dargs, dconst = info.default
+                if dconst:
+                    tm.const_default_action_id = ids[("action", dsym.fqname)]
+                tm.initial_default_action.action_id = ids[("action", dsym.fqname)]
+                for i, a in enumerate(dargs):
+                    arg = tm.initial_default_action.arguments.add()
+                    arg.param_id = i + 1
+                    v = int(a.const) & ((1 << width_of(a.ty)) - 1)
+                    arg.value = v.to_bytes(max(1, (v.bit_length() + 7) // 8), "big")
             if info.counters is not None:
                 tm.direct_resource_ids.append(ids[("direct_counter", info.counters.fqname)])
             if info.meters is not None:
@@ -171,7 +179,7 @@ class P4InfoBuilder:
                     tm.is_const_table = True
                 else:
                     tm.has_initial_entries = True
-        for a in sorted(actions, key=lambda a: a.fqname):
+        for a in sorted(actions, key=lambda a: getattr(a, "order", 0)):
             am = p.actions.add()
             pre(am, "action", a.fqname)
             for i, prm in enumerate(a.decl.params):
@@ -214,9 +222,13 @@ class P4InfoBuilder:
                     m.size = int(s.args[0].const)
                 else:
                     m.direct_table_id = tid_of[em.table_binding[id(s)]]
-        for name, _decl, st in ctrl_hdrs:
+        for name, decl, st in ctrl_hdrs:
+            # p4c hashes the header type's name for the id; the preamble name is the annotation's
             cm = p.controller_packet_metadata.add()
-            pre(cm, "controller_header", name, [f'@controller_header("{name}")'])
+            cm.preamble.id = ids[("controller_header", control_type_name(decl))]
+            cm.preamble.name = name
+            cm.preamble.alias = name
+            cm.preamble.annotations.append(f'@controller_header("{name}")')
             for i, (fn, ft) in enumerate(st.fields):
                 md = cm.metadata.add()
                 md.id = i + 1
@@ -260,6 +272,13 @@ class P4InfoBuilder:
                                        d.loc)
                 out.append((a.args[0].value, d, st))
         return out
+
+
+def control_type_name(decl: Any) -> str:
+    a = A.anno(decl.annos, "name")
+    if a and a.args and isinstance(a.args[0], A.StrLit):
+        return a.args[0].value.lstrip(".")
+    return decl.name
 
 
 def _member(e: Any) -> str:

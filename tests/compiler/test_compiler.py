@@ -84,6 +84,21 @@ def test_jenkins_hash_matches_p4c_ids() -> None:
         "MyIngress.ipv4_forward": 28792405, "MyIngress.drop": 25652968, "NoAction": 21257015}
 
 
+def test_ids_of_other_entity_kinds_match_p4c() -> None:
+    # from p4c-generated P4Infos: a digest, a counter, a direct counter, tables of another program
+    assert compute_ids("digest", ["test_digest_t"]) == {"test_digest_t": 387015589}
+    assert compute_ids("counter", ["PostQosPipe.post_qos_counter"])["PostQosPipe.post_qos_counter"] == 302958180
+    assert compute_ids("direct_counter", ["acls"]) == {"acls": 325583051}
+    assert compute_ids("table", ["MyEgress.send_frame"]) == {"MyEgress.send_frame": 49202009}
+
+
+def test_controller_header_id_hashes_the_type_name() -> None:
+    # p4c: packet_out metadata of header type packet_out_t has id 75327753, name "packet_out"
+    info = compiled(HERE / "corpus" / "clone_cpu.p4").p4info
+    cpm = {c.preamble.name: c.preamble.id for c in info.controller_packet_metadata}
+    assert cpm["packet_out"] == 75327753
+
+
 def test_id_collisions_probe_linearly() -> None:
     ids = compute_ids("table", ["a", "b"], fixed={"x": (0x02 << 24) | (jenkins_hash("a") & 0xFFFFFF)})
     assert ids["a"] == ids["x"] + 1
