@@ -369,7 +369,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         which = ent.WhichOneof("entity")
         E = p4runtime_pb2.Entity
         if which == "table_entry":
-            return [E(table_entry=m) for m in self.codec.read(ent.table_entry)]
+            return [wire.entity_table(m) if isinstance(m, bytes) else E(table_entry=m)
+                    for m in self.codec.read(ent.table_entry, encoded=True)]
         if which == "register_entry":
             return self.entities.read_register(ent.register_entry)
         if which == "counter_entry":
@@ -377,7 +378,7 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         if which == "meter_entry":
             return [E(meter_entry=m) for m in self.entities.read_meter(ent.meter_entry)]
         if which == "direct_counter_entry":
-            return [E(direct_counter_entry=m) for m in read_direct_counters(self.codec, ent.direct_counter_entry)]
+            return read_direct_counters(self.codec, ent.direct_counter_entry)
         if which == "direct_meter_entry":
             return [E(direct_meter_entry=m) for m in read_direct_meters(self.codec, ent.direct_meter_entry)]
         if which == "packet_replication_engine_entry":

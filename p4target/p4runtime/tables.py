@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from p4.v1 import p4runtime_pb2
 
+from p4target.p4runtime import wire
 from p4target.p4runtime.errors import P4RTError, from_table_error, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, TableInfo, decode, encode
 
@@ -223,17 +224,19 @@ class TableCodec:
         return entry
 
     # ------------------------------------------------------------ reads
-    def read(self, te: Any) -> list:
+    def read(self, te: Any, encoded: bool = False) -> list:
+        """TableEntry protobufs, or with ``encoded`` encoded TableEntry bytes (default entries stay
+        protobufs)."""
         if te.table_id == 0:
             if te.is_default_action or len(te.match):
                 raise invalid("a wildcard read over all tables takes no match and no default flag")
             out = []
             for tinfo in self.index.tables.values():
-                out.extend(self._read_table(tinfo, te))
+                out.extend(self._read_table(tinfo, te, encoded))
             return out
-        return self._read_table(self.index.table(te.table_id), te)
+        return self._read_table(self.index.table(te.table_id), te, encoded)
 
-    def _read_table(self, tinfo: TableInfo, te: Any) -> list:
+    def _read_table(self, tinfo: TableInfo, te: Any, encoded: bool = False) -> list:
         table = self.ptable(tinfo)
         want_counter = te.HasField("counter_data")
         want_meter = te.HasField("meter_config")
@@ -252,6 +255,8 @@ class TableCodec:
             entries = table.entries()
             if te.priority:
                 entries = [e for e in entries if e.priority == te.priority]
+        if encoded:
+            return [self.entry_to_bytes(tinfo, e, want_counter, want_meter) for e in entries]
         return [self.entry_to_proto(tinfo, e, want_counter, want_meter) for e in entries]
 
     def _fill_action(self, msg: Any, action: str, params: list[int]) -> None:
@@ -262,6 +267,39 @@ class TableCodec:
         ainfo = self.index.actions[aid]
         for pid, (_name, _bw, pos) in ainfo.params.items():
             msg.action.params.add(param_id=pid, value=encode(params[pos]))
+
+    def entry_to_bytes(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> bytes:
+        """The encoded TableEntry of a pipeline entry (wire.py; same content as entry_to_proto)."""
+        matches = []
+        for fid, f in tinfo.fields.items():
+            m = e.match[f.position]
+            if getattr(m, "wildcard", False):
+                continue
+            kind = f.kind
+            if kind == "exact" or kind == "optional":
+                if kind == "optional" and m.kind == "ternary" and not m.mask:
+                    continue
+                matches.append((fid, kind, m.value, 0))
+            elif kind == "lpm":
+                if m.prefix_len:
+                    matches.append((fid, kind, m.value, m.prefix_len))
+            elif kind == "ternary":
+                if m.mask:
+                    matches.append((fid, kind, m.value, m.mask))
+            elif kind == "range":
+                high = m.high if m.high is not None else m.value
+                if not (m.value == 0 and high == (1 << f.bitwidth) - 1):
+                    matches.append((fid, kind, m.value, high))
+        aid = self.action_ids.get(e.action, 0) if e.action else 0
+        params = []
+        if aid:
+            params = [(pid, e.params[pos]) for pid, (_n, _w, pos) in self.index.actions[aid].params.items()]
+        ctr = (e.counter[0], e.counter[1]) if counter and tinfo.direct_counter_id else None
+        mtr = None
+        if meter and tinfo.direct_meter_id and getattr(e, "meter_config", None):
+            (cir, cburst), (pir, pburst) = e.meter_config
+            mtr = (round(cir * 1e6), int(cburst), round(pir * 1e6), int(pburst))
+        return wire.table_entry(tinfo.id, e.priority, matches, aid, params, tinfo.is_const, ctr, mtr)
 
     def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> Any:
         msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, priority=e.priority)
@@ -343,6 +381,7 @@ def set_direct_counter(codec: TableCodec, dce: Any) -> None:
 
 
 def read_direct_counters(codec: TableCodec, dce: Any) -> list:
+    """Entity protobufs (default entries) or encoded Entity bytes."""
     te = dce.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_counter_id]
     out = []
@@ -355,14 +394,11 @@ def read_direct_counters(codec: TableCodec, dce: Any) -> list:
             msg = p4runtime_pb2.DirectCounterEntry()
             msg.table_entry.table_id, msg.table_entry.is_default_action = tid, True
             msg.data.packet_count, msg.data.byte_count = table.default_counter[0], table.default_counter[1]
-            out.append(msg)
+            out.append(p4runtime_pb2.Entity(direct_counter_entry=msg))
             continue
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else table.entries()
-        for e in entries:
-            msg = p4runtime_pb2.DirectCounterEntry()
-            msg.table_entry.CopyFrom(codec.entry_to_proto(tinfo, e))
-            msg.data.packet_count, msg.data.byte_count = e.counter[0], e.counter[1]
-            out.append(msg)
+        out.extend(wire.entity_direct_counter(codec.entry_to_bytes(tinfo, e), e.counter[0], e.counter[1])
+                   for e in entries)
     return out
 
 

@@ -337,3 +337,53 @@ def entity_counter(counter_id: int, index: int, packets: int, nbytes: int) -> by
 def read_response(entities: list[bytes]) -> bytes:
     """Encoded ReadResponse{entities} from encoded Entity messages."""
     return b"".join(b"\x0a" + _enc_varint(len(e)) + e for e in entities)
+
+
+def _uvarint_field(tag: int, v: int) -> bytes:
+    return bytes([tag]) + _enc_varint(v & 0xFFFFFFFFFFFFFFFF)  # negatives: 64-bit two's complement
+
+
+_FM_TAGS = {"exact": 0x12, "ternary": 0x1A, "lpm": 0x22, "range": 0x32, "optional": 0x3A}
+
+
+def table_entry(table_id: int, priority: int, matches: list[tuple[int, str, int, int]], action_id: int,
+                params: list[tuple[int, int]], is_const: bool = False,
+                counter: tuple[int, int] | None = None, meter: tuple[int, int, int, int] | None = None) -> bytes:
+    """Encoded TableEntry. matches: (field_id, kind, a, b) with a = value/low and b = prefix_len, mask or
+    high (ignored for exact/optional); params: (param_id, value)."""
+    out = [b"\x08" + _enc_varint(table_id)]
+    for fid, kind, a, b in matches:
+        if kind in ("exact", "optional"):
+            sub = _ld(0x0A, _bitstring(a))
+        elif kind == "lpm":
+            sub = _ld(0x0A, _bitstring(a)) + b"\x10" + _enc_varint(b)
+        else:  # ternary (value, mask), range (low, high)
+            sub = _ld(0x0A, _bitstring(a)) + _ld(0x12, _bitstring(b))
+        out.append(_ld(0x12, b"\x08" + _enc_varint(fid) + _ld(_FM_TAGS[kind], sub)))
+    if action_id:
+        act = b"\x08" + _enc_varint(action_id) + b"".join(
+            _ld(0x22, b"\x10" + _enc_varint(pid) + _ld(0x1A, _bitstring(v))) for pid, v in params)
+        out.append(_ld(0x1A, _ld(0x0A, act)))
+    if priority:
+        out.append(_uvarint_field(0x20, priority))
+    if meter is not None:
+        out.append(_ld(0x32, b"".join(_uvarint_field(tag, v) for tag, v in zip((0x08, 0x10, 0x18, 0x20), meter,
+                                                                                  strict=True) if v)))
+    if counter is not None:
+        out.append(_ld(0x3A, counter_data(*counter)))
+    if is_const:
+        out.append(b"\x68\x01")
+    return b"".join(out)
+
+
+def counter_data(packets: int, nbytes: int) -> bytes:
+    return (b"\x08" + _enc_varint(nbytes) if nbytes else b"") + (b"\x10" + _enc_varint(packets) if packets else b"")
+
+
+def entity_table(encoded_table_entry: bytes) -> bytes:
+    return _ld(0x12, encoded_table_entry)  # Entity.table_entry = 2
+
+
+def entity_direct_counter(encoded_table_entry: bytes, packets: int, nbytes: int) -> bytes:
+    body = _ld(0x0A, encoded_table_entry) + _ld(0x12, counter_data(packets, nbytes))
+    return _ld(0x42, body)  # Entity.direct_counter_entry = 8
