@@ -12,7 +12,7 @@ from typing import Any
 from p4.config.v1 import p4info_pb2 as P
 
 from . import ast as A
-from .check import Checked
+from .check import Checked, expr_str
 from .errors import CompileError
 from .types import BoolT, InstanceSym, StructT, width_of
 
@@ -131,17 +131,17 @@ class P4InfoBuilder:
                 ids[(k, n)] = i
         alias = shortest_suffixes([n for k, items in kinds.items() for n, _ in items if k != "controller_header"])
 
-        def pre(msg: Any, kind: str, name: str, annos: list[str] | None = None) -> None:
+        def pre(msg: Any, kind: str, name: str, annos: list[str] | None = None, decl: Any = None) -> None:
             msg.preamble.id = ids[(kind, name)]
             msg.preamble.name = name
             msg.preamble.alias = alias.get(name, name)
-            for a in annos or []:
+            for a in (annos or []) + user_annotations(decl):
                 msg.preamble.annotations.append(a)
 
         for t in sorted(tables, key=lambda t: getattr(t, "order", 0)):
             info = t.info
             tm = p.tables.add()
-            pre(tm, "table", t.fqname)
+            pre(tm, "table", t.fqname, decl=t.decl)
             for i, (kexpr, mk, kname) in enumerate(info.keys):
                 mf = tm.match_fields.add()
                 mf.id = i + 1
@@ -181,7 +181,7 @@ class P4InfoBuilder:
                     tm.has_initial_entries = True
         for a in sorted(actions, key=lambda a: getattr(a, "order", 0)):
             am = p.actions.add()
-            pre(am, "action", a.fqname)
+            pre(am, "action", a.fqname, decl=a.decl)
             for i, prm in enumerate(a.decl.params):
                 pm = am.params.add()
                 pm.id = i + 1
@@ -272,6 +272,30 @@ class P4InfoBuilder:
                                        d.loc)
                 out.append((a.args[0].value, d, st))
         return out
+
+
+HIDDEN_ANNOTATIONS = {"name", "id", "hidden", "defaultonly", "tableonly", "controller_header", "field_list"}
+
+
+def user_annotations(decl: Any) -> list[str]:
+    """Annotations p4c copies into a preamble (all but the ones the compiler itself interprets)."""
+    out = []
+    for a in getattr(decl, "annos", []) if decl is not None else []:
+        if a.name in HIDDEN_ANNOTATIONS:
+            continue
+        if not a.args:
+            out.append(f"@{a.name}")
+            continue
+        parts = []
+        for x in a.args:
+            if isinstance(x, A.StrLit):
+                parts.append('"' + x.value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            elif isinstance(x, A.Expr):
+                parts.append(expr_str(x))
+            else:
+                parts.append(str(x))
+        out.append(f"@{a.name}({', '.join(parts)})")
+    return out
 
 
 def control_type_name(decl: Any) -> str:
