@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from . import ast as A
-from .check import Checked, TableInfo, expr_str
+from .check import Checked, TableInfo, expr_str, param_name
 from .errors import CompileError, unsupported
 from .layout import HeaderStore, Layout, ScalarStore, StackStore, iter_headers, standard_metadata
 from .lower import Ctx, ex, field_ref, hexstr, hexv, top
@@ -143,7 +143,7 @@ class Emitter:
                 raise unsupported(f"action {sym.name} with directional parameters used in a table",
                                   p.loc)
             ctx.env[id(psym)] = ("rt", idx)
-            rd.append({"name": p.name, "bitwidth": width_of(psym.type)})
+            rd.append({"name": param_name(p), "bitwidth": width_of(psym.type)})
             idx += 1
         prims: list[Json] = []
         ctx.ret_patches.append([])

@@ -83,6 +83,14 @@ def expr_str(e: A.Expr) -> str:
     return type(e).__name__
 
 
+def param_name(p: A.Param) -> str:
+    """Control-plane name of an action parameter (@name honoured)."""
+    a = A.anno(p.annos, "name")
+    if a and a.args and isinstance(a.args[0], A.StrLit):
+        return a.args[0].value
+    return p.name
+
+
 def key_name(e: A.Expr) -> str:
     """Control-plane name of a table key (p4c's TableKeyNames: h.isValid() is h.$valid$)."""
     if isinstance(e, A.Call) and isinstance(e.func, A.Member) and e.func.name == "isValid" and not e.args:

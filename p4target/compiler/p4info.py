@@ -12,7 +12,7 @@ from typing import Any
 from p4.config.v1 import p4info_pb2 as P
 
 from . import ast as A
-from .check import Checked, expr_str
+from .check import Checked, expr_str, param_name
 from .errors import CompileError
 from .types import BoolT, InstanceSym, StructT, width_of
 
@@ -185,7 +185,7 @@ class P4InfoBuilder:
             for i, prm in enumerate(a.decl.params):
                 pm = am.params.add()
                 pm.id = i + 1
-                pm.name = prm.name
+                pm.name = param_name(prm)
                 pm.bitwidth = width_of(a.decl._param_syms[prm.name].type)
         by_table = {v: k for k, v in em.table_binding.items()}
         del by_table
