@@ -45,8 +45,7 @@ def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
     if nomatch:
         code = em.c.errors.get("NoMatch", 2)
         states.append({"name": "noMatch", "id": len(states),
-                       "parser_ops": [{"parameters": [{"type": "bool", "value": False}, hexv(code, 32)],
-                                       "op": "verify"}],
+                       "parser_ops": [{"parameters": [_bool_expr(False), hexv(code, 32)], "op": "verify"}],
                        "transitions": [{"type": "default", "value": None, "mask": None, "next_state": None}],
                        "transition_key": []})
     return {"name": "parser", "id": 0, "init_state": "start", "parse_states": states}, []
@@ -117,6 +116,11 @@ def _flat_parser(stmts: list[A.Stmt]) -> list[A.Stmt]:
         else:
             out.append(s)
     return out
+
+
+def _bool_expr(v: bool) -> Json:
+    """A constant condition as an expression (verify wants an expression, not a bare bool)."""
+    return ex("not", None, {"type": "bool", "value": not v})
 
 
 def _next(name: str) -> str | None:
@@ -212,7 +216,10 @@ def _stmt(ctx: Any, s: A.Stmt, ops: list[Json]) -> None:
             ops.append({"parameters": [top(ctx.rv(c.args[0]))], "op": "advance"})
             return
         if isinstance(f, A.Name) and f.name == "verify":
-            ops.append({"parameters": [ctx.rv(c.args[0]), hexv(int(c.args[1].const), 32)], "op": "verify"})
+            cond = ctx.rv(c.args[0])
+            if cond["type"] == "bool":
+                cond = _bool_expr(bool(cond["value"]))
+            ops.append({"parameters": [cond, hexv(int(c.args[1].const), 32)], "op": "verify"})
             return
         prims: list[Json] = []
         ctx.call_stmt(s, prims)
