@@ -98,23 +98,40 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
         unary = grpc.unary_unary_rpc_method_handler
+
+        def parsed(cls: Any, fn: Any) -> Any:
+            """Parse the request in the handler: a malformed one is INVALID_ARGUMENT, not gRPC's INTERNAL."""
+            def handler(data: bytes, context: Any) -> Any:
+                try:
+                    req = cls.FromString(data)
+                except DecodeError as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.__name__}: {exc}")
+                return fn(req, context)
+            return handler
+
+        def parsed_stream(cls: Any, fn: Any) -> Any:
+            def handler(data: bytes, context: Any) -> Any:
+                try:
+                    req = cls.FromString(data)
+                except DecodeError as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.__name__}: {exc}")
+                yield from fn(req, context)
+            return handler
+
         return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", {
-            "Write": unary(self.WriteRaw, request_deserializer=None,
-                           response_serializer=pb.WriteResponse.SerializeToString),
-            "Read": grpc.unary_stream_rpc_method_handler(self.Read, request_deserializer=pb.ReadRequest.FromString,
+            "Write": unary(self.WriteRaw, response_serializer=pb.WriteResponse.SerializeToString),
+            "Read": grpc.unary_stream_rpc_method_handler(parsed_stream(pb.ReadRequest, self.Read),
                                                          response_serializer=passthrough),
             "SetForwardingPipelineConfig": unary(
-                self.SetForwardingPipelineConfig,
-                request_deserializer=pb.SetForwardingPipelineConfigRequest.FromString,
+                parsed(pb.SetForwardingPipelineConfigRequest, self.SetForwardingPipelineConfig),
                 response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
             "GetForwardingPipelineConfig": unary(
-                self.GetForwardingPipelineConfig,
-                request_deserializer=pb.GetForwardingPipelineConfigRequest.FromString,
+                parsed(pb.GetForwardingPipelineConfigRequest, self.GetForwardingPipelineConfig),
                 response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
             "StreamChannel": grpc.stream_stream_rpc_method_handler(
                 self.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
                 response_serializer=pb.StreamMessageResponse.SerializeToString),
-            "Capabilities": unary(self.Capabilities, request_deserializer=pb.CapabilitiesRequest.FromString,
+            "Capabilities": unary(parsed(pb.CapabilitiesRequest, self.Capabilities),
                                   response_serializer=pb.CapabilitiesResponse.SerializeToString),
         })
 
@@ -354,6 +371,10 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     out.extend(self._read(ent))
         except P4RTError as err:
             self._abort(context, err)
+            return
+        except Exception as exc:  # a bug: report it, keep serving
+            log.exception("Read failed unexpectedly")
+            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             return
         if not out:
             yield b""
