@@ -76,3 +76,33 @@ def test_runtime_stack_index(tmp_path: Path) -> None:
     p = Pipeline(compile_file(str(src)).bmv2_json)
     assert p.process(1, bytes([2, 0, 5, 0, 7, 0, 9, 0]) + b"payload") == \
         [(1, bytes([2, 0, 5, 0, 7, 8, 9, 0]) + b"payload")]
+
+
+def test_l2_learning_digest_and_flood() -> None:
+    p = pipeline("l2_learning.p4")
+    got: list[tuple[int, str, tuple[int, ...]]] = []
+    p.digest_sink = lambda lid, name, vals: got.append((lid, name, vals))
+    p.set_mc_group(1, [(1, 0), (2, 0), (3, 0)])
+    outs = p.process(2, raw(Ether(src="00:00:00:00:00:aa", dst="00:00:00:00:00:bb") / (b"x" * 50)))
+    assert got == [(1, "learn_t", (0xAA, 2))]
+    assert sorted(port for port, _ in outs) == [1, 3]          # flooded, pruned on the ingress port
+
+
+def test_firewall_bloom_filter() -> None:
+    from scapy.all import TCP
+
+    p = pipeline("firewall.p4")
+    lpm = p.tables["MyIngress.ipv4_lpm"]
+    lpm.add([Match("lpm", 0x0A000101, prefix_len=32)], "MyIngress.ipv4_forward", [0x1, 1])
+    lpm.add([Match("lpm", 0x0A000303, prefix_len=32)], "MyIngress.ipv4_forward", [0x3, 3])
+    ports = p.tables["MyIngress.check_ports"]
+    ports.add([Match("exact", 1), Match("exact", 3)], "MyIngress.set_direction", [0])
+    ports.add([Match("exact", 3), Match("exact", 1)], "MyIngress.set_direction", [1])
+
+    def seg(src: str, dst: str, sport: int, dport: int, flags: str) -> bytes:
+        return raw(Ether() / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags))
+
+    assert p.process(3, seg("10.0.3.3", "10.0.1.1", 80, 1234, "A")) == []         # unsolicited
+    assert [o[0] for o in p.process(1, seg("10.0.1.1", "10.0.3.3", 1234, 80, "S"))] == [3]
+    assert [o[0] for o in p.process(3, seg("10.0.3.3", "10.0.1.1", 80, 1234, "SA"))] == [1]
+    assert p.process(3, seg("10.0.3.3", "10.0.1.1", 81, 1234, "SA")) == []         # other flow
