@@ -42,7 +42,7 @@ class Preprocessor:
     # -- files and directives -----------------------------------------------------------------
     def _file(self, path: str, out: list[Token], where: Loc) -> None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError as e:
             raise CompileError(f"cannot read {path}: {e.strerror}", where) from None
         self.depth += 1
