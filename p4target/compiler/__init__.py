@@ -42,7 +42,7 @@ def compile_file(path: str, include_dirs: list[str] | None = None,
     try:
         tokens = pp.run(str(path))
         program = parse(tokens)
-        checked = check(program)
+        checked = check(program, str(path))
         em = Emitter(checked, str(path))
         bmv2_json = em.run()
         p4info = build_p4info(checked, em)

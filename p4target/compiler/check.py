@@ -102,8 +102,9 @@ class Scope:
 
 
 class Checker(ExprChecker):
-    def __init__(self, prog: A.Program) -> None:
+    def __init__(self, prog: A.Program, main_file: str = "") -> None:
         self.prog = prog
+        self.main_file = main_file
         self.glob = Scope()
         self.errors: dict[str, int] = {}
         self.match_kinds: set[str] = set()
@@ -128,8 +129,9 @@ class Checker(ExprChecker):
             if isinstance(d, A.Instance) and d.name == "main":
                 main = d
         if main is None:
+            own = [d.loc for d in self.prog.decls if d.loc.file == self.main_file]
             raise CompileError("no 'main' package instance (expected V1Switch(...) main;)",
-                               self.prog.decls[-1].loc if self.prog.decls else None)
+                               own[-1] if own else Loc(self.main_file or "<input>", 1, 1))
         if not (isinstance(main.type, A.NamedTypeRef) and main.type.name == "V1Switch"):
             raise unsupported("architectures other than v1model V1Switch", main.loc)
         if len(main.args) != 6:
@@ -735,6 +737,6 @@ class Checker(ExprChecker):
     # ------------------------------------------------------------------ expressions
 
 
-def check(prog: A.Program) -> Checked:
-    """Resolve and type-check a program."""
-    return Checker(prog).run()
+def check(prog: A.Program, main_file: str = "") -> Checked:
+    """Resolve and type-check a program (main_file: the top-level source, for whole-program errors)."""
+    return Checker(prog, main_file).run()
