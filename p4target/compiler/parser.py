@@ -386,8 +386,7 @@ class Parser(ExprParser):
                 tn = self.name_token()
                 trans = A.Name(tn.loc, name=tn.value)
                 self.expect_op(";")
-        else:
-            raise self.error(f"state '{name.value}' has no transition statement")
+        # no transition statement: the state implicitly transitions to reject (P4_16 spec)
         self.expect_op("}")
         return A.ParserState(name.value, stmts, trans, name.loc, annos)
 
