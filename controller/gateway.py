@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 SUSPEND_PUNT, SUSPEND_DROP = 1, 2
 PACKET_IN_SUSPENDED = 2
-PACKET_OUT_FORWARD = 1
+PACKET_OUT_DIRECT, PACKET_OUT_FORWARD = 0, 1
+BARRIER_REASON = 0xFB        # not a PACKET_IN_* of the programs: only our barrier frames carry it
+BARRIER_ETHERTYPE = b"\x88\xb6"  # IEEE local experimental ethertype 2 (never parsed by the programs)
 TABLE = "flow_forwarding"
 
 
@@ -102,6 +104,10 @@ class GatewayDriver:
         self._lock = threading.Lock()
         self._buffers: dict[FiveTuple, FlowBuffer] = {}
         self.unexpected_punts = 0
+        self._barrier_cv = threading.Condition()
+        self._barriers_seen: set[int] = set()
+        self._barrier_ids = iter(range(1, 1 << 62))
+        self.cpu_port = conn.options.cpu_port
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -120,7 +126,13 @@ class GatewayDriver:
 
     # ---- punted packets ------------------------------------------------------------------------------
     def _on_packet(self, pkt: PacketIn) -> None:
-        if pkt.metadata.get("reason") != PACKET_IN_SUSPENDED:
+        reason = pkt.metadata.get("reason")
+        if reason == BARRIER_REASON and pkt.payload[12:14] == BARRIER_ETHERTYPE:
+            with self._barrier_cv:
+                self._barriers_seen.add(int.from_bytes(pkt.payload[14:22], "big"))
+                self._barrier_cv.notify_all()
+            return
+        if reason != PACKET_IN_SUSPENDED:
             return
         t = five_tuple_of(pkt.payload)
         with self._lock:
@@ -145,8 +157,13 @@ class GatewayDriver:
         with self._lock:
             return sum(len(self._buffers[t].packets) for t in tuples if t in self._buffers)
 
-    def replay(self, tuples: Sequence[FiveTuple], late: bool = False) -> int:
-        """Send every buffered packet of ``tuples`` back in arrival order (PacketOut FORWARD)."""
+    def replay(self, tuples: Sequence[FiveTuple], late: bool = False, direct_port: int | None = None) -> int:
+        """Send every buffered packet of ``tuples`` back in arrival order.
+
+        By default as PacketOut FORWARD with the original ingress port (the pipeline forwards it by the
+        flow's entry, bypassing the suspension); with ``direct_port``, straight out of that port
+        (PacketOut DIRECT) — the gateway does not rewrite forwarded frames, so the wire sees the same.
+        """
         out = []
         with self._lock:
             for t in tuples:
@@ -157,11 +174,34 @@ class GatewayDriver:
                 buf.replayed += len(pkts)
                 if late:
                     buf.late += len(pkts)
-                out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port}) for p in pkts]
+                if direct_port is None:
+                    out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port})
+                            for p in pkts]
+                else:
+                    out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": direct_port}) for p in pkts]
         if out:
             # per flow, arrival order is kept: a flow's packets are consecutive in `out`
             self.conn.packet_out_many(out)
         return len(out)
+
+    def barrier(self, timeout: float = 1.0) -> bool:
+        """Wait until every packet the gateway punted before now has reached us.
+
+        Sends a frame out of the CPU port through the pipeline (PacketOut DIRECT to the CPU port, the
+        frame prefixed with a packet_in header whose reason is BARRIER_REASON): it is processed after
+        every packet already processed, and PacketIns arrive in order, so its return marks the end of
+        earlier punts. Returns False on timeout.
+        """
+        token = next(self._barrier_ids)
+        frame = b"\xff" * 12 + BARRIER_ETHERTYPE + token.to_bytes(8, "big") + b"\x00" * 32
+        fake_packet_in = b"\x00\x00" + bytes([BARRIER_REASON])   # ingress_port 0, pad, reason
+        self.conn.packet_out(fake_packet_in + frame, mode=PACKET_OUT_DIRECT, egress_port=self.cpu_port)
+        with self._barrier_cv:
+            ok = self._barrier_cv.wait_for(lambda: token in self._barriers_seen, timeout)
+            self._barriers_seen.discard(token)
+        if not ok:
+            log.warning("%s: barrier %d not returned within %.1fs", self.name, token, timeout)
+        return ok
 
     # ---- entries ------------------------------------------------------------------------------------
     def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> p4runtime_pb2.Update:

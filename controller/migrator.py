@@ -10,8 +10,12 @@ source NICs) to one target NIC, following ../shared/DESIGN.md "The migration pro
               FlowStates are serialized with their HMAC and validated back (the trusted buffer);
 4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
               Write) and the target's ``flow_slots`` lookup entries written (one Write);
-5. redirect — the gateways' entries point at the target (one Write per gateway, concurrently);
-6. resume   — buffered packets are replayed in order (PacketOut FORWARD), then the suspension lifted;
+5. redirect — lossless: the packets buffered so far are replayed in arrival order straight toward the
+              target (PacketOut DIRECT); then the gateways' entries point at the target, which also lifts
+              the suspension (one Write per gateway, concurrently);
+6. resume   — a barrier through each gateway collects the punts that were in flight when its entry
+              flipped; they are replayed at once (counted as ``packets_late``: they may arrive behind
+              packets forwarded directly);
 7. release  — the references are cleared from the source NICs and their lookup entries deleted.
 
 A failure before redirect completes rolls back: the target is cleaned, the sources resumed, the
@@ -96,12 +100,12 @@ class Migrator:
     _ids = itertools.count(1)
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
-                 late_wait: float = 0.005, program_version: int = C.FLOWMIG_VERSION,
+                 barrier_timeout: float = 1.0, program_version: int = C.FLOWMIG_VERSION,
                  fault: Callable[[str], None] | None = None) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
-        self.late_wait = late_wait
+        self.barrier_timeout = barrier_timeout
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
@@ -195,54 +199,50 @@ class Migrator:
             t_suspend = time.perf_counter()
             self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
 
-            # 2. quiesce
-            self._step(rec, "quiesce", lambda: fabric.parallel(
-                {s: (lambda s=s, items=items: self._quiesce(s, items)) for s, items in by_src.items()}))
+            # 2. quiesce: a first sample of the source counters, one interval for stragglers
+            counts = self._step(rec, "quiesce", lambda: fabric.parallel(
+                {s: (lambda s=s, items=items: self._sample(s, items)) for s, items in by_src.items()}))
 
-            # 3. save (SUSPEND freezes the source slots and returns their state)
+            # 3. save: SUSPEND (freeze + read) once the counters are stable — usually one round trip
             def save(s: str, items: list[tuple[FlowKey, int]]) -> list[FlowState]:
-                return ctrl.nic(s).save(items, suspend=True, version=self.program_version)
+                return ctrl.nic(s).save_when_quiet(items, counts[s], self.quiesce_interval,
+                                                   self.quiesce_timeout, self.program_version)
+            suspended_src = True
             saved = self._step(rec, "save", lambda: fabric.parallel(
                 {s: (lambda s=s, items=items: save(s, items)) for s, items in by_src.items()}))
-            suspended_src = True
             states = self._step(rec, "validate", lambda: self._trusted([fs for v in saved.values() for fs in v]))
 
             # 4. load
             loaded = self._step(rec, "load", lambda: self._load(tnic, states))
 
-            # 5. redirect (with nothing buffered in drop mode, redirect and resume are one Write)
+            # 5. redirect: the gateways' entries point at the target. In lossless mode the packets
+            #    buffered so far are replayed first, straight out of the port toward the target
+            #    (PacketOut DIRECT, in arrival order), so that redirect and lifting the suspension are
+            #    one Write per gateway; punts still in flight are collected by a barrier afterwards.
             def redirect(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
                 drv = ctrl.gateway(g)
                 port = drv.port_of(target)
-                if lossless and drv.buffered(ts):
-                    drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": port}) for t in ts})
-                else:
-                    drv.replay(list(ts))
-                    drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+                if lossless:
+                    drv.replay(list(ts), direct_port=port)
+                drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
         except _StepFailed as failure:
             self._rollback(rec, failure, by_src, src_of, gw_tuples, snapshots, tnic, loaded, suspended_src)
             return
 
-        # 6. resume: replay in order while suspended, then lift the suspension; catch late punts
-        def resume(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
-            drv = ctrl.gateway(g)
-            port = drv.port_of(target)
-            if any(drv.entries.get(t, ("",))[0] == "suspend_flow" for t in ts):
-                while drv.replay(list(ts)):
-                    pass
-                drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
-        try:
-            self._step(rec, "resume", lambda: self._gw_parallel(resume, gw_tuples))
-        except _StepFailed as failure:
-            rec.outcome, rec.failed_step, rec.reason = "failed", "resume", str(failure.exc)
-            log.error("migration #%d: resume failed after redirect: %s", rec.id, failure.exc)
-            return
+        # 6. resume: the suspension is lifted by the redirect's Write; the punts that were in flight
+        #    when it took effect are collected by a barrier and replayed at once.
         rec.downtime_ms = (time.perf_counter() - t_suspend) * 1000
         if lossless:
-            time.sleep(self.late_wait)
+            def late(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+                drv = ctrl.gateway(g)
+                drv.barrier(self.barrier_timeout)
+                drv.replay(list(ts), late=True, direct_port=drv.port_of(target))
+            try:
+                self._step(rec, "resume", lambda: self._gw_parallel(late, gw_tuples))
+            except _StepFailed as failure:
+                rec.reason = f"late punts may be lost: {failure.exc}"
             for g, ts in gw_tuples.items():
-                ctrl.gateway(g).replay(list(ts), late=True)
                 for buf in ctrl.gateway(g).stop_buffering(ts).values():
                     rec.packets_buffered += buf.total
                     rec.packets_replayed += buf.replayed
@@ -263,20 +263,10 @@ class Migrator:
             ctrl.inventory.moved(k, target, slot)
         rec.outcome = "ok"
 
-    def _quiesce(self, nic: str, items: list[tuple[FlowKey, int]]) -> None:
-        drv = self.ctrl.nic(nic)
-        deadline = time.monotonic() + self.quiesce_timeout
-        prev = [r.packets for r in drv.run(C.SAVE, items)]
-        while True:
-            time.sleep(self.quiesce_interval)
-            now = [r.packets for r in drv.run(C.SAVE, items)]
-            if now == prev:
-                return
-            if time.monotonic() > deadline:
-                log.warning("%s: references still counting after %.0f ms; saving anyway", nic,
-                            self.quiesce_timeout * 1000)
-                return
-            prev = now
+    def _sample(self, nic: str, items: list[tuple[FlowKey, int]]) -> list[int]:
+        counts = self.ctrl.nic(nic).packet_counts(items)
+        time.sleep(self.quiesce_interval)
+        return counts
 
     def _trusted(self, states: list[FlowState]) -> list[FlowState]:
         """Serialize with the integrity tag and validate back: what gets loaded is what was saved."""
@@ -289,7 +279,10 @@ class Migrator:
         busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)}
         slots = tnic.allocate(len(states), busy)
         try:
+            items0 = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
+            placing = self.ctrl.fabric._pool.submit(tnic.place, items0)  # lookup entries while loading
             replies = tnic.load(states, slots)
+            placing.result()
             retry = [i for i, r in enumerate(replies) if r.status == C.STATUS_SLOT_BUSY]
             if retry:
                 busy |= set(slots)
@@ -299,7 +292,8 @@ class Migrator:
                     slots[i], replies[i] = s, r
             items = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
             tnic.check(replies, items, "load")
-            tnic.place(items)
+            if retry:
+                tnic.place([items[i] for i in retry])
             return items
         finally:
             tnic.unreserve(slots)
@@ -339,8 +333,9 @@ class Migrator:
                 while drv.replay(list(ts)):
                     pass
                 drv.apply(snapshots[g])
-                time.sleep(self.late_wait)
-                drv.replay(list(ts), late=True)
+                if rec.mode == "lossless":
+                    drv.barrier(self.barrier_timeout)
+                    drv.replay(list(ts), late=True)
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"restore on {g}: {exc}")
             for buf in drv.stop_buffering(ts).values():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -143,6 +144,34 @@ class NicDriver:
         self.check(replies, items, "save")
         return [r.flow_state(self.name, version) for r in replies]
 
+    def save_when_quiet(self, items: Sequence[tuple[FlowKey, int]], counts: Sequence[int], interval: float,
+                        timeout: float, version: int = C.FLOWMIG_VERSION) -> list[FlowState]:
+        """Save once the references' packet counters match ``counts`` (the previous sample).
+
+        In-band: SUSPEND (freeze + read) in one round trip; if a counter moved since the previous
+        sample the slots are resumed and sampled again after ``interval``. Registers: one Read of every
+        register; the slots are not frozen (the gateways already hold the references' packets).
+        Bounded by ``timeout``: then the last state read is saved (and a warning logged).
+        """
+        deadline = time.monotonic() + timeout
+        prev = list(counts)
+        while True:
+            if self.path == "inband":
+                replies = self.run(C.SUSPEND, items)
+            else:
+                replies = self._run_registers(C.SAVE, items)
+            self.check(replies, items, "save")
+            now = [r.packets for r in replies]
+            if now == prev or time.monotonic() > deadline:
+                if now != prev:
+                    log.warning("%s: references still counting after %.0f ms; saving anyway", self.name,
+                                timeout * 1000)
+                return [r.flow_state(self.name, version) for r in replies]
+            if self.path == "inband":
+                self.run(C.RESUME, items)
+            prev = now
+            time.sleep(interval)
+
     def check(self, replies: Sequence[Command], items: Sequence[tuple[FlowKey, int]], what: str) -> None:
         bad = [(k, s, C.STATUS_NAMES.get(r.status, str(r.status)))
                for r, (k, s) in zip(replies, items, strict=True) if r.status != C.STATUS_OK]
@@ -150,6 +179,22 @@ class NicDriver:
             k, s, why = bad[0]
             raise NicError(f"{self.name}: {what} failed for {len(bad)} of {len(items)} references "
                            f"(first: {k} at slot {s}: {why})", bad)
+
+    def packet_counts(self, items: Sequence[tuple[FlowKey, int]]) -> list[int]:
+        """Each reference's packet counter (one register Read, or streamed SAVE commands)."""
+        if self.path == "registers":
+            vals = self._read_regs([s for _, s in items], ["flow_packets"])
+            return [vals[s]["flow_packets"] for _, s in items]
+        return [r.packets for r in self.channel.execute([Command.for_key(C.SAVE, k, s) for k, s in items])]
+
+    def _read_regs(self, slots: Sequence[int], regs: Sequence[str]) -> dict[int, dict[str, int]]:
+        ents = [self.helper.register_entry(self._regs[r], s) for s in slots for r in regs]
+        by_id = {self.helper.get_id("register", self._regs[r]): r for r in regs}
+        out: dict[int, dict[str, int]] = {s: {} for s in slots}
+        for e in self.conn.read(ents):
+            re_ = e.register_entry
+            out[re_.index.index][by_id[re_.register_id]] = codec.decode_int(re_.data.bitstring)
+        return out
 
     # ---- register path ----------------------------------------------------------------------------
     def read_slots(self, slots: Sequence[int]) -> list[Command]:
@@ -204,10 +249,14 @@ class NicDriver:
         return replies
 
     def _load_registers(self, cmds: Sequence[Command]) -> list[Command]:
-        current = dict(zip([c.slot for c in cmds], self.read_slots([c.slot for c in cmds]), strict=True))
+        key_regs = ["slot_flags", "slot_kind", "slot_key_addr_lo", "slot_key_addr_hi", "slot_key_ports",
+                    "slot_key_proto_qpn"]
+        raw = self._read_regs([c.slot for c in cmds], key_regs)
         replies, ok = [], []
         for c in cmds:
-            cur = current[c.slot]
+            cur = Command(slot=c.slot)
+            for r in key_regs:
+                _set(cur, REGISTER_FIELDS[r], raw[c.slot].get(r, 0))
             if cur.flags & C.SLOT_VALID and not _same_key(cur, c.key()):
                 replies.append(replace(c, status=C.STATUS_SLOT_BUSY))
                 continue

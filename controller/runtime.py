@@ -81,7 +81,7 @@ class Controller:
             raise ControllerError(f"switch {sc.name} has no pipeline and the config gives no program files")
         role = sc.role or ("gateway" if conn.helper.has("table", "flow_forwarding") else "nic")
         if role == "nic":
-            self.nics[sc.name] = NicDriver(conn)
+            self.nics[sc.name] = NicDriver(conn, self.state_path)
             conn.subscribe_digests(self._on_digest)
             self._enable_digest(sc.name)
         elif role == "gateway":

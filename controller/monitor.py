@@ -1,0 +1,501 @@
+"""The monitor: samples the switches over P4Runtime, keeps baselines, raises degradation events.
+
+Owns ``Sampler`` (one Read RPC per switch per sample, all switches concurrently: the per-port
+``rx_port_counter`` / ``tx_port_counter`` cells and egress queue registers of the ports the topology
+cables, plus — on NICs — each tracked reference's ``flow_packets`` / ``flow_bytes`` / ``tcp_phase``
+registers; SAVE commands where the target has no register access), interface state (the switch
+ports' operstate, read from sysfs when the switch runs on this machine, else the runtime CLI's
+``show_ports``), ``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis)
+and ``Monitor`` (a background thread that turns samples into rates and events).
+
+Signals and the events they raise (../shared/DESIGN.md, "Monitoring and policies"):
+
+- per reference: bandwidth (bit/s) and message rate (packets/s) — degraded when below
+  ``drop_fraction`` × baseline for ``k`` consecutive samples;
+- per device port: egress queue delay (Δ ``queue_delay_sum_us`` / Δ tx packets) — degraded when
+  above ``latency_factor`` × baseline (and above ``latency_floor_us``) for ``k`` samples;
+- per device port: interface state — a port that goes down degrades its device at once.
+
+A degraded signal clears only after ``recover_k`` consecutive samples back on the good side of a
+stricter threshold (``recover_fraction`` of the baseline, or below ``latency_factor / 2`` × it), so
+a signal hovering at the threshold does not flap. Baselines are EWMAs of healthy samples after a
+``warmup``; they freeze while a signal is suspect or degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import commands as C
+from .flowstate import FlowKey
+from .p4rt import codec
+from .p4rt.errors import P4RuntimeError
+from .runtime import Controller
+
+__all__ = ["MonitorConfig", "Detector", "Sampler", "Sample", "PortCounters", "Event", "Monitor",
+           "ports_from_config"]
+
+log = logging.getLogger(__name__)
+
+TCP_PHASE_ESTABLISHED = 3
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    interval: float = 0.1            # seconds between samples
+    k: int = 3                       # consecutive bad samples before an event
+    drop_fraction: float = 0.5       # rate signals: bad below this fraction of the baseline
+    latency_factor: float = 5.0      # latency signals: bad above this multiple of the baseline ...
+    latency_floor_us: float = 5000.0  # ... and above this absolute queue delay
+    recover_k: int = 5               # consecutive good samples before a degraded signal clears
+    recover_fraction: float = 0.8    # rate signals: good again at this fraction of the baseline
+    warmup: int = 5                  # samples before a baseline is trusted
+    alpha: float = 0.2               # EWMA weight of a healthy sample in the baseline
+    min_bps: float = 200e3           # rate signals whose baseline is below this are not judged (idle)
+    min_pps: float = 20.0
+
+
+@dataclass
+class Event:
+    """A degradation (or recovery) of one signal of one subject."""
+
+    t: float                         # wall clock (time.time())
+    kind: str                        # "degraded" | "recovered"
+    device: str                      # the device the subject lives on
+    subject: str                     # "port:N" | "flow:<reference>"
+    signal: str                      # "bandwidth" | "message_rate" | "latency" | "link"
+    value: float
+    baseline: float
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Detector:
+    """One signal against its baseline: ``drop`` signals degrade when low, ``rise`` ones when high."""
+
+    def __init__(self, direction: str, cfg: MonitorConfig, floor: float = 0.0) -> None:
+        if direction not in ("drop", "rise"):
+            raise ValueError(f"direction must be 'drop' or 'rise', not {direction!r}")
+        self.direction, self.cfg, self.floor = direction, cfg, floor
+        self.baseline: float | None = None
+        self.samples = 0
+        self.bad = 0
+        self.good = 0
+        self.degraded = False
+
+    def _is_bad(self, v: float, b: float) -> bool:
+        if self.direction == "drop":
+            return v < self.cfg.drop_fraction * b
+        return v > max(self.cfg.latency_factor * b, self.floor)
+
+    def _is_good(self, v: float, b: float) -> bool:
+        if self.direction == "drop":
+            return v >= self.cfg.recover_fraction * b
+        return v <= max(self.cfg.latency_factor / 2 * b, self.floor / 2)
+
+    def judged(self) -> bool:
+        """True when the baseline is established (and, for rates, not idle)."""
+        if self.baseline is None or self.samples < self.cfg.warmup:
+            return False
+        return self.direction == "rise" or self.baseline >= self.floor
+
+    def update(self, value: float | None) -> str | None:
+        """Feed one sample (None: no measurement); returns "degraded"/"recovered" on a transition."""
+        if value is None:
+            return None
+        if not self.judged():
+            self.samples += 1
+            self.baseline = value if self.baseline is None else \
+                (1 - self.cfg.alpha) * self.baseline + self.cfg.alpha * value
+            return None
+        b = self.baseline
+        assert b is not None
+        if not self.degraded:
+            if self._is_bad(value, b):
+                self.bad += 1
+                if self.bad >= self.cfg.k:
+                    self.degraded, self.bad, self.good = True, 0, 0
+                    return "degraded"
+            else:
+                self.bad = 0
+                self.baseline = (1 - self.cfg.alpha) * b + self.cfg.alpha * value
+            return None
+        if self._is_good(value, b):
+            self.good += 1
+            if self.good >= self.cfg.recover_k:
+                self.degraded, self.good = False, 0
+                return "recovered"
+        else:
+            self.good = 0
+        return None
+
+    def reset(self) -> None:
+        """Forget the baseline (the subject now takes another path)."""
+        self.baseline, self.samples, self.bad, self.good, self.degraded = None, 0, 0, 0, False
+
+
+@dataclass
+class PortCounters:
+    rx_packets: int = 0
+    rx_bytes: int = 0
+    tx_packets: int = 0
+    tx_bytes: int = 0
+    queue_delay_sum_us: int = 0
+    queue_depth: int = 0
+    up: bool = True
+
+
+@dataclass
+class FlowCounters:
+    device: str
+    packets: int
+    bytes: int
+    phase: int = 0
+
+
+@dataclass
+class Sample:
+    t: float                                              # time.monotonic()
+    wall: float                                           # time.time()
+    ports: dict[tuple[str, int], PortCounters] = field(default_factory=dict)
+    flows: dict[FlowKey, FlowCounters] = field(default_factory=dict)
+
+
+def ports_from_config(path: str | Path) -> dict[str, dict[int, str]]:
+    """switch -> {port: interface} from the lab's controller config file."""
+    import json
+    data = json.loads(Path(path).read_text())
+    return {name: {int(p): str(i) for p, i in (sw.get("ports") or {}).items()}
+            for name, sw in data.get("switches", {}).items()}
+
+
+def _suffix(names: list[str], suffix: str) -> str | None:
+    return next((n for n in names if n == suffix or n.endswith("." + suffix)), None)
+
+
+class Sampler:
+    """Takes one ``Sample`` of every switch: one Read RPC per switch, all switches concurrently."""
+
+    def __init__(self, ctrl: Controller, ports: dict[str, dict[int, str]]) -> None:
+        self.ctrl = ctrl
+        self.ports = {s: dict(p) for s, p in ports.items() if s in ctrl.fabric}
+        self._names: dict[str, dict[str, str | None]] = {}
+        for s in self.ports:
+            h = ctrl.fabric[s].helper
+            counters, registers = (h.names("counter"), h.names("register")) if h else ([], [])
+            self._names[s] = {"rx": _suffix(counters, "rx_port_counter"), "tx": _suffix(counters, "tx_port_counter"),
+                              "qsum": _suffix(registers, "queue_delay_sum_us"),
+                              "qdepth": _suffix(registers, "queue_depth_last"),
+                              "packets": _suffix(registers, "flow_packets"), "bytes": _suffix(registers, "flow_bytes"),
+                              "phase": _suffix(registers, "tcp_phase")}
+        self._regs_ok = {s: True for s in self.ports}
+
+    def _link_state(self, switch: str) -> dict[int, bool]:
+        out = {}
+        missing = []
+        for port, iface in self.ports[switch].items():
+            p = Path(f"/sys/class/net/{iface}/operstate")
+            try:
+                out[port] = p.read_text().strip() != "down"
+            except OSError:
+                missing.append(port)
+        if missing:
+            out.update(self._runtime_link_state(switch, missing))
+        return out
+
+    def _runtime_link_state(self, switch: str, ports: list[int]) -> dict[int, bool]:
+        sc = self.ctrl.config.switches.get(switch)
+        if sc is None or not sc.thrift_port:
+            return {p: True for p in ports}
+        try:
+            from p4target.switch.runtime import run_commands
+            (text,) = run_commands(int(sc.thrift_port), ["show_ports"])
+        except Exception:  # noqa: BLE001 - unknown state counts as up; counters still show a dead path
+            return {p: True for p in ports}
+        state = {}
+        for line in text.splitlines()[1:]:
+            cols = [c.strip() for c in line.split("|")]
+            if len(cols) >= 3 and cols[0].isdigit():
+                state[int(cols[0])] = cols[2] == "UP"
+        return {p: state.get(p, True) for p in ports}
+
+    def _one(self, switch: str) -> tuple[dict[int, PortCounters], dict[FlowKey, FlowCounters]]:
+        conn = self.ctrl.fabric[switch]
+        h = conn.helper
+        names = self._names[switch]
+        ports = sorted(self.ports[switch])
+        pc = {p: PortCounters() for p in ports}
+        ents: list[Any] = []
+        for n in (names["rx"], names["tx"]):
+            if n:
+                ents += [h.counter_entry(n, p) for p in ports]
+        use_regs = self._regs_ok[switch]
+        if use_regs:
+            ents += [h.register_entry(n, p) for n in (names["qsum"], names["qdepth"]) if n for p in ports]
+        drv = self.ctrl.nics.get(switch)
+        recs = self.ctrl.inventory.on_device(switch) if drv is not None else []
+        flow_regs = drv is not None and drv.path == "registers" and use_regs and names["packets"] and names["bytes"]
+        if flow_regs:
+            ents += [h.register_entry(n, r.slot) for r in recs for n in (names["packets"], names["bytes"],
+                                                                          names["phase"]) if n]
+        ids = {h.get_id(k2, n): key for key, k2, n in
+               [(k, "counter" if k in ("rx", "tx") else "register", names[k]) for k in names] if n}
+        vals: dict[tuple[str, int], int] = {}
+        try:
+            got = list(conn.read(ents))
+        except P4RuntimeError as exc:
+            if not (use_regs and exc.is_unimplemented()):
+                raise
+            self._regs_ok[switch] = False       # a target without register reads: counters only
+            return self._one(switch)
+        for e in got:
+            if e.HasField("counter_entry"):
+                ce = e.counter_entry
+                which = ids.get(ce.counter_id)
+                if which == "rx" and ce.index.index in pc:
+                    pc[ce.index.index].rx_packets, pc[ce.index.index].rx_bytes = ce.data.packet_count, \
+                        ce.data.byte_count
+                elif which == "tx" and ce.index.index in pc:
+                    pc[ce.index.index].tx_packets, pc[ce.index.index].tx_bytes = ce.data.packet_count, \
+                        ce.data.byte_count
+            elif e.HasField("register_entry"):
+                re_ = e.register_entry
+                which = ids.get(re_.register_id)
+                if which:
+                    vals[(which, re_.index.index)] = codec.decode_int(re_.data.bitstring)
+        for p in ports:
+            pc[p].queue_delay_sum_us = vals.get(("qsum", p), 0)
+            pc[p].queue_depth = vals.get(("qdepth", p), 0)
+        for p, up in self._link_state(switch).items():
+            pc[p].up = up
+        flows: dict[FlowKey, FlowCounters] = {}
+        if flow_regs:
+            for r in recs:
+                flows[r.key] = FlowCounters(switch, vals.get(("packets", r.slot), 0), vals.get(("bytes", r.slot), 0),
+                                            vals.get(("phase", r.slot), 0))
+        elif recs:
+            replies = drv.run(C.SAVE, [(r.key, r.slot) for r in recs])
+            for r, rep in zip(recs, replies, strict=True):
+                if rep.status == C.STATUS_OK:
+                    flows[r.key] = FlowCounters(switch, rep.packets, rep.bytes, rep.tcp_phase)
+        return pc, flows
+
+    def sample(self) -> Sample:
+        s = Sample(time.monotonic(), time.time())
+        results = self.ctrl.fabric.parallel({sw: (lambda sw=sw: self._one(sw)) for sw in self.ports},
+                                            raise_first=False)
+        for sw, res in results.items():
+            if isinstance(res, Exception):
+                log.warning("sampling %s failed: %s", sw, res)
+                continue
+            pc, flows = res
+            for p, c in pc.items():
+                s.ports[(sw, p)] = c
+            s.flows.update(flows)
+        return s
+
+
+@dataclass
+class FlowRates:
+    device: str
+    bps: float
+    pps: float
+    phase: int
+
+
+class Monitor:
+    """Samples every ``interval`` in a thread; keeps rates, baselines and the list of events."""
+
+    def __init__(self, ctrl: Controller, ports: dict[str, dict[int, str]], cfg: MonitorConfig | None = None,
+                 on_event: Callable[[Event], None] | None = None, devices: list[str] | None = None,
+                 sampler: Sampler | None = None) -> None:
+        self.ctrl = ctrl
+        self.cfg = cfg or MonitorConfig()
+        self.devices = list(devices) if devices is not None else sorted(ctrl.nics)
+        self.sampler = sampler or Sampler(ctrl, ports)
+        self.on_event = on_event
+        self.events: list[Event] = []
+        self.history: list[dict[str, Any]] = []   # per sample: t, flows {ref: {device,bps,pps}}, ports {...}
+        self.flow_rates: dict[FlowKey, FlowRates] = {}
+        self.port_delay_us: dict[tuple[str, int], float] = {}
+        self.port_tx_bps: dict[tuple[str, int], float] = {}
+        self.port_up: dict[tuple[str, int], bool] = {}
+        self._det: dict[tuple[Any, ...], Detector] = {}
+        self._prev: Sample | None = None
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.sample_ms: list[float] = []
+
+    # ---- life cycle --------------------------------------------------------------------------------
+    def start(self) -> Monitor:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="flowmig-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Monitor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _loop(self) -> None:
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.ctrl.scan()          # new references (register path); digests keep it current too
+                self.observe(self.sampler.sample())
+            except Exception:  # noqa: BLE001 - a failed sample must not kill the monitor
+                log.exception("monitor sample failed")
+            self.sample_ms.append((time.monotonic() - t0) * 1000)
+            nxt += self.cfg.interval
+            delay = nxt - time.monotonic()
+            if delay < 0:                 # overran: keep the cadence, skip the missed ticks
+                nxt = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    # ---- state queries (policies) ------------------------------------------------------------------
+    def degraded_devices(self) -> dict[str, list[str]]:
+        """device -> the signals currently degraded on its ports (link, latency)."""
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for key, det in self._det.items():
+                if det.degraded and key[0] == "port":
+                    out.setdefault(key[1], []).append(f"{key[3]}@port{key[2]}")
+        return out
+
+    def degraded_flows(self) -> dict[FlowKey, list[str]]:
+        with self._lock:
+            out: dict[FlowKey, list[str]] = {}
+            for key, det in self._det.items():
+                if det.degraded and key[0] == "flow":
+                    out.setdefault(key[1], []).append(key[2])
+            return out
+
+    def flow_baseline_bps(self, key: FlowKey) -> float | None:
+        with self._lock:
+            det = self._det.get(("flow", key, "bandwidth"))
+            return det.baseline if det is not None else None
+
+    def forget_flow(self, key: FlowKey, keep_baseline: bool = True) -> None:
+        """A reference moved: its rate detectors restart (new path); the old baseline may be kept."""
+        with self._lock:
+            for sig in ("bandwidth", "message_rate"):
+                det = self._det.get(("flow", key, sig))
+                if det is None:
+                    continue
+                if keep_baseline and det.baseline is not None:
+                    det.bad = det.good = 0
+                    det.degraded = False
+                else:
+                    det.reset()
+
+    # ---- the logic (pure: fed by the thread or by tests) -------------------------------------------
+    def _detector(self, key: tuple[Any, ...], direction: str, floor: float) -> Detector:
+        det = self._det.get(key)
+        if det is None:
+            det = self._det[key] = Detector(direction, self.cfg, floor)
+        return det
+
+    def _emit(self, ev: Event) -> None:
+        self.events.append(ev)
+        log.info("%s %s %s %s: %.0f (baseline %.0f) %s", ev.kind, ev.device, ev.subject, ev.signal, ev.value,
+                 ev.baseline, ev.reason)
+        if self.on_event is not None:
+            try:
+                self.on_event(ev)
+            except Exception:  # noqa: BLE001
+                log.exception("event handler failed")
+
+    def observe(self, s: Sample) -> list[Event]:
+        """Turn one sample into rates, feed the detectors, return (and dispatch) the events raised."""
+        new: list[Event] = []
+        with self._lock:
+            prev, self._prev = self._prev, s
+            if prev is None:
+                return new
+            dt = s.t - prev.t
+            if dt <= 0:
+                return new
+            # interface state: immediate, per port of a watched device
+            for (sw, port), c in s.ports.items():
+                self.port_up[(sw, port)] = c.up
+                if sw not in self.devices:
+                    continue
+                det = self._detector(("port", sw, port, "link"), "rise", 0.5)
+                if not c.up and not det.degraded:
+                    det.degraded, det.good = True, 0
+                    new.append(Event(s.wall, "degraded", sw, f"port:{port}", "link", 0, 1, "interface down"))
+                elif c.up and det.degraded:
+                    det.good += 1
+                    if det.good >= self.cfg.recover_k:
+                        det.degraded, det.good = False, 0
+                        new.append(Event(s.wall, "recovered", sw, f"port:{port}", "link", 1, 1, "interface up"))
+                elif not c.up:
+                    det.good = 0
+            # queue delay per egress port
+            for (sw, port), c in s.ports.items():
+                p = prev.ports.get((sw, port))
+                if p is None:
+                    continue
+                dtx = c.tx_packets - p.tx_packets
+                self.port_tx_bps[(sw, port)] = max(0, c.tx_bytes - p.tx_bytes) * 8 / dt
+                # nothing dequeued in the interval: no measurement (idle, or a queue stuck solid)
+                delay = max(0, c.queue_delay_sum_us - p.queue_delay_sum_us) / dtx if dtx > 0 else None
+                if delay is not None:
+                    self.port_delay_us[(sw, port)] = delay
+                if sw not in self.devices:
+                    continue
+                det = self._detector(("port", sw, port, "latency"), "rise", self.cfg.latency_floor_us)
+                base = det.baseline or 0.0
+                tr = det.update(delay)
+                if tr:
+                    new.append(Event(s.wall, tr, sw, f"port:{port}", "latency", delay or 0.0, base,
+                                     "egress queue delay"))
+            # per-reference rates
+            rates: dict[FlowKey, FlowRates] = {}
+            for key, f in s.flows.items():
+                pf = prev.flows.get(key)
+                if pf is None or f.packets < pf.packets:
+                    continue          # first sample of the flow, or it moved and was re-counted
+                bps = (f.bytes - pf.bytes) * 8 / dt
+                pps = (f.packets - pf.packets) / dt
+                rates[key] = FlowRates(f.device, bps, pps, f.phase)
+                if key.kind == "tcp" and f.phase > TCP_PHASE_ESTABLISHED:
+                    continue          # closing connections are not judged
+                for sig, val, floor in (("bandwidth", bps, self.cfg.min_bps), ("message_rate", pps, self.cfg.min_pps)):
+                    det = self._detector(("flow", key, sig), "drop", floor)
+                    base = det.baseline or 0.0
+                    tr = det.update(val)
+                    if tr:
+                        new.append(Event(s.wall, tr, f.device, f"flow:{key}", sig, val, base,
+                                         "reference rate vs its baseline"))
+            self.flow_rates = rates
+            self.history.append({
+                "t": s.wall,
+                "flows": {str(k): {"device": r.device, "bps": round(r.bps, 1), "pps": round(r.pps, 1)}
+                          for k, r in rates.items()},
+                "ports": {f"{sw}:{p}": {"tx_bps": round(self.port_tx_bps.get((sw, p), 0.0), 1),
+                                        "delay_us": round(self.port_delay_us.get((sw, p), 0.0), 1),
+                                        "up": c.up}
+                          for (sw, p), c in s.ports.items() if sw in self.devices}})
+        for ev in new:
+            self._emit(ev)
+        return new
