@@ -327,7 +327,7 @@ class PipelineBuilder:
         return t.fqname
 
     def key(self, e: A.Expr, mk: str, kname: str, pre: list[Json]) -> Json:
-        jmk = "ternary" if mk == "optional" else mk
+        jmk = mk
         if isinstance(e, A.Call) and isinstance(e.func, A.Member) and e.func.name == "isValid":
             h = self.ctx.store(e.func.expr)
             if isinstance(h, HeaderStore):
@@ -356,7 +356,7 @@ class PipelineBuilder:
                     elif mk == "range":
                         mkeys.append({"match_type": "range", "start": hexstr(0, w), "end": hexstr(full, w)})
                     else:
-                        mkeys.append({"match_type": "ternary", "key": hexstr(0, w), "mask": hexstr(0, w)})
+                        mkeys.append({"match_type": mk, "key": hexstr(0, w), "mask": hexstr(0, w)})
                     continue
                 if isinstance(ke, A.Binary) and ke.op == "&&&":
                     v, m = int(ke.left.const) & full, int(ke.right.const) & full
@@ -364,7 +364,9 @@ class PipelineBuilder:
                         plen = bin(m).count("1")
                         mkeys.append({"match_type": "lpm", "key": hexstr(v & m, w), "prefix_length": plen})
                     else:
-                        mkeys.append({"match_type": "ternary", "key": hexstr(v & m, w), "mask": hexstr(m, w)})
+                        if mk == "optional" and m not in (0, full):
+                            raise CompileError("an optional key matches a value or anything (_)", ke.loc)
+                        mkeys.append({"match_type": mk, "key": hexstr(v & m, w), "mask": hexstr(m, w)})
                     continue
                 if isinstance(ke, A.Binary) and ke.op == "..":
                     mkeys.append({"match_type": "range", "start": hexstr(int(ke.left.const) & full, w),
@@ -374,7 +376,7 @@ class PipelineBuilder:
                 if mk == "lpm":
                     mkeys.append({"match_type": "lpm", "key": hexstr(v, w), "prefix_length": w})
                 elif mk in ("ternary", "optional"):
-                    mkeys.append({"match_type": "ternary", "key": hexstr(v, w), "mask": hexstr(full, w)})
+                    mkeys.append({"match_type": mk, "key": hexstr(v, w), "mask": hexstr(full, w)})
                 elif mk == "range":
                     mkeys.append({"match_type": "range", "start": hexstr(v, w), "end": hexstr(v, w)})
                 else:

@@ -56,7 +56,7 @@ def test_features_tables_meters_entries() -> None:
     ts = tables(j)
     cls = ts["MyIngress.classifier"]
     assert cls["direct_meters"] == "MyIngress.class_meter" and cls["support_timeout"] is True
-    assert [k["match_type"] for k in cls["key"]] == ["lpm", "ternary", "range", "ternary"]
+    assert [k["match_type"] for k in cls["key"]] == ["lpm", "ternary", "range", "optional"]
     assert cls["key"][3]["target"] == ["vlan", "$valid$"]
     meters = {m["name"]: m for m in j["meter_arrays"]}
     assert meters["MyIngress.class_meter"]["result_target"] == ["scalars", "userMetadata.color"]
