@@ -27,6 +27,7 @@ from .types import (
     ErrorT,
     ExternFuncSym,
     ExternT,
+    FunctionSym,
     InstanceSym,
     IntT,
     ListT,
@@ -262,7 +263,23 @@ class Checker(ExprChecker):
             sym = self.instance(d, g, "")
             g.add(sym, d.loc)
         elif isinstance(d, A.FunctionDecl):
-            raise unsupported("function declarations (use actions)", d.loc)
+            ret = self.resolve_type(d.ret)
+            if not isinstance(ret, (VoidT, BitsT, BoolT, EnumT)):
+                raise unsupported(f"functions returning {ret}", d.loc)
+            sym = FunctionSym(d.name, ObjT("function", d.name), d, ret)
+            d.sym = sym
+            g.add(sym, d.loc)
+            s = Scope(g)
+            d._param_syms = {}
+            for i, p in enumerate(d.params):
+                pt = self.resolve_type(p.type)
+                psym = ActionParamSym(p.name, pt, i, p.direction or "in", d)
+                s.add(psym, p.loc)
+                d._param_syms[p.name] = psym
+            old = self.ctx
+            self.ctx, self.fn_ret = "function", ret
+            self.stmt(d.body, s)
+            self.ctx = old
         else:
             raise unsupported(f"declaration {type(d).__name__}", getattr(d, "loc", None))
 
@@ -679,7 +696,13 @@ class Checker(ExprChecker):
             if self.ctx not in ("control", "action"):
                 raise unsupported(f"exit in a {self.ctx}", s.loc)
         elif isinstance(s, A.Return):
-            if self.ctx not in ("control", "action") or s.value is not None:
+            if self.ctx == "function":
+                if (s.value is None) != isinstance(self.fn_ret, VoidT):
+                    raise CompileError("return value does not match the function's return type", s.loc)
+                if s.value is not None:
+                    self.expr(s.value, scope)
+                    self.assign_compat(s.value, self.fn_ret, s.loc)
+            elif self.ctx not in ("control", "action") or s.value is not None:
                 raise unsupported(f"return statements in a {self.ctx or 'declaration'}", s.loc)
         elif isinstance(s, A.Empty):
             pass

@@ -9,6 +9,7 @@ from .errors import CompileError, Loc, unsupported
 from .names import expr_str
 from .types import (
     ActionSym,
+    FunctionSym,
     BitsT,
     BoolT,
     ConstSym,
@@ -405,6 +406,17 @@ class ExprChecker:
                     self.check_lvalue(a)
             e.ref = sym
             return VoidT()
+        if isinstance(sym, FunctionSym):
+            params = sym.decl.params
+            if len(e.args) != len(params):
+                raise CompileError(f"{f.name}: expected {len(params)} arguments, got {len(e.args)}", e.loc)
+            for a, p in zip(e.args, params, strict=True):
+                self.expr(a, scope)
+                self.coerce(a, sym.decl._param_syms[p.name].type)
+                if p.direction in ("out", "inout"):
+                    self.check_lvalue(a)
+            e.ref = sym
+            return sym.ret
         if isinstance(sym, ExternFuncSym):
             for a in e.args:
                 if not isinstance(a, A.Default):

@@ -21,6 +21,7 @@ from .types import (
     EnumT,
     ErrorT,
     ExternFuncSym,
+    FunctionSym,
     InstanceSym,
     IntT,
     ListT,
@@ -98,6 +99,7 @@ class Ctx:
         self.program = program              # the BMv2 emitter (calculations, learn lists...)
         self.in_parser = False
         self.ret_patches: list[list[Json]] = []   # pending '_jump's of 'return' per action body
+        self.ret_targets: list[Store | None] = []  # where a function's 'return value' goes
 
     # ------------------------------------------------------------------ storage
     def var_store(self, sym: VarSym) -> Store:
@@ -109,6 +111,8 @@ class Ctx:
 
     def store(self, e: A.Expr) -> Store | None:
         """Storage an l-value-like expression denotes, or None if it is not storage."""
+        if isinstance(e, _StoreRef):
+            return e.store_
         if isinstance(e, A.Name):
             sym = e.ref
             b = self.env.get(id(sym))
@@ -190,6 +194,9 @@ class Ctx:
                     break
                 off += width_of(ft)
             node = {"type": "lookahead", "value": [off, width_of(t)]}
+            return ex("d2b", None, node) if isinstance(t, BoolT) else node
+        if isinstance(e, _StoreRef):
+            node = field_ref(e.store_)
             return ex("d2b", None, node) if isinstance(t, BoolT) else node
         dyn = self.dynamic_field(e)
         if dyn is not None:
@@ -381,6 +388,15 @@ class Ctx:
 
     def assign(self, s: A.Assign, out: list[Json]) -> None:
         lhs, rhs = s.lhs, s.rhs
+        if isinstance(rhs, A.Call) and isinstance(rhs.ref, FunctionSym):
+            dst = self.store(lhs)
+            if isinstance(dst, ScalarStore):
+                self.inline_function(rhs.ref, rhs.args, dst, out)
+                return
+            tmp = self.layout.temp(rhs.ref.ret, "retval")
+            self.inline_function(rhs.ref, rhs.args, tmp, out)
+            self.assign(A.Assign(s.loc, lhs, _StoreRef(s.loc, tmp)), out)
+            return
         if isinstance(rhs, A.Call) and isinstance(rhs.func, A.Member) and rhs.func.name == "read" \
                 and isinstance(rhs.func.expr.ref, InstanceSym):
             dst = self.store(lhs)
@@ -473,6 +489,9 @@ class Ctx:
         if isinstance(sym, ActionSym):
             self.inline_action(sym, a, out)
             return
+        if isinstance(sym, FunctionSym):
+            self.inline_function(sym, a, None, out)
+            return
         if isinstance(sym, ExternFuncSym):
             self.extern_call(sym.name, c, s, out)
             return
@@ -498,6 +517,33 @@ class Ctx:
             self.env = saved
             for j in self.ret_patches.pop():
                 j["parameters"][0] = hexv(len(out), 32)
+
+    def inline_function(self, sym: FunctionSym, args: list[A.Expr], dst: Store | None, out: list[Json]) -> None:
+        """Inline a P4 function; 'return v' assigns dst and jumps past the inlined body."""
+        saved = self.env
+        env = dict(saved)
+        for p, a in zip(sym.decl.params, args, strict=True):
+            psym = sym.decl._param_syms[p.name]
+            if p.direction in ("", "in") and a.const is None and isinstance(psym.type, (BitsT, BoolT, EnumT)):
+                tmp = self.layout.temp(psym.type, p.name)
+                out.append(self.prim("assign", [field_ref(tmp), top(self.data(a))], a))
+                env[id(psym)] = ("store", tmp)
+            else:
+                env[id(psym)] = ("expr", a, saved)
+        start = len(out)
+        self.env = env
+        self.ret_patches.append([])
+        self.ret_targets.append(dst)
+        try:
+            self.stmts(sym.decl.body.stmts, out)
+        finally:
+            self.env = saved
+            self.ret_targets.pop()
+            for j in self.ret_patches.pop():
+                j["parameters"][0] = hexv(len(out), 32)
+        if self.in_parser and any(p["op"] in ("_jump", "_jump_if_zero") for p in out[start:]):
+            raise unsupported(f"function {sym.name} with control flow called from a parser", args[0].loc
+                              if args else sym.decl.loc)
 
     @staticmethod
     def param_sym(sym: ActionSym, name: str) -> ActionParamSym:
@@ -626,7 +672,9 @@ class Ctx:
             if s.is_const:
                 return
             st = self.var_store(s.sym)
-            if s.init is not None:
+            if isinstance(s.init, A.Call) and isinstance(s.init.ref, FunctionSym) and isinstance(st, ScalarStore):
+                self.inline_function(s.init.ref, s.init.args, st, out)
+            elif s.init is not None:
                 self.assign_store(st, s.init, s, out)
         elif isinstance(s, A.If):
             # _jump_if_zero cond, else_label; then...; _jump end; else...
@@ -646,6 +694,10 @@ class Ctx:
         elif isinstance(s, A.Return):
             if not self.ret_patches:
                 raise unsupported("return here", s.loc)
+            if s.value is not None:
+                dst = self.ret_targets[-1] if self.ret_targets else None
+                if dst is not None:
+                    self.assign_store(dst, s.value, s, out)
             j = self.prim("_jump", [hexv(0, 32)], s)
             self.ret_patches[-1].append(j)
             out.append(j)
@@ -653,6 +705,15 @@ class Ctx:
             pass
         else:
             raise unsupported(f"statement {type(s).__name__} here", s.loc)
+
+
+class _StoreRef(A.Expr):
+    """An already-lowered storage location used as an expression."""
+
+    def __init__(self, loc: Any, store: ScalarStore) -> None:
+        super().__init__(loc)
+        self.store_ = store
+        self.ty = store.type
 
 
 def _enum_member(e: A.Expr) -> str:

@@ -218,6 +218,14 @@ class ExternFuncSym(Sym):
 
 
 @dataclass(eq=False)
+class FunctionSym(Sym):
+    """A P4 function (inlined at each call)."""
+
+    decl: Any = None
+    ret: Any = None
+
+
+@dataclass(eq=False)
 class BlockSym(Sym):
     """A parser or control declaration (or package)."""
 

@@ -106,3 +106,9 @@ def test_firewall_bloom_filter() -> None:
     assert [o[0] for o in p.process(1, seg("10.0.1.1", "10.0.3.3", 1234, 80, "S"))] == [3]
     assert [o[0] for o in p.process(3, seg("10.0.3.3", "10.0.1.1", 80, 1234, "SA"))] == [1]
     assert p.process(3, seg("10.0.3.3", "10.0.1.1", 81, 1234, "SA")) == []         # other flow
+
+
+def test_functions_are_inlined() -> None:
+    p = pipeline("functions.p4")
+    assert p.process(1, bytes([5, 9, 0]) + b"pay") == [(1, bytes([100, 9, 10]) + b"pay")]
+    assert p.process(1, bytes([200, 150, 0]) + b"pay") == [(1, bytes([150, 150, 201]) + b"pay")]
