@@ -9,7 +9,6 @@ from .errors import CompileError, Loc, unsupported
 from .names import expr_str
 from .types import (
     ActionSym,
-    FunctionSym,
     BitsT,
     BoolT,
     ConstSym,
@@ -18,6 +17,7 @@ from .types import (
     ErrorT,
     ExternFuncSym,
     ExternT,
+    FunctionSym,
     InstanceSym,
     IntT,
     ListT,
