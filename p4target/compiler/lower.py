@@ -603,8 +603,12 @@ class Ctx:
         elif name == "log_msg":
             vals: list[Json] = []
             if len(a) == 2:
-                items = a[1].items if isinstance(a[1], A.ListExpr) else [a[1]]
-                vals = [top(self.data(x)) if x.ty is not None else top(self.rv(x)) for x in items]
+                st = self.store(a[1])
+                if isinstance(st, (StructStore, HeaderStore)):
+                    vals = _flatten_fields(st)
+                else:
+                    items = a[1].items if isinstance(a[1], A.ListExpr) else [a[1]]
+                    vals = [top(self.data(x)) for x in items]
             out.append(self.prim("log_msg", [{"type": "string", "value": a[0].value},
                                              {"type": "parameters_vector", "value": vals}], s))
         else:
