@@ -110,6 +110,13 @@ class Parser(ExprParser):
             at = self.next()
             name = self.expect_id("annotation name").value
             args: list[Any] = []
+            if name == "pragma":
+                # @pragma takes the rest of its line, unparsed
+                while self.peek().kind != "eof" and self.peek().loc.line == at.loc.line \
+                        and self.peek().loc.file == at.loc.file:
+                    args.append(self.next().value)
+                annos.append(A.Annotation(name, args, at.loc))
+                continue
             if self.at_op("("):
                 self.next()
                 args = self.annotation_body()
