@@ -286,6 +286,9 @@ def user_annotations(decl: Any) -> list[str]:
         if not a.args:
             out.append(f"@{a.name}")
             continue
+        if a.name == "pragma":
+            out.append("@pragma " + " ".join(str(x) for x in a.args))
+            continue
         parts = []
         for x in a.args:
             if isinstance(x, A.StrLit):
