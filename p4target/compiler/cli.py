@@ -38,10 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--arch", default="v1model", help="architecture (only v1model)")
     ap.add_argument("--target", default="bmv2", help="target (only bmv2)")
     ap.add_argument("--std", default="p4-16", help="language (only p4-16)")
+    ap.add_argument("--p4v", default="16", help="language version (only 16)")
     ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
+    args, unknown = ap.parse_known_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if unknown:
+        # p4c-bm2-ss has many tuning flags (--Wdisable, --emit-externs...); they do not change our output
+        print(f"warning: ignoring options {' '.join(unknown)}", file=sys.stderr)
+    if args.p4v not in ("16", "p4-16"):
+        print(f"error: unsupported: --p4v {args.p4v} (only P4_16)", file=sys.stderr)
+        return 1
     if args.arch != "v1model" or args.std not in ("p4-16", "p4_16"):
         print(f"error: unsupported: --arch {args.arch} --std {args.std} (only v1model, p4-16)", file=sys.stderr)
         return 1
