@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="a switch to talk to (repeatable; overrides the config file's address)")
     ap.add_argument("--hmac-key", help="key of the FlowState integrity tags (default: config / $FLOWMIG_HMAC_KEY)")
     ap.add_argument("--timeout", type=float, default=5.0, help="connect timeout per switch, seconds")
+    ap.add_argument("--election-id", default="0,110", metavar="HIGH,LOW",
+                    help="P4Runtime election id (default 0,110: above a long-running controller's 0,100, "
+                         "which becomes primary again when this command exits)")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -70,8 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("shell", help="open p4runtime-shell attached to one switch")
     p.add_argument("name", metavar="SWITCH")
-    p.add_argument("--election-id", default="0,50",
-                   help="HIGH,LOW (default 0,50: a backup below the controller's 0,100; raise it to write)")
+    p.add_argument("--shell-election-id", default="0,50", metavar="HIGH,LOW",
+                   help="the shell's election id (default 0,50: a backup below the controller's 0,100; "
+                        "raise it to write)")
 
     p = sub.add_parser("save", help="save references' state to a tagged JSON file (they keep running)")
     p.add_argument("references", nargs="+", metavar="REF")
@@ -96,6 +100,11 @@ def _config(args: argparse.Namespace) -> ControllerConfig:
     if path is None and not args.switch:
         raise CliError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
     cfg = load_config(path, args.switch, args.hmac_key)
+    try:
+        hi, lo = (int(x) for x in args.election_id.split(","))
+    except ValueError:
+        raise CliError(f"bad --election-id {args.election_id!r}: expected HIGH,LOW") from None
+    cfg.election_id = (hi, lo)
     cfg.log_dir = "logs"
     cfg.connect_timeout = args.timeout
     return cfg
@@ -253,9 +262,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     cfg = _config(args)
     sc = cfg.switch(args.name)
     try:
-        hi, lo = (int(x) for x in args.election_id.split(","))
+        hi, lo = (int(x) for x in args.shell_election_id.split(","))
     except ValueError:
-        raise CliError(f"bad --election-id {args.election_id!r}: expected HIGH,LOW") from None
+        raise CliError(f"bad --shell-election-id {args.shell_election_id!r}: expected HIGH,LOW") from None
     argv = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", sc.address, "--device-id", str(sc.device_id),
             "--election-id", f"{hi},{lo}"]
     if importlib.util.find_spec("p4runtime_sh") is None:

@@ -316,11 +316,14 @@ class Monitor:
 
     def __init__(self, ctrl: Controller, ports: dict[str, dict[int, str]], cfg: MonitorConfig | None = None,
                  on_event: Callable[[Event], None] | None = None, devices: list[str] | None = None,
-                 sampler: Sampler | None = None) -> None:
+                 sampler: Sampler | None = None, paths: dict[tuple[str, int], str] | None = None) -> None:
         self.ctrl = ctrl
         self.cfg = cfg or MonitorConfig()
         self.devices = list(devices) if devices is not None else sorted(ctrl.nics)
         self.sampler = sampler or Sampler(ctrl, ports)
+        # a gateway port toward a NIC belongs to that NIC's path: its link and queue count for the NIC
+        self.paths = dict(paths) if paths is not None else {
+            (g, int(m["port"])): m["nic"] for g, sc in ctrl.config.switches.items() for m in sc.nic_group}
         self.on_event = on_event
         self.events: list[Event] = []
         self.history: list[dict[str, Any]] = []   # per sample: t, flows {ref: {device,bps,pps}}, ports {...}
@@ -378,7 +381,7 @@ class Monitor:
         with self._lock:
             for key, det in self._det.items():
                 if det.degraded and key[0] == "port":
-                    out.setdefault(key[1], []).append(f"{key[3]}@port{key[2]}")
+                    out.setdefault(key[1], []).append(f"{key[3]}@{key[2]}")
         return out
 
     def degraded_flows(self) -> dict[FlowKey, list[str]]:
@@ -406,6 +409,13 @@ class Monitor:
                     det.degraded = False
                 else:
                     det.reset()
+
+    def owner(self, switch: str, port: int) -> str | None:
+        """The watched device whose path a switch port is part of (None: not watched)."""
+        if switch in self.devices:
+            return switch
+        dev = self.paths.get((switch, port))
+        return dev if dev in self.devices else None
 
     # ---- the logic (pure: fed by the thread or by tests) -------------------------------------------
     def _detector(self, key: tuple[Any, ...], direction: str, floor: float) -> Detector:
@@ -437,17 +447,19 @@ class Monitor:
             # interface state: immediate, per port of a watched device
             for (sw, port), c in s.ports.items():
                 self.port_up[(sw, port)] = c.up
-                if sw not in self.devices:
+                dev = self.owner(sw, port)
+                if dev is None:
                     continue
-                det = self._detector(("port", sw, port, "link"), "rise", 0.5)
+                det = self._detector(("port", dev, f"{sw}:{port}", "link"), "rise", 0.5)
                 if not c.up and not det.degraded:
                     det.degraded, det.good = True, 0
-                    new.append(Event(s.wall, "degraded", sw, f"port:{port}", "link", 0, 1, "interface down"))
+                    new.append(Event(s.wall, "degraded", dev, f"port:{sw}:{port}", "link", 0, 1, "interface down"))
                 elif c.up and det.degraded:
                     det.good += 1
                     if det.good >= self.cfg.recover_k:
                         det.degraded, det.good = False, 0
-                        new.append(Event(s.wall, "recovered", sw, f"port:{port}", "link", 1, 1, "interface up"))
+                        new.append(Event(s.wall, "recovered", dev, f"port:{sw}:{port}", "link", 1, 1,
+                                         "interface up"))
                 elif not c.up:
                     det.good = 0
             # queue delay per egress port
@@ -461,13 +473,14 @@ class Monitor:
                 delay = max(0, c.queue_delay_sum_us - p.queue_delay_sum_us) / dtx if dtx > 0 else None
                 if delay is not None:
                     self.port_delay_us[(sw, port)] = delay
-                if sw not in self.devices:
+                dev = self.owner(sw, port)
+                if dev is None:
                     continue
-                det = self._detector(("port", sw, port, "latency"), "rise", self.cfg.latency_floor_us)
+                det = self._detector(("port", dev, f"{sw}:{port}", "latency"), "rise", self.cfg.latency_floor_us)
                 base = det.baseline or 0.0
                 tr = det.update(delay)
                 if tr:
-                    new.append(Event(s.wall, tr, sw, f"port:{port}", "latency", delay or 0.0, base,
+                    new.append(Event(s.wall, tr, dev, f"port:{sw}:{port}", "latency", delay or 0.0, base,
                                      "egress queue delay"))
             # per-reference rates
             rates: dict[FlowKey, FlowRates] = {}
@@ -495,7 +508,7 @@ class Monitor:
                 "ports": {f"{sw}:{p}": {"tx_bps": round(self.port_tx_bps.get((sw, p), 0.0), 1),
                                         "delay_us": round(self.port_delay_us.get((sw, p), 0.0), 1),
                                         "up": c.up}
-                          for (sw, p), c in s.ports.items() if sw in self.devices}})
+                          for (sw, p), c in s.ports.items() if self.owner(sw, p) is not None}})
         for ev in new:
             self._emit(ev)
         return new
