@@ -8,11 +8,12 @@ rejects in this subset (undeclared names, mismatched widths and types, wrong arg
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import ast as A
 from .check_expr import EXTERN_METHODS, ExprChecker, children, sat, wrap  # noqa: F401 - re-exported helpers
+from .check_tables import TableChecker, TableInfo  # noqa: F401 - TableInfo re-exported
 from .errors import CompileError, Loc, unsupported
 from .names import control_plane_name, expr_str, key_name, param_name, type_ref_str  # noqa: F401 - re-exported
 from .types import (
@@ -56,20 +57,6 @@ ROLES = {
 BLOCK_ORDER = ["parser", "verify", "ingress", "egress", "compute", "deparser"]
 
 @dataclass
-class TableInfo:
-    keys: list[tuple[A.Expr, str, str]] = field(default_factory=list)     # expr, match kind, name
-    actions: list[tuple[ActionSym, list[A.Annotation], A.Expr]] = field(default_factory=list)
-    default: tuple[ActionSym, list[A.Expr], bool] | None = None           # action, args, const
-    size: int | None = None
-    counters: InstanceSym | None = None
-    meters: InstanceSym | None = None
-    timeout: bool = False
-    entries: list[A.TableEntry] | None = None
-    entries_const: bool = False
-    largest_priority_wins: bool = True
-
-
-@dataclass
 class Checked:
     program: A.Program
     blocks: dict[str, A.Any]                # role -> ParserDecl/ControlDecl
@@ -102,7 +89,7 @@ class Scope:
         self.names[sym.name] = sym
 
 
-class Checker(ExprChecker):
+class Checker(TableChecker, ExprChecker):
     def __init__(self, prog: A.Program, main_file: str = "") -> None:
         self.prog = prog
         self.main_file = main_file
@@ -499,125 +486,6 @@ class Checker(ExprChecker):
         self.stmt(d.body, s)
         self.ctx = old
 
-    # ------------------------------------------------------------------ tables
-    def check_table(self, d: A.TableDecl, scope: Scope) -> TableInfo:
-        info = TableInfo()
-        seen = set()
-        for p in d.props:
-            if p.name in seen:
-                raise CompileError(f"{p.name}: duplicate table property", p.loc)
-            seen.add(p.name)
-            if p.name == "key":
-                for k in p.value:
-                    self.expr(k.expr, scope)
-                    if not isinstance(k.expr.ty, (BitsT, BoolT, EnumT, ErrorT)):
-                        raise CompileError(f"key {expr_str(k.expr)}: cannot match on a value of type {k.expr.ty}",
-                                           k.loc)
-                    if k.match_kind not in self.match_kinds:
-                        raise CompileError(f"{k.match_kind}: unknown match kind", k.loc)
-                    if k.match_kind == "selector":
-                        raise unsupported("selector match kind (action selectors)", k.loc)
-                    na = A.anno(k.annos, "name")
-                    kname = na.args[0].value if na and na.args and isinstance(na.args[0], A.StrLit) \
-                        else key_name(k.expr)
-                    info.keys.append((k.expr, k.match_kind, kname))
-                if sum(1 for _, mk, _ in info.keys if mk == "lpm") > 1:
-                    raise CompileError("a table may have at most one lpm key", p.loc)
-            elif p.name == "actions":
-                for ar in p.value:
-                    act, args = self.action_ref(ar.expr, scope, table_list=True)
-                    if any(a is act for a, _, _ in info.actions):
-                        raise CompileError(f"{act.name}: duplicate action in table", ar.loc)
-                    info.actions.append((act, ar.annos, ar.expr))
-            elif p.name == "default_action":
-                act, args = self.action_ref(p.value, scope, table_list=False)
-                info.default = (act, args, p.is_const)
-            elif p.name == "size":
-                self.expr(p.value, scope)
-                if not isinstance(p.value.const, int):
-                    raise CompileError("size must be a compile-time constant", p.value.loc)
-                info.size = p.value.const
-            elif p.name in ("counters", "meters"):
-                self.expr(p.value, scope)
-                sym = p.value.ref
-                want = "direct_counter" if p.name == "counters" else "direct_meter"
-                if not (isinstance(sym, InstanceSym) and sym.type.name == want):
-                    raise CompileError(f"{p.name} must name a {want} instance", p.value.loc)
-                if p.name == "counters":
-                    info.counters = sym
-                else:
-                    info.meters = sym
-            elif p.name == "support_timeout":
-                self.expr(p.value, scope)
-                info.timeout = bool(p.value.const)
-            elif p.name == "entries":
-                info.entries = p.value
-                info.entries_const = p.is_const
-            elif p.name == "largest_priority_wins":
-                self.expr(p.value, scope)
-                info.largest_priority_wins = bool(p.value.const)
-            elif p.name in ("implementation", "psa_implementation"):
-                raise unsupported("table implementation (action profiles/selectors)", p.loc)
-            elif p.name == "priority_delta":
-                raise unsupported("priority_delta", p.loc)
-            else:
-                raise unsupported(f"table property '{p.name}'", p.loc)
-        if "actions" not in seen:
-            raise CompileError(f"{d.name}: table has no actions property", d.loc)
-        if info.default is not None:
-            act = info.default[0]
-            if not any(a is act for a, _, _ in info.actions):
-                raise CompileError(f"{act.name}: default action is not in the table's action list", d.loc)
-            for a, annos, _ in info.actions:
-                if a is act and A.anno(annos, "tableonly"):
-                    raise CompileError(f"{act.name}: @tableonly action used as default action", d.loc)
-        if info.entries is not None:
-            kinds = [mk for _, mk, _ in info.keys]
-            for ent in info.entries:
-                if len(ent.keys) != len(kinds):
-                    raise CompileError(f"entry has {len(ent.keys)} keys, table has {len(kinds)}", ent.loc)
-                for ke, (kexpr, mk, _) in zip(ent.keys, info.keys, strict=True):
-                    self.keyset_elem(ke, kexpr.ty, scope)
-                    if isinstance(ke, A.Binary) and ke.op == ".." and mk != "range":
-                        raise CompileError("range keyset on a non-range key", ke.loc)
-                    if isinstance(ke, A.Binary) and ke.op == "&&&" and mk not in ("ternary", "lpm"):
-                        raise CompileError("mask keyset on an exact key", ke.loc)
-                act, args = self.action_ref(ent.action, scope, table_list=False)
-                if not any(a is act for a, _, _ in info.actions):
-                    raise CompileError(f"{act.name}: action is not in the table's action list", ent.loc)
-                if ent.priority is not None:
-                    self.expr(ent.priority, scope)
-        return info
-
-    def action_ref(self, e: A.Expr, scope: Scope, table_list: bool) -> tuple[ActionSym, list[A.Expr]]:
-        if isinstance(e, A.Call):
-            fn, args = e.func, e.args
-        else:
-            fn, args = e, []
-        if not isinstance(fn, A.Name):
-            raise CompileError(f"{expr_str(e)}: expected an action", e.loc)
-        sym = scope.lookup(fn.name)
-        if sym is None:
-            raise CompileError(f"{fn.name}: declaration not found", fn.loc)
-        if not isinstance(sym, ActionSym):
-            raise CompileError(f"{fn.name}: is not an action", fn.loc)
-        fn.ref = sym
-        fn.ty = sym.type
-        params = sym.decl.params
-        ndir = sum(1 for p in params if p.direction)
-        need = ndir if table_list else len(params)
-        if table_list and isinstance(e, A.Name) and ndir:
-            raise CompileError(f"{fn.name}: action with directional parameters needs arguments", e.loc)
-        if (isinstance(e, A.Call) or not table_list) and len(args) != need:
-            raise CompileError(f"{fn.name}: expected {need} arguments, got {len(args)}", e.loc)
-        for a, p in zip(args, params, strict=False):
-            self.expr(a, scope)
-            self.coerce(a, self.resolve_type(p.type, scope))
-            if not table_list and not p.direction and a.const is None:
-                raise CompileError("action data in default actions and entries must be constant", a.loc)
-        return sym, args
-
-    # ------------------------------------------------------------------ statements
     def stmt(self, s: A.Stmt, scope: Scope) -> None:
         if isinstance(s, A.Block):
             inner = Scope(scope)
