@@ -1,0 +1,135 @@
+"""GatewayDriver with a stand-in connection (records PacketOuts/Writes; feeds PacketIns)."""
+
+import struct
+import threading
+
+from controller.flowstate import parse_reference
+from controller.gateway import (
+    BARRIER_REASON,
+    PACKET_IN_SUSPENDED,
+    PACKET_OUT_DIRECT,
+    PACKET_OUT_FORWARD,
+    FiveTuple,
+    GatewayDriver,
+    directions,
+    five_tuple_of,
+)
+from controller.p4rt.connection import PacketIn
+
+
+def frame(src, dst, sport, dport, seq, proto=17):
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 28, 0, 0, 64, proto, 0, src, dst)
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + struct.pack("!HHHH", sport, dport, 8, 0) + \
+        struct.pack("!I", seq)
+
+
+class Opts:
+    cpu_port = 255
+
+
+class FakeConn:
+    name = "gw"
+    options = Opts()
+
+    def __init__(self):
+        from google.protobuf import text_format
+        from p4.config.v1 import p4info_pb2
+
+        from controller.p4rt.p4info import P4InfoHelper
+        info = p4info_pb2.P4Info()
+        text_format.Merge('''
+tables { preamble { id: 1 name: "GatewayIngress.gateway_forwarding.flow_forwarding" alias: "flow_forwarding" }
+  match_fields { id: 1 name: "src_addr" bitwidth: 32 match_type: EXACT }
+  match_fields { id: 2 name: "dst_addr" bitwidth: 32 match_type: EXACT }
+  match_fields { id: 3 name: "proto" bitwidth: 8 match_type: EXACT }
+  match_fields { id: 4 name: "src_port" bitwidth: 16 match_type: EXACT }
+  match_fields { id: 5 name: "dst_port" bitwidth: 16 match_type: EXACT } }
+actions { preamble { id: 10 name: "set_nic_port" } params { id: 1 name: "port" bitwidth: 9 } }
+actions { preamble { id: 11 name: "suspend_flow" } params { id: 1 name: "mode" bitwidth: 8 }
+  params { id: 2 name: "port" bitwidth: 9 } }
+controller_packet_metadata { preamble { id: 20 name: "packet_out" }
+  metadata { id: 1 name: "egress_port" bitwidth: 9 } metadata { id: 2 name: "_pad0" bitwidth: 7 }
+  metadata { id: 3 name: "ingress_port" bitwidth: 9 } metadata { id: 4 name: "_pad1" bitwidth: 7 }
+  metadata { id: 5 name: "mode" bitwidth: 8 } }
+''', info)
+        self.helper = P4InfoHelper(info)
+        self.subs = []
+        self.sent = []
+        self.writes = []
+
+    def subscribe_packets(self, cb):
+        self.subs.append(cb)
+        return lambda: self.subs.remove(cb)
+
+    def packet_out_many(self, pkts):
+        self.sent += list(pkts)
+
+    def packet_out(self, payload, **md):
+        self.sent.append((payload, md))
+        if md.get("egress_port") == 255:  # the pipeline sends it back to the CPU port
+            threading.Timer(0.01, self.punt, args=(payload[3:], payload[2], 0)).start()
+
+    def write(self, updates):
+        self.writes.append(list(updates))
+
+    def punt(self, payload, reason=PACKET_IN_SUSPENDED, port=1):
+        for cb in list(self.subs):
+            cb(PacketIn(payload, {"ingress_port": port, "reason": reason}, "gw", 0.0))
+
+
+A, B = 0x0A000001, 0x0A000002
+
+
+def test_five_tuple_and_directions():
+    t = five_tuple_of(frame(A, B, 1000, 9000, 1))
+    assert t == FiveTuple(A, B, 17, 1000, 9000)
+    assert five_tuple_of(b"\x00" * 12 + b"\x86\xdd" + b"\x00" * 40) is None
+    key = parse_reference("udp:10.0.0.1:1000-10.0.0.2:9000")
+    assert directions(key) == [t, FiveTuple(B, A, 17, 9000, 1000)]
+    roce = parse_reference("roce:10.0.0.1:5000-10.0.0.2:4791:qp7")
+    assert directions(roce) == [FiveTuple(A, B, 17, 5000, 4791)]
+
+
+def test_only_host_side_direction_gets_an_entry():
+    drv = GatewayDriver(FakeConn(), host_ips=[A], nic_ports={"nic1": 2, "nic2": 3})
+    key = parse_reference("tcp:10.0.0.1:40000-10.0.0.2:5001")
+    assert drv.tuples_for(key) == [FiveTuple(A, B, 6, 40000, 5001)]
+
+
+def test_buffer_replays_in_arrival_order_and_barrier_returns():
+    conn = FakeConn()
+    drv = GatewayDriver(conn, host_ips=[A], nic_ports={"nic1": 2, "nic2": 3})
+    t = FiveTuple(A, B, 17, 1000, 9000)
+    other = FiveTuple(A, B, 17, 1001, 9000)
+    drv.start_buffering([t])
+    for seq in range(5):
+        conn.punt(frame(A, B, 1000, 9000, seq), port=1)
+    conn.punt(frame(A, B, 1001, 9000, 99))  # not being buffered: counted, not kept
+    assert drv.unexpected_punts == 1
+    assert drv.buffered([t, other]) == 5
+    assert drv.replay([t]) == 5
+    seqs = [struct.unpack("!I", p[-4:])[0] for p, _ in conn.sent]
+    assert seqs == [0, 1, 2, 3, 4]
+    assert all(md == {"mode": PACKET_OUT_FORWARD, "ingress_port": 1} for _, md in conn.sent)
+    conn.sent.clear()
+    conn.punt(frame(A, B, 1000, 9000, 5))
+    assert drv.barrier(timeout=2.0)
+    assert conn.sent[0][1]["egress_port"] == 255 and conn.sent[0][0][2] == BARRIER_REASON
+    conn.sent.clear()
+    assert drv.replay([t], late=True, direct_port=3) == 1
+    assert conn.sent[0][1] == {"mode": PACKET_OUT_DIRECT, "egress_port": 3}
+    buf = drv.stop_buffering([t])[t]
+    assert (buf.total, buf.replayed, buf.late) == (6, 6, 1)
+
+
+def test_apply_tracks_insert_modify_delete():
+    conn = FakeConn()
+    drv = GatewayDriver(conn, host_ips=[A], nic_ports={"nic1": 2})
+    t = FiveTuple(A, B, 17, 1000, 9000)
+    drv.apply({t: ("suspend_flow", {"mode": 1, "port": 2})})
+    drv.apply({t: ("set_nic_port", {"port": 2})})
+    drv.apply({t: None})
+    kinds = [w[0].type for w in conn.writes]
+    from p4.v1 import p4runtime_pb2 as pb
+    assert kinds == [pb.Update.INSERT, pb.Update.MODIFY, pb.Update.DELETE]
+    assert drv.entries == {}
