@@ -18,6 +18,7 @@ from .errors import CompileError, unsupported
 from .layout import Layout, ScalarStore, StackStore, iter_headers, standard_metadata
 from .lower import Ctx, ex, field_ref, hexv
 from .parser_lower import lower_parser
+from .preprocess import BUILTIN_INCLUDE_DIR
 from .types import ActionSym, BitsT, InstanceSym, StructT, TableSym, width_of
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ class Emitter:
             "field_lists": self.field_lists,
             "errors": [[n, v] for n, v in errors],
             "enums": [{"name": n, "entries": sorted(([k, v] for k, v in e.members.items()), key=lambda x: x[1])}
-                      for n, e in c.enums.items() if e.base is None],
+                      for n, e in c.enums.items() if e.base is None and not _builtin(e)],
             "parsers": [parser_json],
             "parse_vsets": parse_vsets,
             "deparsers": [deparser],
@@ -331,6 +332,12 @@ class Emitter:
                     order.append(h.inst)
         return {"name": "deparser", "id": 0, "source_info": source_info(decl.loc, decl.name), "order": order,
                 "primitives": []}
+
+
+def _builtin(e: Any) -> bool:
+    """Declared by the bundled core.p4/v1model.p4 (p4c does not list those enums)."""
+    decl = getattr(e, "decl", None)
+    return decl is None or str(BUILTIN_INCLUDE_DIR) in decl.loc.file
 
 
 def _member_name(e: A.Expr) -> str:

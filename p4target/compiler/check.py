@@ -212,6 +212,7 @@ class Checker(TableChecker, ExprChecker):
                 else:
                     members[m] = i
             et = EnumT(d.name, members, base if isinstance(base, BitsT) else None)
+            et.decl = d
             self.enums[d.name] = et
             g.add(TypeSym(d.name, et), d.loc)
         elif isinstance(d, A.ErrorDecl):
