@@ -35,6 +35,7 @@ def compile_file(path: str, include_dirs: list[str] | None = None,
     from .p4info import build_p4info
     from .parser import parse
     from .preprocess import Preprocessor
+    from .validate import validate
 
     pp = Preprocessor(include_dirs=list(include_dirs or []))
     for k, v in (defines or {}).items():
@@ -46,6 +47,10 @@ def compile_file(path: str, include_dirs: list[str] | None = None,
         em = Emitter(checked, str(path))
         bmv2_json = em.run()
         p4info = build_p4info(checked, em)
+        problems = validate(bmv2_json)
+        if problems:
+            raise CompileError("internal compiler error: inconsistent BMv2 JSON: " + "; ".join(problems[:5]),
+                               Loc(str(path), 1, 1))
     except CompileError:
         raise
     except RecursionError:

@@ -13,8 +13,7 @@ from p4.config.v1 import p4info_pb2 as P
 from p4target.compiler import CompileError, compile_file
 from p4target.compiler.cli import main as cli_main
 from p4target.compiler.p4info import compute_ids, jenkins_hash
-
-from .bmv2_validate import validate
+from p4target.compiler.validate import validate
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

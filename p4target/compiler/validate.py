@@ -1,7 +1,8 @@
 """Structural validation of BMv2 JSON as simple_switch loads it (referential integrity, widths).
 
-Used by the compiler tests on every compiled program: every name a node refers to must exist, every
-field reference must name a declared header field, hex strings must fit their declared widths.
+Run on every compiled program before it is returned (an inconsistency is an internal compiler error,
+never a silently broken output) and by the tests: every name a node refers to must exist, every field
+reference must name a declared header field, transition values must have the key's byte width.
 """
 from __future__ import annotations
 
