@@ -7,6 +7,7 @@ Range keysets are expanded into value/mask pairs. ``accept`` and ``reject`` both
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from . import ast as A
@@ -17,6 +18,7 @@ from .lower import ex, field_ref, hexstr, hexv, to_data, top
 from .types import BitsT, StackT, width_of
 
 Json = dict[str, Any]
+log = logging.getLogger(__name__)
 MAX_RANGE_EXPANSION = 64
 
 
@@ -40,6 +42,7 @@ def lower_parser(em: Any, decl: A.ParserDecl) -> tuple[Json, list[Json]]:
     names = {st.name for st in decl.states}
     nomatch = False
     for st in decl.states:
+        _warn_reject(st.transition, st.loc)
         _state(ctx, st.name, list(st.stmts), st.transition, states, names)
         nomatch = nomatch or _needs_nomatch(st)
     if nomatch:
@@ -125,6 +128,13 @@ def _bool_expr(v: bool) -> Json:
 
 def _next(name: str) -> str | None:
     return None if name in ("accept", "reject") else name
+
+
+def _warn_reject(tr: Any, loc: Any) -> None:
+    names = [tr.name] if isinstance(tr, A.Name) else [c.state for c in tr.cases] if isinstance(tr, A.Select) else []
+    if "reject" in names:
+        # as p4c for v1model: parsing ends and the packet still goes to ingress
+        log.warning("%s: warning: explicit transition to reject ends parsing; v1model still runs ingress", loc)
 
 
 def _key(ctx: Any, e: A.Expr, ops: list[Json]) -> Json:
