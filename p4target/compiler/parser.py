@@ -489,6 +489,8 @@ class Parser(ExprParser):
             return c
         if self.at_id("state"):
             raise self.error("parser state outside a parser")
+        if self.at_id("value_set"):
+            raise unsupported("parser value sets", self.peek().loc)
         return self.instantiation_or_var(annos)
 
     def instantiation(self, annos: list[A.Annotation]) -> A.Instance:

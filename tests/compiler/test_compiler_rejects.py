@@ -77,3 +77,25 @@ def test_missing_main(tmp_path: Path) -> None:
     src.write_text(HEAD)
     with pytest.raises(CompileError, match="main"):
         compile_file(str(src))
+
+
+UNSUPPORTED = {
+    "varbit": ("header v_t { varbit<32> opts; }\n" + PARSER + ING % "apply { }", "varbit"),
+    "header union": ("header_union u_t { h_t a; }\n" + PARSER + ING % "apply { }", "header unions"),
+    "action selector": (PARSER + ING % """action_selector(HashAlgorithm.crc16, 32w64, 32w10) sel;
+        table t { key = { hdr.h.a: selector; } actions = { NoAction; } implementation = sel; }
+        apply { t.apply(); }""", "action_selector"),
+    "value set": (PARSER.replace("state start", "value_set<bit<8>>(4) vs;\n    state start") + ING % "apply { }",
+                  "parser value sets"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED))
+def test_unsupported_constructs_are_reported(tmp_path: Path, name: str) -> None:
+    body, what = UNSUPPORTED[name]
+    src = tmp_path / "u.p4"
+    src.write_text(HEAD + body + REST)
+    with pytest.raises(CompileError) as ei:
+        compile_file(str(src))
+    text = str(ei.value)
+    assert text.startswith(f"{src}:") and "error: unsupported: " in text and what in text, text
