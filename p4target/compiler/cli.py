@@ -78,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             elif fmt == "binary":
                 data = res.p4info.SerializeToString()
             else:
-                data = p4info_text(res.p4info).encode()
+                head = "# proto-file: p4/config/v1/p4info.proto\n# proto-message: p4.config.v1.P4Info\n\n" \
+                    if path.endswith(".txtpb") else ""
+                data = (head + p4info_text(res.p4info)).encode()
             outputs.append((path, data))
     tmps: list[tuple[str, str]] = []
     try:
