@@ -222,8 +222,9 @@ class Migrator:
             def redirect(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
                 drv = ctrl.gateway(g)
                 port = drv.port_of(target)
-                if lossless:
-                    drv.replay(list(ts), direct_port=port)
+                if lossless:  # until no new punt arrived while replaying: fewer late packets
+                    while drv.replay(list(ts), direct_port=port):
+                        pass
                 drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
         except _StepFailed as failure:
