@@ -184,6 +184,46 @@ def test_node_wide_migration_in_drop_mode(lab, ctrl, tmp_path):
         _assert_intact(*s.finish())
 
 
+def test_roce_qp_stream_keeps_its_psn_on_the_new_nic(lab, ctrl, tmp_path):
+    """A RoCEv2 QP (BTH over UDP 4791, incrementing PSN) moves mid-stream: the new NIC expects the
+    next PSN (no out-of-sequence count) and the receiver sees no gap or duplicate."""
+    from controller import commands as C
+    from controller.migrator import Migrator
+    from topologies.apps import parse_report
+    py = sys.executable
+    rx_out, tx_out = tmp_path / "roce-rx.jsonl", tmp_path / "roce-tx.jsonl"
+    rx = lab.host("hostB").popen([py, "-m", "topologies.apps.roce_stream", "recv", "--count", "1", "--idle", "10",
+                                  "--out", str(rx_out)], cwd=str(REPO), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    tx = lab.host("hostA").popen([py, "-m", "topologies.apps.roce_stream", "send", "--dst", "10.0.0.2", "--qpn",
+                                  "0x33", "--pps", "400", "--duration", "2.5", "--out", str(tx_out)],
+                                 cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 5
+    rec0 = None
+    while rec0 is None and time.monotonic() < deadline:
+        rec0 = next((r for r in ctrl.inventory.all() if r.key.kind == "roce" and r.key.qpn == 0x33), None)
+        time.sleep(0.05)
+    assert rec0 is not None, "no digest for the QP"
+    old = rec0.device
+    new = next(n for n in sorted(ctrl.nics) if n != old)
+    time.sleep(0.7)
+    record = Migrator(ctrl).migrate([rec0.key], new)
+    assert record.outcome == "ok", record.summary()
+    slot = ctrl.inventory.get(rec0.key).slot
+    time.sleep(0.4)
+    st = ctrl.nic(new).run(C.SAVE, [(rec0.key, slot)])[0]
+    assert st.status == C.STATUS_OK and st.roce_oos_count == 0 and st.roce_expected_psn > 0
+    tx_log = tx.communicate(timeout=60)[0].decode(errors="replace")
+    rx_log = rx.communicate(timeout=60)[0].decode(errors="replace")
+    ends = [r for r in parse_report(rx_out) if r["event"] == "end"]
+    assert ends, f"sender:\n{tx_log}\nreceiver:\n{rx_log}"
+    end = ends[-1]
+    assert end["gaps"] == 0 and end["missing"] == 0 and end["duplicates"] == 0 and end["complete"], end
+    final = ctrl.nic(new).run(C.SAVE, [(rec0.key, slot)])[0]
+    assert final.roce_oos_count == 0, "the new NIC saw a PSN gap"
+
+
 def test_cli_flows_and_errors(lab, ctrl):
     from controller.cli import main
     cfg = str(lab.config_path)
