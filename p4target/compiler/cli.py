@@ -22,6 +22,10 @@ def _write_atomic(path: str, data: bytes) -> str:
     fd, tmp = tempfile.mkstemp(prefix=".p4tc-", dir=d)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+    # mkstemp creates 0600; give the outputs the mode a plain open() would (as p4c's are).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
