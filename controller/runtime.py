@@ -122,6 +122,12 @@ class Controller:
                 continue
             key = FlowKey(kind, m["key_addr_lo"], m["key_addr_hi"], m["key_port_lo"], m["key_port_hi"],
                           m["key_qpn"])
+            known = self.inventory.find(key)
+            if known is not None and known.migrations and known.device != dl.switch:
+                # a straggler re-learned a migrated reference on its old NIC: the gateways pin the
+                # reference to its new NIC, so this slot is stale
+                log.info("%s: ignoring re-learn of migrated %s (lives on %s)", dl.switch, key, known.device)
+                continue
             self.inventory.learn(key, dl.switch, m["slot"])
 
     def scan(self, nics: list[str] | None = None) -> int:
