@@ -204,28 +204,25 @@ class GatewayDriver:
         return ok
 
     # ---- entries ------------------------------------------------------------------------------------
-    def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> p4runtime_pb2.Update:
+    def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> bytes:
         if action is None:
-            te = self.helper.table_entry(TABLE, t.match())
-            kind = p4runtime_pb2.Update.DELETE
-        else:
-            te = self.helper.table_entry(TABLE, t.match(), action, params)
-            kind = p4runtime_pb2.Update.MODIFY if t in self.entries else p4runtime_pb2.Update.INSERT
-        return p4runtime_pb2.Update(type=kind, entity=p4runtime_pb2.Entity(table_entry=te))
+            return self.helper.table_update_raw(p4runtime_pb2.Update.DELETE, TABLE, t.match())
+        kind = p4runtime_pb2.Update.MODIFY if t in self.entries else p4runtime_pb2.Update.INSERT
+        return self.helper.table_update_raw(kind, TABLE, t.match(), action, params)
 
     def apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
         """Set (or delete, for None) many entries in one Write; the local view follows the device."""
-        ups = [self._update(t, *(c if c is not None else (None, None))) for t, c in changes.items()
-               if c is not None or t in self.entries]
+        todo = [(t, c) for t, c in changes.items() if c is not None or t in self.entries]
+        ups = [self._update(t, *(c if c is not None else (None, None))) for t, c in todo]
         try:
-            self.conn.write(ups)
+            self.conn.write_raw(ups)
         except P4RuntimeError as exc:
             # An entry we did not know about (left by an earlier controller run): retry as MODIFY / ignore.
-            bad = {e.index for e in exc.errors}
+            bad = sorted({e.index for e in exc.errors})
             if exc.is_already_exists_only():
-                retry = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=ups[i].entity)
-                         for i in sorted(bad)]
-                self.conn.write(retry)
+                self.conn.write_raw([self.helper.table_update_raw(p4runtime_pb2.Update.MODIFY, TABLE,
+                                                                  todo[i][0].match(), *todo[i][1])
+                                     for i in bad])
             elif not exc.is_not_found_only():
                 raise
         for t, c in changes.items():

@@ -208,15 +208,9 @@ class NicDriver:
         return [out[s] for s in slots]
 
     def _write_registers(self, cmds: Sequence[Command], only: Sequence[str] | None = None) -> None:
-        ups = []
-        for c in cmds:
-            for reg, fname in REGISTER_FIELDS.items():
-                if only is not None and reg not in only:
-                    continue
-                up = p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY)
-                up.entity.register_entry.CopyFrom(self.helper.register_entry(self._regs[reg], c.slot, _get(c, fname)))
-                ups.append(up)
-        self.conn.write(ups)
+        ups = [self.helper.register_update_raw(self._regs[reg], c.slot, _get(c, fname))
+               for c in cmds for reg, fname in REGISTER_FIELDS.items() if only is None or reg in only]
+        self.conn.write_raw(ups)
 
     def _run_registers(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> list[Command]:
         valid = [(k, s) for k, s in items if 0 <= s < self.slots]
@@ -295,30 +289,26 @@ class NicDriver:
         with self._alloc_lock:
             self._reserved.difference_update(slots)
 
-    def _slot_entry(self, key: FlowKey, slot: int | None = None) -> p4runtime_pb2.TableEntry:
+    def _slot_match(self, key: FlowKey) -> dict[str, int]:
         c = Command.for_key(C.NOP, key, 0)
-        match = {"kind": c.kind, "addr_lo": c.key_addr_lo, "addr_hi": c.key_addr_hi, "port_lo": c.key_port_lo,
-                 "port_hi": c.key_port_hi, "proto": c.key_proto, "qpn": c.key_qpn}
-        if slot is None:
-            return self.helper.table_entry(FLOW_SLOTS_TABLE, match)
-        return self.helper.table_entry(FLOW_SLOTS_TABLE, match, USE_SLOT_ACTION, {"slot": slot})
+        return {"kind": c.kind, "addr_lo": c.key_addr_lo, "addr_hi": c.key_addr_hi, "port_lo": c.key_port_lo,
+                "port_hi": c.key_port_hi, "proto": c.key_proto, "qpn": c.key_qpn}
 
     def place(self, items: Sequence[tuple[FlowKey, int]]) -> None:
         """Insert (or overwrite) the ``flow_slots`` entries of many references in one Write."""
-        inserts = [(k, s) for k, s in items if k not in self.placed]
-        modifies = [(k, s) for k, s in items if k in self.placed]
-        ups = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.INSERT, entity=p4runtime_pb2.Entity(
-            table_entry=self._slot_entry(k, s))) for k, s in inserts]
-        ups += [p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=p4runtime_pb2.Entity(
-            table_entry=self._slot_entry(k, s))) for k, s in modifies]
+        U = p4runtime_pb2.Update
+        ups = [self.helper.table_update_raw(U.MODIFY if k in self.placed else U.INSERT, FLOW_SLOTS_TABLE,
+                                            self._slot_match(k), USE_SLOT_ACTION, {"slot": s}) for k, s in items]
         try:
-            self.conn.write(ups)
+            self.conn.write_raw(ups)
         except P4RuntimeError as exc:
             if not exc.is_already_exists_only():
                 raise
             # entries left by an earlier controller: overwrite them
-            self.conn.write([p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=u.entity)
-                             for i, u in enumerate(ups) if i in {e.index for e in exc.errors}])
+            self.conn.write_raw([self.helper.table_update_raw(U.MODIFY, FLOW_SLOTS_TABLE,
+                                                              self._slot_match(items[e.index][0]),
+                                                              USE_SLOT_ACTION, {"slot": items[e.index][1]})
+                                 for e in exc.errors])
         for k, s in items:
             self.placed[k] = s
 
@@ -326,10 +316,10 @@ class NicDriver:
         """Delete ``flow_slots`` entries (missing ones are fine) in one Write."""
         if not keys:
             return
-        ups = [p4runtime_pb2.Update(type=p4runtime_pb2.Update.DELETE, entity=p4runtime_pb2.Entity(
-            table_entry=self._slot_entry(k))) for k in keys]
+        ups = [self.helper.table_update_raw(p4runtime_pb2.Update.DELETE, FLOW_SLOTS_TABLE, self._slot_match(k))
+               for k in keys]
         try:
-            self.conn.write(ups)
+            self.conn.write_raw(ups)
         except P4RuntimeError as exc:
             if not exc.is_not_found_only():
                 raise

@@ -26,6 +26,7 @@ from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
+from . import wire
 from .errors import ConnectionFailed, P4RuntimeError, from_rpc_error
 from .p4info import P4InfoHelper
 
@@ -102,6 +103,8 @@ class SwitchConnection:
         self._log_file = None
         self._generation = 0
         self.reconnects = 0
+        self._pin_names: dict[int, str] | None = None
+        self._po_md_cache: dict[tuple, bytes] = {}
 
     # ---- session ---------------------------------------------------------------------------------
     def __enter__(self) -> SwitchConnection:
@@ -157,7 +160,7 @@ class SwitchConnection:
                     return
                 yield item
 
-        self._stream = self._stub.StreamChannel(requests())
+        self._stream = self._raw_stream(requests())
         self._rx_thread = threading.Thread(target=self._receive, args=(self._stream, gen),
                                            name=f"p4rt-rx-{self.name}", daemon=True)
         self._rx_thread.start()
@@ -182,6 +185,14 @@ class SwitchConnection:
         self.connected.set()
         log.info("%s: session up at %s (device %d), %s", self.name, self.options.address,
                  self.options.device_id, "primary" if self.is_primary else "backup")
+
+    def _raw_stream(self, requests: Iterator[Any]) -> Any:
+        """StreamChannel taking pre-encoded bytes or messages, yielding raw response bytes."""
+        call = self._channel.stream_stream(
+            "/p4.v1.P4Runtime/StreamChannel",
+            request_serializer=lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
+            response_deserializer=None)
+        return call(requests)
 
     def _fetch_p4info(self) -> None:
         try:
@@ -214,7 +225,12 @@ class SwitchConnection:
     # ---- receiver thread ---------------------------------------------------------------------------
     def _receive(self, stream: Any, gen: int) -> None:
         try:
-            for msg in stream:
+            for raw in stream:
+                fast = wire.decode_packet_in(raw)
+                if fast is not None:
+                    self._dispatch_raw_packet(*fast)
+                    continue
+                msg = p4runtime_pb2.StreamMessageResponse.FromString(raw)
                 kind = msg.WhichOneof("update")
                 if kind == "arbitration":
                     if self.connected.is_set():
@@ -266,6 +282,19 @@ class SwitchConnection:
         for cb in list(self._packet_subs):
             cb(item)
 
+    def _dispatch_raw_packet(self, payload: bytes, md_raw: list[tuple[int, bytes]]) -> None:
+        md: dict[str, int] = {}
+        if self.helper is not None and self._pin_names is None:
+            if self.helper.has("controller_packet_metadata", "packet_in"):
+                cpm = self.helper.get("controller_packet_metadata", "packet_in")
+                self._pin_names = {f.id: f.name for f in cpm.fields.values()}
+        names = self._pin_names or {}
+        for mid, value in md_raw:
+            md[names.get(mid, str(mid))] = int.from_bytes(value, "big") if value else 0
+        item = PacketIn(payload, md, self.name, time.monotonic())
+        for cb in list(self._packet_subs):
+            cb(item)
+
     def _dispatch_digest(self, dl: p4runtime_pb2.DigestList) -> None:
         ack = p4runtime_pb2.StreamMessageRequest()
         ack.digest_ack.digest_id = dl.digest_id
@@ -309,10 +338,15 @@ class SwitchConnection:
         if not self.connected.is_set():
             raise ConnectionFailed(self.name, "stream is down")
         n = 0
+        cache = self._po_md_cache
+        put = self._out_q.put
         for payload, md in packets:
-            req = p4runtime_pb2.StreamMessageRequest()
-            req.packet.CopyFrom(helper.packet_out(payload, md))
-            self._out_q.put(req)
+            ck = tuple(sorted(md.items()))
+            mdb = cache.get(ck)
+            if mdb is None:
+                po = helper.packet_out(b"", md)  # validates names and widths once per distinct metadata
+                mdb = cache[ck] = wire.packet_metadata([(m.metadata_id, m.value) for m in po.metadata])
+            put(wire.packet_out_request(payload, mdb))
             n += 1
         return n
 
@@ -402,6 +436,27 @@ class SwitchConnection:
             req.atomicity = req.DATAPLANE_ATOMIC
         req.updates.extend(updates)
         self._call("Write", self._stub.Write, req)
+
+    def write_raw(self, updates: Sequence[bytes], atomic: bool = False) -> None:
+        """One Write RPC from hand-encoded ``Update``s (controller.p4rt.wire), for big batches."""
+        if not updates:
+            return
+        if self._stub is None:
+            raise ConnectionFailed(self.name, "not connected")
+        req = wire.write_request(self.options.device_id, self.options.election_id, updates,
+                                 self.options.role_name, 3 if atomic else 0)
+        if self._log_file is not None:
+            if len(updates) <= _LOG_MAX_UPDATES:
+                self._log("Write", p4runtime_pb2.WriteRequest.FromString(req))
+            else:
+                self._log(f"Write ({len(updates)} updates, not shown)", p4runtime_pb2.WriteRequest(
+                    device_id=self.options.device_id))
+        call = self._channel.unary_unary("/p4.v1.P4Runtime/Write", request_serializer=None,
+                                         response_deserializer=p4runtime_pb2.WriteResponse.FromString)
+        try:
+            call(req, timeout=self.options.rpc_timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, "Write", self.name) from None
 
     def _updates(self, kind: int, entities: Iterable[Any]) -> list[p4runtime_pb2.Update]:
         out = []

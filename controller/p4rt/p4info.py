@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
 
-from . import codec
+from . import codec, wire
 
 __all__ = ["P4InfoError", "P4InfoHelper", "load_p4info", "FieldInfo", "TableInfo"]
 
@@ -232,6 +232,28 @@ class P4InfoHelper:
         if action is not None:
             te.action.action.CopyFrom(self.action(action, params))
         return te
+
+    def table_update_raw(self, utype: int, table: str, match: Mapping[str, Any], action: str | None = None,
+                         params: Mapping[str, Any] | None = None, priority: int = 0) -> bytes:
+        """A hand-encoded ``Update`` of an exact-match table entry (``wire.table_update``), for batches."""
+        exact = []
+        for fname, value in match.items():
+            f = self.match_field(table, fname)
+            if f.match_type != _MT.EXACT:
+                raise P4InfoError(f"table_update_raw supports exact matches only ({fname!r})")
+            exact.append((f.id, codec.encode(value, f.bitwidth)))
+        if action is None:
+            return wire.table_update(utype, self.get_id("table", table), exact, priority=priority)
+        act = self.get("action", action)
+        params = params or {}
+        if set(params) != set(act.fields):
+            raise P4InfoError(f"action {act.name!r}: params {sorted(params)} != {sorted(act.fields)}")
+        ps = [(p.id, codec.encode(params[n], p.bitwidth)) for n, p in act.fields.items()]
+        return wire.table_update(utype, self.get_id("table", table), exact, act.id, ps, priority)
+
+    def register_update_raw(self, name: str, index: int, value: int) -> bytes:
+        reg = self.get("register", name)
+        return wire.register_update(p4runtime_pb2.Update.MODIFY, reg.id, index, codec.encode_int(value, reg.bitwidth))
 
     def register_entry(self, name: str, index: int | None = None,
                        value: int | None = None) -> p4runtime_pb2.RegisterEntry:

@@ -72,6 +72,10 @@ controller_packet_metadata { preamble { id: 20 name: "packet_out" }
     def write(self, updates):
         self.writes.append(list(updates))
 
+    def write_raw(self, updates):
+        from p4.v1 import p4runtime_pb2 as pb
+        self.write([pb.Update.FromString(u) for u in updates])
+
     def punt(self, payload, reason=PACKET_IN_SUSPENDED, port=1):
         for cb in list(self.subs):
             cb(PacketIn(payload, {"ingress_port": port, "reason": reason}, "gw", 0.0))

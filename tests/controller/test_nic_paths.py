@@ -81,6 +81,9 @@ class PipelineConn:
     def read_all(self, entities):
         return list(self.read(entities))
 
+    def write_raw(self, updates):
+        self.write([p4runtime_pb2.Update.FromString(u) for u in updates])
+
     def write(self, updates):
         for up in updates:
             re_ = up.entity.register_entry
