@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log-console", action="store_true", help="per-packet trace in the switch logs")
     ap.add_argument("--no-populate", action="store_true", help="do not install the initial tables")
     ap.add_argument("--no-p4", action="store_true", help="start the switches without a program")
+    ap.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
+                    help="wait this long for another lab on this machine to end (default 120)")
     ap.add_argument("--cmd", action="append", default=[], help="run a CLI command and exit (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     topo = load(args.topology)
     opts = LabOptions(target=args.target, run_dir=args.run_dir, log_dir=args.log_dir,
                       pcap_dir=Path("pcaps") if args.pcap else None, log_console=args.log_console,
-                      populate=not args.no_populate, no_p4=args.no_p4)
+                      populate=not args.no_populate, no_p4=args.no_p4, lock_timeout=args.wait)
     with Lab(topo, opts) as lab:
         print(f"*** {topo.name} up: controller config {lab.config_path}")
         if args.cmd:

@@ -41,6 +41,7 @@ class LabOptions:
     build_dir: Path = programs.BUILD_DIR
     p4src_dir: Path = programs.P4SRC_DIR
     switch_args: list[str] = field(default_factory=list)
+    lock_timeout: float = 120.0              # wait this long for another lab on this machine to end
 
 
 class Lab:
@@ -55,20 +56,24 @@ class Lab:
         self.net = None
         self._saved_tag: str | None = None
         self.attached: dict[str, Endpoint] = {}     # host -> the switch endpoint it is attached to now
+        self._lock: registry.LabLock | None = None
 
     # ---- life cycle ----
     def __enter__(self) -> Lab:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     def start(self) -> Lab:
+        """Bring the lab up; on any failure everything started so far is removed before re-raising."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Lab:
         from mininet.link import Link
         from mininet.net import Mininet
         from mininet.node import Host
@@ -78,6 +83,8 @@ class Lab:
             name: programs.ensure_compiled(name, opts.target, opts.p4src_dir, opts.build_dir)
             for name in sorted({s.program for s in self.topo.switches.values()})}
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = registry.LabLock(f"topology {self.topo.name}, run {self.run_id}", opts.lock_timeout)
+        self._lock.acquire()
         # Every process started from here on (host shells, switch daemons, apps) carries the run tag.
         self._saved_tag = os.environ.get(registry.ENV_TAG)
         os.environ[registry.ENV_TAG] = self.run_id
@@ -144,6 +151,9 @@ class Lab:
                 os.environ.pop(registry.ENV_TAG, None)
             else:
                 os.environ[registry.ENV_TAG] = self._saved_tag
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
         return found
 
     # ---- access ----

@@ -112,3 +112,53 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def lock_path() -> Path:
+    """One lock per machine, whatever the registry dir: interface names are machine-global."""
+    return Path(os.environ.get("FLOWMIG_LAB_LOCK", "/tmp/flowmig-lab.lock"))
+
+
+class LabBusy(RuntimeError):
+    """Another lab holds the lab lock (its node and interface names would collide with ours)."""
+
+
+class LabLock:
+    """A cross-process lock held while a lab runs: Mininet recreates interfaces by name (deleting
+    any existing one), so two labs with the same node names must never overlap on one machine.
+    The kernel releases it when the holder dies; the holder's description is kept next to it."""
+
+    def __init__(self, what: str, timeout: float = 120.0) -> None:
+        self.what, self.timeout = what, timeout
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        path = lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        holder_file = path.with_suffix(".holder")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    holder = holder_file.read_text().strip() if holder_file.exists() else "?"
+                    raise LabBusy(f"another lab is running ({holder}); waited {self.timeout:.0f}s. Stop it, "
+                                  f"or if it is gone run: python -m topologies.cleanup") from None
+                time.sleep(0.2)
+        self._fd = fd
+        holder_file.write_text(f"pid {os.getpid()}: {self.what}\n")
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            lock_path().with_suffix(".holder").unlink(missing_ok=True)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -9,7 +9,8 @@ from topo_helpers import assert_no_leftovers
 @pytest.fixture
 def lab_options(tmp_path):
     from topologies.network import LabOptions
-    return LabOptions(run_dir=tmp_path / "run", log_dir=tmp_path / "logs")
+    # other labs on this machine (other test runs) hold the machine-wide lab lock for a while
+    return LabOptions(run_dir=tmp_path / "run", log_dir=tmp_path / "logs", lock_timeout=600)
 
 
 @pytest.fixture

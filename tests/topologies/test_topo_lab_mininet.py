@@ -203,11 +203,11 @@ def test_lab_command_line(tmp_path):
     env = dict(os.environ, FLOWMIG_LAB_DIR=str(tmp_path / "registry"))
     env.pop("FLOWMIG_LAB", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "topologies.lab", "fig2", "--no-p4", "--run-dir", str(tmp_path / "run"),
+        [sys.executable, "-m", "topologies.lab", "fig2", "--no-p4", "--wait", "600", "--run-dir", str(tmp_path / "run"),
          "--log-dir", str(tmp_path / "logs"), "--cmd", "switches", "--cmd", "degrade nic2 50 2",
          "--cmd", "linkdown nic2 gwB", "--cmd", "nic2 cat /sys/class/net/nic2-eth2/operstate",
          "--cmd", "linkup nic2 gwB", "--cmd", "degrade nosuch 1", "--cmd", "config"],
-        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=120)
+        cwd=str(REPO), env=env, capture_output=True, text=True, timeout=700)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "nic2   flow_nic  nic      grpc 127.0.0.1:" in out

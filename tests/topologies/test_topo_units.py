@@ -57,6 +57,7 @@ def test_missing_program_is_a_clear_error(tmp_path):
 @pytest.fixture
 def lab_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("FLOWMIG_LAB_DIR", str(tmp_path / "reg"))
+    monkeypatch.setenv("FLOWMIG_LAB_LOCK", str(tmp_path / "lab.lock"))
     return tmp_path
 
 
@@ -103,3 +104,39 @@ def test_cleanup_spares_runs_with_a_live_owner(lab_dir):
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_lab_lock_excludes_a_second_lab(lab_dir):
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time, sys\n"
+        "from topologies.registry import LabLock\n"
+        "lock = LabLock('topology fig2, run test'); lock.acquire(); print('held', flush=True)\n"
+        "time.sleep(30)\n")], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(registry.LabBusy, match=f"pid {holder.pid}: topology fig2"):
+            registry.LabLock("mine", timeout=0.3).acquire()
+        holder.kill()
+        holder.wait()
+        lock = registry.LabLock("mine", timeout=5)     # the kernel released the dead holder's lock
+        lock.acquire()
+        lock.release()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_switch_binaries_missing_are_clear_errors(monkeypatch):
+    from topologies import p4switch
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(p4switch.P4SwitchError, match="simple_switch_grpc"):
+        p4switch.switch_binary("bmv2")
+    with pytest.raises(p4switch.P4SwitchError, match="unknown target"):
+        p4switch.switch_binary("tofino")
+
+
+def test_bmv2_compile_needs_p4c(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    (tmp_path / "prog.p4").write_text("// p4")
+    with pytest.raises(programs.ProgramError, match="p4c-bm2-ss"):
+        programs.ensure_compiled("prog", target="bmv2", p4src=tmp_path, build=tmp_path / "build")

@@ -1,0 +1,72 @@
+"""Scenarios: topology + traffic + fault + expected outcome, run end to end (``flowmig run``).
+
+``run(args)`` is what ``flowmig run --scenario NAME [--target embedded|bmv2] [--report FILE]
+[--plot FILE] [-- --interval S --run-dir DIR]`` calls; ``python -m topologies.scenarios NAME`` does the
+same. Exit code 0 when every expectation held, 1 when one failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+__all__ = ["run", "names", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def names() -> list[str]:
+    from topologies.scenarios.catalog import scenarios
+    return list(scenarios())
+
+
+def _extra(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="flowmig run ... --", add_help=False)
+    ap.add_argument("--interval", type=float, help="monitor sampling interval, seconds (default 0.1)")
+    ap.add_argument("--run-dir", type=Path, help="where the lab config, app reports and logs go")
+    return ap.parse_args([a for a in argv if a != "--"])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``args.scenario`` on ``args.target``; write ``args.report`` / ``args.plot`` when given."""
+    from topologies.scenarios.catalog import scenarios
+    from topologies.scenarios.runner import run_scenario
+
+    table = scenarios()
+    sc = table.get(args.scenario)
+    if sc is None:
+        print(f"flowmig run: unknown scenario {args.scenario!r} (scenarios: {', '.join(table)})", file=sys.stderr)
+        return 2
+    target = getattr(args, "target", "embedded") or "embedded"
+    if target == "bmv2":
+        missing = [t for t in ("p4c-bm2-ss", "simple_switch_grpc") if shutil.which(t) is None]
+        if missing:
+            print(f"flowmig run: target bmv2 needs {' and '.join(missing)} on PATH (use --target embedded)",
+                  file=sys.stderr)
+            return 1
+    try:
+        extra = _extra(list(getattr(args, "extra", None) or []))
+    except SystemExit:
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rep = run_scenario(sc, target, getattr(args, "report", None), getattr(args, "plot", None),
+                           run_dir=extra.run_dir, interval=extra.interval)
+    except KeyboardInterrupt:
+        print("flowmig run: interrupted; the lab was torn down", file=sys.stderr)
+        return 130
+    return 0 if rep["passed"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m topologies.scenarios", description=__doc__.split("\n")[0])
+    ap.add_argument("scenario")
+    ap.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    ap.add_argument("--report")
+    ap.add_argument("--plot")
+    ap.add_argument("extra", nargs=argparse.REMAINDER)
+    return run(ap.parse_args(argv))
