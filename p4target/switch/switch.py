@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE_DEPTH = 64  # BMv2's default egress queue capacity (packets)
 DROP_PORT = 511
 RX_BURST = 64  # frames taken from one socket before looking at the others
+ERR_EVENTS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
 class EgressQueue:
@@ -253,6 +255,21 @@ class Switch:
                 self._egress(job, enq, now, enq_qdepth, len(items))
         return wait
 
+    def _port_error(self, poller: Any, port: Port, ev: int) -> bool:
+        """A socket error (link down: ENETDOWN) must be read or poll() reports it forever; a socket
+        whose interface is gone (POLLHUP/POLLNVAL) leaves the poll set. Returns False when dropped."""
+        try:
+            err = port.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError:
+            err = 0
+        if err:
+            self.log.info("port %d (%s): %s", port.number, port.iface, os.strerror(err))
+        if ev & (select.POLLHUP | select.POLLNVAL):
+            self.log.warning("port %d (%s): interface gone, port closed", port.number, port.iface)
+            poller.unregister(port.fd)
+            return False
+        return True
+
     def _wake(self) -> None:
         if self._wake_w is None:
             return
@@ -284,6 +301,11 @@ class Switch:
                     continue
                 port = by_fd[fd]
                 number = port.number
+                if _ev & ERR_EVENTS:
+                    if not self._port_error(poller, port, _ev):
+                        del by_fd[fd]
+                    if not _ev & select.POLLIN:
+                        continue
                 with lock:
                     for _ in range(RX_BURST):
                         data = port.recv()

@@ -164,3 +164,20 @@ def test_vlan_tag_reaches_the_pipeline(rig):
 def test_rx_ring_in_use(rig):
     sw, _wires, _tmp, _v = rig
     assert all(p._ring is not None for p in sw.ports.values())
+
+
+def test_link_down_up_no_busy_loop_and_recovery(rig):
+    """ENETDOWN on a port socket is consumed (no poll() spin) and forwarding resumes after link up."""
+    import subprocess
+
+    sw, wires, _tmp, v = rig
+    iface = v.pairs[1][0]
+    subprocess.run(["ip", "link", "set", iface, "down"], check=True)
+    c0 = time.process_time()
+    time.sleep(0.5)
+    assert time.process_time() - c0 < 0.2
+    assert sw.port_status()[2] is False
+    subprocess.run(["ip", "link", "set", iface, "up"], check=True)
+    time.sleep(0.1)
+    wires[1].send(Wire.frame(3))
+    assert tags(wires[2].recv_all()) == [3]
