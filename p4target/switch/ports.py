@@ -36,6 +36,9 @@ SLL_PKTTYPE_OFFSET = 32 + 10  # sockaddr_ll follows the (aligned) tpacket2_hdr
 RING_BLOCK = 1 << 16
 RING_BLOCKS = 64
 RECV_SIZE = 65536  # jumbo-safe; MTU-size frames are the common case
+PACKET_AUXDATA = 8
+AUXDATA = struct.Struct("=IIIHHHH")  # tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
+AUXDATA_SPACE = socket.CMSG_SPACE(AUXDATA.size)
 
 
 class PcapWriter:
@@ -76,6 +79,7 @@ class Port:
                 self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             except OSError:  # kernels < 4.20: filtered by pkttype in recv()
                 pass
+            self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             self.sock.setblocking(False)
@@ -146,14 +150,21 @@ class Port:
             return data
 
     def recv(self) -> bytes | None:
-        """Return the next received frame, or None when the socket is drained."""
+        """Return the next received frame, or None when the socket is drained (recvfrom mode; the RX
+        ring replaces this method when available). PACKET_AUXDATA gives back stripped VLAN tags."""
         while True:
             try:
-                data, addr = self.sock.recvfrom(RECV_SIZE)
+                data, anc, _flags, addr = self.sock.recvmsg(RECV_SIZE, AUXDATA_SPACE)
             except (BlockingIOError, InterruptedError):
                 return None
             if addr[2] == PACKET_OUTGOING:
                 continue
+            for level, kind, payload in anc:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= AUXDATA.size:
+                    status, _len, _snap, _mac, _net, tci, tpid = AUXDATA.unpack_from(payload)
+                    if status & TP_STATUS_VLAN_VALID:
+                        tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
+                        data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
             self.rx_packets += 1
             if self.pcap_in is not None:
                 self.pcap_in.write(data)

@@ -56,6 +56,7 @@ class Switch:
         pcap_dir: str | None = None,
         log: logging.Logger | None = None,
         trace: bool = False,
+        rx_ring: bool = True,
     ) -> None:
         self.device_id = device_id
         self.cpu_port = cpu_port if cpu_port else None
@@ -82,7 +83,7 @@ class Switch:
             for number, iface in (ports or {}).items():
                 if number == self.cpu_port:
                     raise ValueError(f"port {number} is the CPU port and cannot have an interface")
-                self.ports[number] = Port(number, iface, pcap_dir)
+                self.ports[number] = Port(number, iface, pcap_dir, use_ring=rx_ring)
         except Exception:
             self.close()
             raise
@@ -291,34 +292,52 @@ class Switch:
         wake_r = self._wake_r
         timeout_ms: float | None = None
         while self._running:
-            events = poller.poll(timeout_ms)
-            for fd, _ev in events:
-                if fd == wake_r:
-                    try:
-                        os.read(wake_r, 4096)
-                    except BlockingIOError:
-                        pass
-                    continue
-                port = by_fd[fd]
-                number = port.number
-                if _ev & ERR_EVENTS:
-                    if not self._port_error(poller, port, _ev):
-                        del by_fd[fd]
-                    if not _ev & select.POLLIN:
-                        continue
-                with lock:
-                    for _ in range(RX_BURST):
-                        data = port.recv()
-                        if data is None:
-                            break
-                        if port.admin_up:
-                            self._ingress(number, data)
-            with lock:
-                wait = self._service_queues()
-            timeout_ms = None if wait is None else max(0.0, wait * 1000.0)
-            if timeout_ms is not None and timeout_ms < 1.0:
-                timeout_ms = 0 if wait <= 0 else 1  # poll() has ms granularity
+            try:
+                timeout_ms = self._iteration(poller, by_fd, lock, wake_r, timeout_ms)
+            except Exception:  # the loop must survive anything (a port error, a bug): log and go on
+                self.stats["loop_errors"] += 1
+                self.log.exception("packet loop error")
+                time.sleep(0.01)
+                timeout_ms = 0
         self.log.info("packet loop stopped")
+
+    def _iteration(self, poller: Any, by_fd: dict, lock: Any, wake_r: int, timeout_ms: float | None) -> float | None:
+        """One poll(): drain the readable ports through ingress, then the rate-limited queues.
+        Returns the next poll timeout (ms; None = until a frame or a wake-up)."""
+        for fd, ev in poller.poll(timeout_ms):
+            if fd == wake_r:
+                try:
+                    os.read(wake_r, 4096)
+                except BlockingIOError:
+                    pass
+                continue
+            port = by_fd.get(fd)
+            if port is None:
+                continue
+            if ev & ERR_EVENTS:
+                if not self._port_error(poller, port, ev):
+                    del by_fd[fd]
+                if not ev & select.POLLIN:
+                    continue
+            number = port.number
+            with lock:
+                for _ in range(RX_BURST):
+                    try:
+                        data = port.recv()
+                    except OSError as exc:  # recvfrom mode: ENETDOWN and friends
+                        self.log.info("port %d (%s): receive failed: %s", number, port.iface, exc)
+                        break
+                    if data is None:
+                        break
+                    if port.admin_up:
+                        self._ingress(number, data)
+        with lock:
+            wait = self._service_queues()
+        if wait is None:
+            return None
+        if wait <= 0:
+            return 0
+        return max(1.0, wait * 1000.0)  # poll() has millisecond granularity
 
     def start(self) -> None:
         """Start the packet loop in a background thread."""

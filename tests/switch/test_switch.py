@@ -12,10 +12,11 @@ from p4target.switch import Switch
 from p4target.switch.runtime import RuntimeCommands, RuntimeServer, run_commands
 
 
-@pytest.fixture
-def rig(veths, fake_pipeline_module, tmp_path):
+@pytest.fixture(params=[True, False], ids=["rx_ring", "recvfrom"])
+def rig(request, veths, fake_pipeline_module, tmp_path):
     v = veths(3)
-    sw = Switch({i + 1: a for i, (a, _b) in enumerate(v.pairs)}, cpu_port=255, pcap_dir=str(tmp_path))
+    sw = Switch({i + 1: a for i, (a, _b) in enumerate(v.pairs)}, cpu_port=255, pcap_dir=str(tmp_path),
+                rx_ring=request.param)
     sw.set_pipeline(fake_pipeline_module.TOY_JSON)
     fwd = sw.pipeline.tables["MyIngress.fwd"]
     M = fake_pipeline_module.Match
@@ -161,9 +162,10 @@ def test_vlan_tag_reaches_the_pipeline(rig):
     assert inp[24 + 16:] == tagged
 
 
-def test_rx_ring_in_use(rig):
+def test_rx_ring_in_use(rig, request):
     sw, _wires, _tmp, _v = rig
-    assert all(p._ring is not None for p in sw.ports.values())
+    want = "[rx_ring]" in request.node.name
+    assert all((p._ring is not None) == want for p in sw.ports.values())
 
 
 def test_link_down_up_no_busy_loop_and_recovery(rig):
