@@ -129,8 +129,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 parsed(pb.GetForwardingPipelineConfigRequest, self.GetForwardingPipelineConfig),
                 response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
             "StreamChannel": grpc.stream_stream_rpc_method_handler(
-                self.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
-                response_serializer=pb.StreamMessageResponse.SerializeToString),
+                self.StreamChannel, request_deserializer=wire.decode_stream_request,
+                response_serializer=passthrough),
             "Capabilities": unary(parsed(pb.CapabilitiesRequest, self.Capabilities),
                                   response_serializer=pb.CapabilitiesResponse.SerializeToString),
         })
@@ -432,14 +432,15 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _stream_reader(self, conn: Connection, requests: Any) -> None:
         try:
             for req in requests:
-                which = req.WhichOneof("update")
+                fast = isinstance(req, wire.FastPacketOut)
+                which = "packet" if fast else req.WhichOneof("update")
                 try:
                     if which == "arbitration":
                         self.arbitrator.update(conn, req.arbitration)
                     elif conn.role is None:
                         raise _precondition("the first stream message must be a MasterArbitrationUpdate")
                     elif which == "packet":
-                        self._packet_out(conn, req.packet)
+                        self._packet_out(conn, req if fast else req.packet)
                     elif which == "digest_ack":
                         if self.digests is not None:
                             self.digests.ack(req.digest_ack.digest_id, req.digest_ack.list_id)
@@ -449,8 +450,10 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     if which == "arbitration":
                         conn.close(err)
                         return
+                    if fast:
+                        req = p4runtime_pb2.StreamMessageRequest(packet=req.to_proto())
                     self._stream_error(conn, err, req)
-        except Exception as exc:  # cancelled RPC or client gone
+        except Exception as exc:  # cancelled RPC, client gone, or a request gRPC could not decode
             log.debug("stream %d ended: %s", conn.id, exc)
         finally:
             conn.close()
@@ -477,11 +480,13 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         if fields:
             known = {fid: (name, width) for fid, name, width in fields}
             values: dict[int, int] = {}
-            for md in pkt.metadata:
-                if md.metadata_id not in known:
-                    raise invalid(f"unknown packet_out metadata id {md.metadata_id}")
-                name, width = known[md.metadata_id]
-                values[md.metadata_id] = decode(md.value, width, f"packet_out metadata {name}")
+            pairs = pkt.metadata if isinstance(pkt, wire.FastPacketOut) else \
+                [(md.metadata_id, md.value) for md in pkt.metadata]
+            for mid, raw in pairs:
+                if mid not in known:
+                    raise invalid(f"unknown packet_out metadata id {mid}")
+                name, width = known[mid]
+                values[mid] = decode(raw, width, f"packet_out metadata {name}")
             header = pack_metadata(fields, values)
         try:
             self.switch.packet_out(header + pkt.payload)
@@ -498,7 +503,6 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _on_packet_in(self, data: bytes) -> None:
         """Switch callback for packets sent to the CPU port (called under the switch lock)."""
         index = self.index
-        msg = p4runtime_pb2.StreamMessageResponse()
         if index is not None and index.packet_in:
             try:
                 metadata, payload = unpack_metadata(index.packet_in, data)
@@ -506,11 +510,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 log.warning("packet-in dropped: %s", err.message)
                 self.stats["packet_in_dropped"] += 1
                 return
-            msg.packet.payload = payload
-            for fid, value in metadata:
-                msg.packet.metadata.add(metadata_id=fid, value=value.to_bytes(max(1, (value.bit_length() + 7) // 8),
-                                                                              "big"))
+            msg = wire.packet_in(payload, metadata)
         else:
-            msg.packet.payload = data
+            msg = wire.packet_in(data, [])
         if not self._send_to_primary(msg):
             self.stats["packet_in_dropped"] += 1

@@ -387,3 +387,51 @@ def entity_table(encoded_table_entry: bytes) -> bytes:
 def entity_direct_counter(encoded_table_entry: bytes, packets: int, nbytes: int) -> bytes:
     body = _ld(0x0A, encoded_table_entry) + _ld(0x12, counter_data(packets, nbytes))
     return _ld(0x42, body)  # Entity.direct_counter_entry = 8
+
+
+# ---------------------------------------------------------------------------- stream: packet in / out
+def packet_in(payload: bytes, metadata: list[tuple[int, int]]) -> bytes:
+    """Encoded StreamMessageResponse{packet{payload, metadata[(id, value)]}}."""
+    body = _ld(0x0A, payload) + b"".join(
+        _ld(0x12, b"\x08" + _enc_varint(mid) + _ld(0x12, _bitstring(v))) for mid, v in metadata)
+    return _ld(0x12, body)
+
+
+class FastPacketOut:
+    """The PacketOut of a StreamMessageRequest: .payload bytes, .metadata [(id, value bytes)]."""
+
+    __slots__ = ("payload", "metadata", "_raw")
+
+    def __init__(self, payload: bytes, metadata: list[tuple[int, bytes]], raw: bytes) -> None:
+        self.payload, self.metadata, self._raw = payload, metadata, raw
+
+    def to_proto(self) -> p4runtime_pb2.PacketOut:
+        return p4runtime_pb2.PacketOut.FromString(self._raw)
+
+
+def decode_stream_request(data: bytes) -> Any:
+    """StreamMessageRequest bytes → FastPacketOut for packets, else the protobuf message."""
+    try:
+        fields = _fields(data)
+        if len(fields) == 1 and fields[0][0] == 2 and fields[0][1] == 2:
+            s, e = fields[0][2]
+            payload, md = b"", []
+            for num, wt, val in _fields(data, s, e):
+                if num == 1 and wt == 2:
+                    payload = data[val[0]:val[1]]
+                elif num == 2 and wt == 2:
+                    mid, value = 0, b""
+                    for n2, w2, v2 in _fields(data, *val):
+                        if n2 == 1 and w2 == 0:
+                            mid = v2
+                        elif n2 == 2 and w2 == 2:
+                            value = data[v2[0]:v2[1]]
+                        else:
+                            raise WireError("unexpected field in packet metadata")
+                    md.append((mid, value))
+                else:
+                    raise WireError("unexpected field in a packet out")
+            return FastPacketOut(payload, md, data[s:e])
+    except (WireError, IndexError):
+        pass
+    return p4runtime_pb2.StreamMessageRequest.FromString(data)

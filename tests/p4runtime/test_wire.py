@@ -94,3 +94,22 @@ def test_encoders_parse_back():
     c = resp.entities[3].counter_entry
     assert (c.counter_id, c.index.index, c.data.packet_count, c.data.byte_count) == (302011001, 7, 3, 1 << 33)
     assert resp.entities[4].counter_entry.HasField("data")
+
+
+def test_packet_in_encoding_and_packet_out_decoding():
+    enc = wire.packet_in(b"\x00payload", [(1, 255), (2, 0)])
+    ref = pb.StreamMessageResponse()
+    ref.packet.payload = b"\x00payload"
+    ref.packet.metadata.add(metadata_id=1, value=b"\xff")
+    ref.packet.metadata.add(metadata_id=2, value=b"\x00")
+    assert enc == ref.SerializeToString()
+    req = pb.StreamMessageRequest()
+    req.packet.payload = b"frame"
+    req.packet.metadata.add(metadata_id=1, value=b"\x01\x02")
+    got = wire.decode_stream_request(req.SerializeToString())
+    assert isinstance(got, wire.FastPacketOut)
+    assert (got.payload, got.metadata) == (b"frame", [(1, b"\x01\x02")])
+    assert got.to_proto() == req.packet
+    arb = pb.StreamMessageRequest()
+    arb.arbitration.device_id = 3
+    assert wire.decode_stream_request(arb.SerializeToString()) == arb
