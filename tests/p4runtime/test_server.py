@@ -6,8 +6,9 @@ import time
 
 import grpc
 import pytest
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2
 from p4.v1 import p4runtime_pb2
+from p4rt_testutil import write_errors
 
 U = p4runtime_pb2.Update
 FWD, ACL = 33554433, 33554434
@@ -27,20 +28,6 @@ def fwd_entry(in_port: bytes, out_port: bytes, *, padded=False) -> p4runtime_pb2
 
 def upd(kind, ent):
     return U(type=kind, entity=ent)
-
-
-def write_errors(exc: grpc.RpcError) -> list[tuple[int, str]]:
-    assert exc.code() == grpc.StatusCode.UNKNOWN
-    for k, v in exc.trailing_metadata():
-        if k == "grpc-status-details-bin":
-            st = status_pb2.Status.FromString(v)
-            out = []
-            for d in st.details:
-                err = p4runtime_pb2.Error()
-                d.Unpack(err)
-                out.append((err.canonical_code, err.message))
-            return out
-    raise AssertionError("no grpc-status-details-bin")
 
 
 def test_capabilities(env):

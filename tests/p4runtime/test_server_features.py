@@ -8,10 +8,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import StreamClient
 from google.rpc import code_pb2
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
-from test_server import write_errors
+from p4rt_testutil import StreamClient, write_errors
 
 from p4target.p4runtime import P4RuntimeServer
 from p4target.switch import Switch
