@@ -14,7 +14,8 @@ CORPUS = HERE.parent / "compiler" / "corpus"
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
-@pytest.mark.parametrize("program, ntests", [("basic", 3), ("multicast", 3), ("clone_cpu", 3), ("l2_learning", 2)])
+@pytest.mark.parametrize("program, ntests", [("basic", 3), ("multicast", 3), ("clone_cpu", 3), ("l2_learning", 2),
+                                              ("ecn", 1)])
 def test_corpus_program(program, ntests, tmp_path):
     source = CORPUS / f"{program}.p4"
     if not source.exists():
