@@ -98,7 +98,9 @@ class TableChecker:
                 raise unsupported(f"table property '{p.name}'", p.loc)
         if "actions" not in seen:
             raise CompileError(f"{d.name}: table has no actions property", d.loc)
-        if info.default is not None:
+        if info.default is None:
+            self._implicit_no_action(d, info, scope)
+        else:
             act = info.default[0]
             if not any(a is act for a, _, _ in info.actions):
                 raise CompileError(f"{act.name}: default action is not in the table's action list", d.loc)
@@ -122,6 +124,22 @@ class TableChecker:
                 if ent.priority is not None:
                     self.expr(ent.priority, scope)
         return info
+
+    def _implicit_no_action(self, d: A.TableDecl, info: TableInfo, scope: Scope) -> None:
+        """As p4c's CreateBuiltins: a table without a default action gets ``default_action =
+        NoAction()`` (not const), NoAction being added to its actions as ``@defaultonly`` if absent."""
+        root = scope
+        while root.parent is not None:
+            root = root.parent
+        sym = root.names.get("NoAction")
+        if not isinstance(sym, ActionSym) or sym.decl.params:
+            raise CompileError("Declaration of the action NoAction not found; did you include core.p4?", d.loc)
+        if not any(a is sym for a, _, _ in info.actions):
+            ref = A.Name(d.loc, name="NoAction")
+            ref.ref = sym
+            ref.ty = sym.type
+            info.actions.append((sym, [A.Annotation("defaultonly", [], d.loc)], ref))
+        info.default = (sym, [], False)
 
     def action_ref(self, e: A.Expr, scope: Scope, table_list: bool) -> tuple[ActionSym, list[A.Expr]]:
         if isinstance(e, A.Call):
