@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Lab:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._lock = registry.LabLock(f"topology {self.topo.name}, run {self.run_id}", opts.lock_timeout)
         self._lock.acquire()
+        self._sweep_strays()
         # Every process started from here on (host shells, switch daemons, apps) carries the run tag.
         self._saved_tag = os.environ.get(registry.ENV_TAG)
         os.environ[registry.ENV_TAG] = self.run_id
@@ -128,6 +130,20 @@ class Lab:
             tables.populate(self.config(), log_dir=opts.log_dir)
         log.info("lab %s up (run %s), config %s", self.topo.name, self.run_id, self.config_path)
         return self
+
+    def _sweep_strays(self) -> None:
+        """With the machine-wide lab lock held no other lab runs: whatever earlier runs left is a stray.
+
+        Runs whose owner died are cleaned (like ``mn -c`` before a start), and interfaces bearing this
+        topology's names are removed (Mininet cannot create a link whose interface name exists).
+        """
+        swept = cleanup_mod.cleanup()
+        if swept:
+            log.warning("removed leftovers of earlier lab runs: %s", swept)
+        names = [f"{n}-eth{p}" for n in [*self.topo.switches, *self.topo.hosts] for p in self.topo.ports_of(n)]
+        for name in cleanup_mod.existing_interfaces(names):
+            log.warning("deleting stray interface %s (left by an earlier run)", name)
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
 
     def _record(self) -> None:
         for h in self.topo.hosts:
