@@ -186,8 +186,27 @@ class Switch:
             self.stats["pipeline_errors"] += 1
             self.log.exception("ingress failed on port %d", port)
             return
+        queues, ports = self.queues, self.ports
         for job in jobs:
-            self._enqueue(job, now)
+            q = queues.get(job.egress_port)
+            if q is None and self._default_rate is None or q is not None and q.rate_pps is None and not q.items:
+                # fast path (no rate limit, no backlog): egress now, transmit directly
+                try:
+                    outs, more = p.egress(job, now, now, 0, 0)
+                except Exception:
+                    self.stats["pipeline_errors"] += 1
+                    self.log.exception("egress failed on port %s", job.egress_port)
+                    continue
+                for out_port, out in outs:
+                    pt = ports.get(out_port)
+                    if pt is not None and pt.admin_up:
+                        pt.send(out)
+                    else:
+                        self._transmit(out_port, out)
+                for m in more:
+                    self._enqueue(m, now)
+            else:
+                self._enqueue(job, now)
 
     def _enqueue(self, job: Any, now: int) -> None:
         q = self.queues.get(job.egress_port)
