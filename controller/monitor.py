@@ -59,6 +59,8 @@ class MonitorConfig:
     alpha: float = 0.2               # EWMA weight of a healthy sample in the baseline
     min_bps: float = 200e3           # rate signals whose baseline is below this are not judged (idle)
     min_pps: float = 20.0
+    settle: int = 10                 # samples ignored after a reference moved (TCP catches up, then settles)
+    scan_interval: float = 5.0       # seconds between register scans of the NICs (digests feed the rest)
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Detector:
         self.bad = 0
         self.good = 0
         self.degraded = False
+        self.hold = 0                    # samples still to ignore (after the subject moved)
 
     def _is_bad(self, v: float, b: float) -> bool:
         if self.direction == "drop":
@@ -111,6 +114,9 @@ class Detector:
         """Feed one sample (None: no measurement); returns "degraded"/"recovered" on a transition."""
         if value is None:
             return None
+        if self.hold > 0:
+            self.hold -= 1
+            return None
         if not self.judged():
             self.samples += 1
             self.baseline = value if self.baseline is None else \
@@ -126,7 +132,9 @@ class Detector:
                     return "degraded"
             else:
                 self.bad = 0
-                self.baseline = (1 - self.cfg.alpha) * b + self.cfg.alpha * value
+                # a burst (TCP catching up) may lift the baseline only a little per sample
+                capped = min(value, 1.25 * b) if self.direction == "drop" and b > 0 else value
+                self.baseline = (1 - self.cfg.alpha) * b + self.cfg.alpha * capped
             return None
         if self._is_good(value, b):
             self.good += 1
@@ -139,7 +147,7 @@ class Detector:
 
     def reset(self) -> None:
         """Forget the baseline (the subject now takes another path)."""
-        self.baseline, self.samples, self.bad, self.good, self.degraded = None, 0, 0, 0, False
+        self.baseline, self.samples, self.bad, self.good, self.degraded, self.hold = None, 0, 0, 0, False, 0
 
 
 @dataclass
@@ -359,10 +367,13 @@ class Monitor:
 
     def _loop(self) -> None:
         nxt = time.monotonic()
+        last_scan = 0.0
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
-                self.ctrl.scan()          # new references (register path); digests keep it current too
+                if t0 - last_scan >= self.cfg.scan_interval:
+                    self.ctrl.scan()      # references the digests may have missed (register path)
+                    last_scan = time.monotonic()
                 self.observe(self.sampler.sample())
             except Exception:  # noqa: BLE001 - a failed sample must not kill the monitor
                 log.exception("monitor sample failed")
@@ -409,6 +420,7 @@ class Monitor:
                     det.degraded = False
                 else:
                     det.reset()
+                det.hold = self.cfg.settle
 
     def owner(self, switch: str, port: int) -> str | None:
         """The watched device whose path a switch port is part of (None: not watched)."""

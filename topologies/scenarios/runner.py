@@ -165,10 +165,10 @@ class ScenarioRun:
         while True:
             now = time.time()
             if fault is None and sc.fault is not None and now >= self.t0 + sc.fault_at:
-                self.say(f"[{now - self.t0:5.1f}s] FAULT ...")
                 fault = sc.fault(self)
                 fault.setdefault("t", time.time())
                 self.say(f"[{fault['t'] - self.t0:5.1f}s] FAULT {fault.get('kind')}: {fault.get('what')}")
+                now = time.time()
             for ev in self.monitor.events[seen_events:]:
                 self.say(f"[{ev.t - self.t0:5.1f}s] EVENT {ev.kind} {ev.device} {ev.subject} {ev.signal} "
                          f"{ev.value:.0f} (baseline {ev.baseline:.0f})")
@@ -181,9 +181,9 @@ class ScenarioRun:
             time.sleep(0.05)
         self.say(f"[{time.time() - self.t0:5.1f}s] traffic done; waiting for the applications")
         t_end = time.time()
-        self._wait_apps()
-        self.engine.stop()
+        self.engine.stop()           # the streams end now: closing connections are not degradations
         self.monitor.stop()
+        self._wait_apps()
         return self._report(fault, t_end)
 
     def _phase(self, now: float, fault: dict[str, Any] | None) -> str:
