@@ -107,6 +107,29 @@ STATE = r"""
     out["api"] = sh.APIVersion()
 """
 
+DIRECT = r"""
+    te = sh.TableEntry("MyIngress.ipv4_lpm")(action="MyIngress.send_to_cpu")
+    te.match["hdr.ipv4.dstAddr"] = "10.9.0.0/16"
+    te.insert()
+    dc = sh.DirectCounterEntry("MyIngress.ipv4_lpm_counter")
+    dc.table_entry = te
+    dc.packet_count = 7
+    dc.byte_count = 700
+    dc.modify()
+    out["direct"] = [(e.msg().data.packet_count, e.msg().data.byte_count)
+                     for e in sh.DirectCounterEntry("MyIngress.ipv4_lpm_counter").read()]
+    msg = sh.TableEntry("MyIngress.ipv4_lpm").msg()  # a read asking for direct counter data
+    msg.counter_data.SetInParent()
+    ent = p4runtime_pb2.Entity(table_entry=msg)
+    out["with_counters"] = [e.table_entry.counter_data.packet_count for r in sh.client.read_one(ent)
+                            for e in r.entities]
+    d = sh.DigestEntry("learn_t")
+    d.max_timeout_ns, d.max_list_size, d.ack_timeout_ns = 1000000, 4, 1000000000
+    d.insert()
+    out["digest"] = [(e.msg().config.max_list_size, e.msg().config.max_timeout_ns)
+                     for e in sh.DigestEntry("learn_t").read()]
+"""
+
 PACKETS = r"""
     import time
     pin = sh.PacketIn()
@@ -167,3 +190,10 @@ def test_shell_packet_out_loops_back_as_packet_in(switch):
     payload, md = out["packet_in"][0]
     assert payload == out["frame"]
     assert md == {"1": "ff", "2": "00"}  # ingress_port 255, _pad 0
+
+
+def test_shell_direct_counters_and_digest_config(switch):
+    out = run_shell(switch, DIRECT)
+    assert out["direct"] == [[7, 700]]
+    assert out["with_counters"] == [7]
+    assert out["digest"] == [[4, 1000000]]
