@@ -6,7 +6,7 @@ from typing import Any
 
 from . import ast as A
 from .errors import unsupported
-from .jsonexpr import field_ref, hexstr, hexv, top
+from .jsonexpr import field_ref, hexstr, hexv, to_data, top
 from .layout import HeaderStore, ScalarStore, StackStore, Store, StructStore, iter_headers
 from .names import expr_str
 from .types import BitsT, BoolT, EnumT, ErrorT, StructT
@@ -70,7 +70,8 @@ class ExternLowering:
         elif name == "truncate":
             out.append(self.prim("truncate", [top(self.rv(a[0]))], s))
         elif name in ("assert", "assume"):
-            out.append(self.prim(name, [top(self.rv(a[0]))], s))
+            # BMv2's assert/assume take data: the condition goes through b2d (as p4c's convertBool)
+            out.append(self.prim(name, [top(to_data(self.rv(a[0]), a[0].ty))], s))
         elif name == "log_msg":
             vals: list[Json] = []
             if len(a) == 2:

@@ -87,7 +87,7 @@ def _state(ctx: Any, name: str, stmts: list[A.Stmt], tr: Any, states: list[Json]
             t_state = fresh(f"{name}_true")
             f_state = fresh(f"{name}_false") if s.other is not None else join
             tmp = ctx.layout.temp(BitsT(1), "tmp")
-            ops.append({"parameters": [field_ref(tmp), to_data(ctx.rv(s.cond), s.cond.ty)], "op": "set"})
+            ops.append(_set_op(field_ref(tmp), to_data(ctx.rv(s.cond), s.cond.ty)))
             js["transition_key"] = [field_ref(tmp)]
             js["transitions"] = [{"type": "hexstr", "value": "0x01", "mask": None, "next_state": t_state},
                                  {"type": "default", "value": None, "mask": None, "next_state": f_state}]
@@ -144,7 +144,7 @@ def _key(ctx: Any, e: A.Expr, ops: list[Json]) -> Json:
     if v["type"] == "expression" and v["value"]["op"] == "d2b" and v["value"]["right"]["type"] == "field":
         return v["value"]["right"]
     tmp = ctx.layout.temp(e.ty, "tmp")
-    ops.append({"op": "set", "parameters": [field_ref(tmp), to_data(v, e.ty)]})
+    ops.append(_set_op(field_ref(tmp), to_data(v, e.ty)))
     return field_ref(tmp)
 
 
@@ -244,18 +244,19 @@ def _set(ctx: Any, dst: Any, rhs: A.Expr, s: A.Stmt, ops: list[Json]) -> None:
         v = ctx.rv(rhs)
         if v["type"] == "stack_field":      # 'set' takes a field, hexstr, lookahead or expression
             v = ex("&", v, hexv((1 << width_of(rhs.ty)) - 1, width_of(rhs.ty)))
-        ops.append({"parameters": [field_ref(dst), to_data(v, rhs.ty)], "op": "set"})
+        ops.append(_set_op(field_ref(dst), to_data(v, rhs.ty)))
         return
     prims: list[Json] = []
     ctx.assign_store(dst, rhs, s, prims)
     for p in prims:
         if p["op"] == "assign":
-            ops.append({"parameters": [p["parameters"][0], _untop(p["parameters"][1])], "op": "set"})
+            ops.append(_set_op(p["parameters"][0], p["parameters"][1]))
         else:
             ops.append({"parameters": [{"op": p["op"], "parameters": p["parameters"]}], "op": "primitive"})
 
 
-def _untop(v: Json) -> Json:
-    if v["type"] == "expression" and isinstance(v["value"], dict) and v["value"].get("type") == "expression":
-        return v["value"]
-    return v
+def _set_op(dst: Json, v: Json) -> Json:
+    """A parser ``set`` op. As p4c (ParserConverter, ``convert(rhs, wrap=true)``) an expression source is
+    wrapped once more: BMv2 builds the expression from the source's ``value``, which must itself be a
+    typed node, so a single-wrapped ``{"op": ...}`` would not load in simple_switch."""
+    return {"parameters": [dst, top(v)], "op": "set"}

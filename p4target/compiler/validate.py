@@ -8,6 +8,56 @@ from __future__ import annotations
 
 from typing import Any
 
+# BMv2's expression evaluator keeps data and booleans on separate stacks: an operand of the wrong kind is
+# not a load-time error but undefined behaviour at run time, so the kinds are checked here.
+_BOOL_OPS = {"==", "!=", ">", "<", ">=", "<=", "and", "or", "not", "d2b", "valid", "valid_union"}
+_BOOL_ARGS = {"and", "or", "not", "b2d"}
+_DATA_ARGS = {"+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "~", ">", "<", ">=", "<=", "d2b",
+              "two_comp_mod", "sat_cast", "usat_cast"}
+
+
+def expr_kind(v: Any, where: str, errs: list[str]) -> str:
+    """Kind of a BMv2 expression operand (``data``, ``bool``, ``header``, ``stack``...), as
+    P4Objects::build_expression infers it; operand-kind mismatches are appended to ``errs``."""
+    if v is None:
+        return "none"
+    if not isinstance(v, dict):
+        return "other"       # access_field's offset
+    t = v.get("type")
+    if t in ("field", "hexstr", "local", "stack_field", "register", "runtime_data", "lookahead"):
+        return "data"
+    if t == "bool":
+        return "bool"
+    if t == "header":
+        return "header"
+    if t == "header_stack":
+        return "stack"
+    if t != "expression":
+        return "other"
+    e = v["value"]
+    if "op" not in e:
+        return expr_kind(e, where, errs)
+    op = e["op"]
+    left = expr_kind(e.get("left"), where, errs)
+    right = expr_kind(e.get("right"), where, errs)
+    if op == "?":
+        if expr_kind(e.get("cond"), where, errs) != "bool":
+            errs.append(f"{where}: '?' condition is not boolean")
+        if left != right:
+            errs.append(f"{where}: '?' branches of kinds {left} and {right}")
+        return left
+    if op in ("==", "!=") and (left != right or left not in ("data", "bool", "header")):
+        errs.append(f"{where}: '{op}' between {left} and {right}")
+    want = "bool" if op in _BOOL_ARGS else "data" if op in _DATA_ARGS else None
+    if want is not None:
+        for side, k in (("left", left), ("right", right)):
+            if k != "none" and k != want:
+                errs.append(f"{where}: operand {side} of '{op}' is {k}, not {want}")
+    if op == "access_field" or op == "dereference_header_stack":
+        return "data" if op == "access_field" else "header"
+    return "bool" if op in _BOOL_OPS else "data"
+
+
 REQUIRED = ["header_types", "headers", "header_stacks", "field_lists", "errors", "enums", "parsers",
             "parse_vsets", "deparsers", "meter_arrays", "counter_arrays", "register_arrays", "calculations",
             "learn_lists", "actions", "pipelines", "checksums", "extern_instances", "field_aliases", "__meta__"]
@@ -34,6 +84,14 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
         names = [x["name"] for x in j[k]]
         if len(names) != len(set(names)):
             errs.append(f"{k}: duplicate names")
+    # simple_switch's loader rejects duplicate ids per object kind across pipelines/parsers too
+    for kind_name, objs in (("tables", [t for p in j["pipelines"] for t in p["tables"]]),
+                            ("conditionals", [c for p in j["pipelines"] for c in p["conditionals"]]),
+                            ("parse states", [s for p in j["parsers"] for s in p["parse_states"]]),
+                            ("checksums", j["checksums"]), ("field_lists", j["field_lists"])):
+        ids = [x["id"] for x in objs]
+        if len(ids) != len(set(ids)):
+            errs.append(f"{kind_name}: duplicate ids")
     actions = {a["id"]: a for a in j["actions"]}
     action_names = {a["name"] for a in j["actions"]}
     named = {k: {x["name"] for x in j[k]} for k in ("register_arrays", "counter_arrays", "meter_arrays",
@@ -88,11 +146,22 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
         else:
             errs.append(f"{where}: unknown value type {t}")
 
+    def kind(v: Any, want: str, where: str) -> None:
+        got = expr_kind(v, where, errs)
+        if got != want:
+            errs.append(f"{where}: expression is {got}, not {want}")
+
+    def prim_params(p: dict[str, Any], where: str, nrd: int | None) -> None:
+        value(p["parameters"], where, nrd)
+        for x in p["parameters"]:
+            if isinstance(x, dict) and x.get("type") == "expression":
+                kind(x["value"], "data", f"{where} {p['op']}")
+
     for a in j["actions"]:
         n = len(a["runtime_data"])
         prims = a["primitives"]
         for p in prims:
-            value(p["parameters"], f"action {a['name']}", n)
+            prim_params(p, f"action {a['name']}", n)
             if p["op"] in ("_jump", "_jump_if_zero"):
                 target = int(p["parameters"][-1]["value"], 16)
                 if not 0 <= target <= len(prims):
@@ -104,6 +173,12 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
         for s in ps["parse_states"]:
             for op in s["parser_ops"]:
                 value(op["parameters"], f"state {s['name']}")
+                if op["op"] == "verify":
+                    kind(op["parameters"][0], "bool", f"state {s['name']} verify")
+                elif op["op"] == "set" and op["parameters"][1]["type"] == "expression":
+                    kind(op["parameters"][1]["value"], "data", f"state {s['name']} set")
+                elif op["op"] == "primitive":
+                    prim_params(op["parameters"][0], f"state {s['name']}", None)
                 if op["op"] == "extract":
                     p = op["parameters"][0]
                     if p["type"] == "regular" and p["value"] not in headers:
@@ -154,6 +229,7 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
                     errs.append(f"{where}: bad default entry")
         for c in pl["conditionals"]:
             value(c["expression"], f"conditional {c['name']}")
+            kind(c["expression"], "bool", f"conditional {c['name']}")
             for k in ("true_next", "false_next"):
                 if c[k] is not None and c[k] not in nodes:
                     errs.append(f"conditional {c['name']}: unknown {k} {c[k]}")
@@ -161,6 +237,8 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
         value(c["input"], f"calculation {c['name']}")
     for c in j["checksums"]:
         field(c["target"], f"checksum {c['name']}")
+        if c.get("if_cond") is not None:
+            kind(c["if_cond"], "bool", f"checksum {c['name']}")
         if c["calculation"] not in named["calculations"]:
             errs.append(f"checksum {c['name']}: unknown calculation")
     for ll in j["learn_lists"]:

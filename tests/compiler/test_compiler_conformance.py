@@ -74,3 +74,38 @@ def test_table_listing_noaction_keeps_its_scope(tmp_path: Path) -> None:
     assert table(res, "I.t")["actions"] == ["NoAction"]
     (pt,) = res.p4info.tables
     assert [r.scope for r in pt.action_refs] == [0]
+
+
+def test_parser_set_expression_is_wrapped_twice(tmp_path: Path) -> None:
+    # BMv2 builds a parser `set` source expression from its "value", which must be a typed node
+    # (p4c: convert(rhs, wrap=true)); a bare {"op": ...} makes simple_switch reject the JSON.
+    head = HEAD.replace("p.extract(hdr.h); transition accept;",
+                        "p.extract(hdr.h); m.y = hdr.h.b + 16w1; m.x = hdr.h.a; transition accept;")
+    res = build(tmp_path, "apply { }", head)
+    (start,) = [s for s in res.bmv2_json["parsers"][0]["parse_states"] if s["name"] == "start"]
+    sets = [op["parameters"][1] for op in start["parser_ops"] if op["op"] == "set"]
+    assert sets[0]["type"] == "expression" and sets[0]["value"]["type"] == "expression"
+    assert sets[0]["value"]["value"]["op"] == "&"
+    assert sets[1] == {"type": "field", "value": ["h", "a"]}
+
+
+def test_assert_condition_is_data(tmp_path: Path) -> None:
+    # BMv2's assert/assume take Data: p4c converts the boolean with b2d.
+    res = build(tmp_path, "apply { assert(hdr.h.a == 8w1); }")
+    prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"] if p["op"] == "assert"]
+    (param,) = prims[0]["parameters"]
+    assert param["type"] == "expression" and param["value"]["value"]["op"] == "b2d"
+
+
+def test_validator_checks_operand_kinds() -> None:
+    from p4target.compiler.validate import expr_kind
+
+    errs: list[str] = []
+    field = {"type": "field", "value": ["h", "a"]}
+    assert expr_kind({"type": "expression", "value": {"op": "and", "left": field, "right": field}}, "w",
+                     errs) == "bool"
+    assert errs and "not bool" in errs[0]
+    errs.clear()
+    d2b = {"type": "expression", "value": {"op": "d2b", "left": None, "right": field}}
+    expr_kind({"type": "expression", "value": {"op": "==", "left": d2b, "right": field}}, "w", errs)
+    assert errs and "'=='" in errs[0]
