@@ -129,8 +129,8 @@ class Migrator:
                 recs.append(inv.get(k))
             except UnknownFlow as exc:
                 raise MigrationError(str(exc)) from None
-        rec = MigrationRecord(next(self._ids), [str(r.key) for r in recs], target, mode, path=tnic.path,
-                              started=time.time())
+        rec = MigrationRecord(next(self._ids), [str(r.key) for r in recs], target, mode,
+                              path=tnic.path_for(len(recs)), started=time.time())
         recs = [r for r in recs if r.device != target]
         if not recs:
             rec.outcome, rec.reason = "ok", "nothing to move"

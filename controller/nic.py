@@ -30,6 +30,7 @@ __all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
 log = logging.getLogger(__name__)
 
 FLOW_SLOTS = 4096
+BATCH_THRESHOLD = 16
 FLOW_SLOTS_TABLE = "flow_slots"
 USE_SLOT_ACTION = "use_slot"
 
@@ -94,6 +95,10 @@ class NicDriver:
         if self.helper.has("register", self._regs["slot_flags"]):
             self.slots = self.helper.get("register", self._regs["slot_flags"]).size or FLOW_SLOTS
         self.path = self._choose_path(path)
+        self.registers_ok = self.path == "registers" or (path == "inband" and self._probe_registers())
+        # With both paths available, batches of more than `batch_threshold` references use the
+        # in-band commands (one packet per reference) rather than ~22 register entities each.
+        self.batch_threshold: int | None = BATCH_THRESHOLD if path == "auto" else None
         self._alloc_lock = threading.Lock()
         self._reserved: set[int] = set()
         self.placed: dict[FlowKey, int] = {}  # flow_slots entries this controller inserted
@@ -107,31 +112,42 @@ class NicDriver:
                 return name
         return short
 
+    def _probe_registers(self) -> bool:
+        try:
+            self.conn.read_all([self.helper.register_entry(self._regs["slot_flags"], 0)])
+        except P4RuntimeError as exc:
+            if exc.is_unimplemented():
+                return False
+            raise
+        return True
+
     def _choose_path(self, path: str) -> str:
         if path in ("inband", "registers"):
             return path
         if path != "auto":
             raise ValueError(f"unknown state access path {path!r} (auto, inband, registers)")
-        try:
-            self.conn.read_all([self.helper.register_entry(self._regs["slot_flags"], 0)])
-        except P4RuntimeError as exc:
-            if exc.is_unimplemented():
-                log.info("%s: register access UNIMPLEMENTED; using in-band commands", self.name)
-                return "inband"
-            raise
-        return "registers"
+        if self._probe_registers():
+            return "registers"
+        log.info("%s: register access UNIMPLEMENTED; using in-band commands", self.name)
+        return "inband"
+
+    def path_for(self, n: int) -> str:
+        """The path used for an operation on ``n`` references."""
+        if self.path == "registers" and self.batch_threshold is not None and n > self.batch_threshold:
+            return "inband"
+        return self.path
 
     # ---- the five operations ------------------------------------------------------------------------
     def run(self, opcode: int, items: Sequence[tuple[FlowKey, int]], path: str | None = None) -> list[Command]:
         """Run SUSPEND/SAVE/RESUME/CLEAR on (key, slot) pairs; replies in order (status per item)."""
-        path = path or self.path
+        path = path or self.path_for(len(items))
         if path == "inband":
             return self.channel.execute([Command.for_key(opcode, k, s) for k, s in items])
         return self._run_registers(opcode, items)
 
     def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
              path: str | None = None) -> list[Command]:
-        path = path or self.path
+        path = path or self.path_for(len(states))
         cmds = [Command.load(fs, slot, suspended) for fs, slot in zip(states, slots, strict=True)]
         if path == "inband":
             return self.channel.execute(cmds)
@@ -155,9 +171,10 @@ class NicDriver:
         """
         deadline = time.monotonic() + timeout
         prev = list(counts)
+        path = self.path_for(len(items))
         while True:
-            if self.path == "inband":
-                replies = self.run(C.SUSPEND, items)
+            if path == "inband":
+                replies = self.run(C.SUSPEND, items, path)
             else:
                 replies = self._run_registers(C.SAVE, items)
             self.check(replies, items, "save")
@@ -167,8 +184,8 @@ class NicDriver:
                     log.warning("%s: references still counting after %.0f ms; saving anyway", self.name,
                                 timeout * 1000)
                 return [r.flow_state(self.name, version) for r in replies]
-            if self.path == "inband":
-                self.run(C.RESUME, items)
+            if path == "inband":
+                self.run(C.RESUME, items, path)
             prev = now
             time.sleep(interval)
 
@@ -182,7 +199,7 @@ class NicDriver:
 
     def packet_counts(self, items: Sequence[tuple[FlowKey, int]]) -> list[int]:
         """Each reference's packet counter (one register Read, or streamed SAVE commands)."""
-        if self.path == "registers":
+        if self.registers_ok:  # one register entity per reference: cheaper than a command each
             vals = self._read_regs([s for _, s in items], ["flow_packets"])
             return [vals[s]["flow_packets"] for _, s in items]
         return [r.packets for r in self.channel.execute([Command.for_key(C.SAVE, k, s) for k, s in items])]
