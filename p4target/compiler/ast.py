@@ -354,6 +354,7 @@ class TableDecl(Decl):
 class Instance(Decl):
     type: TypeRef | None = None
     args: list[Expr] = field(default_factory=list)
+    arg_names: list[str | None] = field(default_factory=list)
 
 
 @dataclass

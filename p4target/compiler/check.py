@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ast as A
+from . import named_args
 from .check_expr import EXTERN_METHODS, ExprChecker, children, sat, wrap  # noqa: F401 - re-exported helpers
 from .check_tables import TableChecker, TableInfo  # noqa: F401 - TableInfo re-exported
 from .errors import CompileError, Loc, unsupported
@@ -122,6 +123,9 @@ class Checker(TableChecker, ExprChecker):
                                own[-1] if own else Loc(self.main_file or "<input>", 1, 1))
         if not (isinstance(main.type, A.NamedTypeRef) and main.type.name == "V1Switch"):
             raise unsupported("architectures other than v1model V1Switch", main.loc)
+        pkg = next((d for d in self.prog.decls if isinstance(d, A.PackageDecl) and d.name == "V1Switch"), None)
+        if pkg is not None:
+            main.args = named_args.bind(main.args, main.arg_names, pkg.params, "V1Switch", main.loc)
         if len(main.args) != 6:
             raise CompileError("V1Switch expects 6 arguments (parser, verifyChecksum, ingress, egress,"
                                " computeChecksum, deparser)", main.loc)
@@ -319,6 +323,13 @@ class Checker(TableChecker, ExprChecker):
             raise unsupported(f"{t.name} (table implementations)", d.loc)
         if t.name not in EXTERN_METHODS:
             raise unsupported(f"extern {t.name}", d.loc)
+        if named_args.is_named(d.arg_names):
+            ctors = [ps for dd in self.prog.decls if isinstance(dd, A.ExternDecl) and dd.name == t.name
+                     for m, ps in dd.methods if m == "__ctor__"]
+            params = named_args.pick_overload(ctors, d.arg_names)
+            if params is None:
+                raise CompileError(f"{t.name}: no constructor takes the arguments {d.arg_names}", d.loc)
+            d.args = named_args.bind(d.args, d.arg_names, params, t.name, d.loc)
         for a in d.args:
             self.expr(a, scope)
             if a.const is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import ast as A
+from . import named_args
 from .errors import CompileError, Loc, unsupported
 from .names import expr_str
 from .types import (
@@ -324,10 +325,48 @@ class ExprChecker:
                 return ObjT("method", e.name)
         raise CompileError(f"{expr_str(e)}: no member '{e.name}' in a value of type {bt}", e.loc)
 
+    def bind_named(self, e: A.Call, scope: Scope) -> None:
+        """Reorder a call's named arguments into parameter order (see named_args)."""
+        f = e.func
+        cands: list[list[A.Param]] = []
+        what = expr_str(f)
+        if isinstance(f, A.Name):
+            sym = scope.lookup(f.name)
+            if isinstance(sym, (ActionSym, FunctionSym)):
+                cands = [sym.decl.params]
+            elif isinstance(sym, ExternFuncSym):
+                cands = [d.params for d in self.prog.decls
+                         if isinstance(d, A.ExternDecl) and d.is_function and d.name == f.name]
+        elif isinstance(f, A.Member):
+            self.expr(f.expr, scope)
+            bt = f.expr.ty
+            ext = bt.name if isinstance(bt, ExternT) else \
+                bt.kind if isinstance(bt, ObjT) and bt.kind in ("packet_in", "packet_out") else None
+            if ext is not None:
+                cands = [ps for d in self.prog.decls if isinstance(d, A.ExternDecl) and d.name == ext
+                         for m, ps in d.methods if m == f.name]
+            elif isinstance(bt, ObjT) and bt.kind == "control_inst" and f.name == "apply":
+                decl = getattr(f.expr.ref, "decl", None)
+                if isinstance(decl, A.Instance) and isinstance(decl.type, A.NamedTypeRef):
+                    bsym = scope.lookup(decl.type.name)
+                    decl = getattr(bsym, "decl", None)
+                if isinstance(decl, A.ControlDecl):
+                    cands = [decl.params]
+            elif isinstance(bt, StackT) and f.name in ("push_front", "pop_front"):
+                cands = [[A.Param("in", A.NamedTypeRef(f.loc, name="int"), "count", f.loc)]]
+        params = cands[0] if len(cands) == 1 else named_args.pick_overload(cands, e.arg_names) if cands else None
+        if params is None:
+            if cands:
+                raise CompileError(f"{what}: no overload takes arguments named "
+                                   f"{', '.join(str(n) for n in e.arg_names)}", e.loc)
+            raise unsupported(f"named arguments in a call of {what}", e.loc)
+        e.args = named_args.bind(e.args, e.arg_names, params, what, e.loc)
+        e.arg_names = [None] * len(e.args)
+
     def call(self, e: A.Call, scope: Scope, stmt: bool) -> Type:  # noqa: C901
         f = e.func
-        if any(n is not None for n in e.arg_names):
-            raise unsupported("named arguments", e.loc)
+        if named_args.is_named(e.arg_names):
+            self.bind_named(e, scope)
         if isinstance(f, A.Member):
             self.expr(f, scope)
             base = f.expr

@@ -498,12 +498,12 @@ class Parser(ExprParser):
         ty = self.type_ref()
         if not self.at_op("("):
             raise self.error(f"syntax error, expected a constructor call after type at {t.value}")
-        args = self.call_args()[0]
+        args, arg_names = self.call_args()
         name = self.name_token()
         if self.at_op("="):
             raise unsupported("extern instance initializer blocks", self.peek().loc)
         self.expect_op(";")
-        return A.Instance(name.loc, name.value, annos, ty, args)
+        return A.Instance(name.loc, name.value, annos, ty, args, arg_names)
 
     def instantiation_or_var(self, annos: list[A.Annotation]) -> Any:
         save = self.i
