@@ -1,7 +1,9 @@
 """Switch ports: one AF_PACKET raw socket per Linux interface, plus per-port pcap capture.
 
 A port owns its socket (bound to the interface, promiscuous, outgoing frames ignored so the switch never
-sees its own transmissions) and its optional pcap writers (``<iface>_in.pcap`` / ``<iface>_out.pcap``
+sees its own transmissions), PACKET_MMAP RX and TX rings on it (received frames are read from shared
+memory; transmitted frames are queued in the TX ring and handed to the kernel by one ``flush()`` per
+burst; plain recvmsg/send when the rings are unavailable) and its optional pcap writers (``<iface>_in.pcap`` / ``<iface>_out.pcap``
 like BMv2's ``--pcap DIR``). Checksum/segmentation offloads must be disabled on the interfaces by whoever
 creates them (topology or test harness): with TSO/GRO on, the kernel hands us >MTU frames and bad
 checksums.
@@ -27,6 +29,13 @@ PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4
 PACKET_VERSION = 10
 PACKET_RX_RING = 5
+PACKET_TX_RING = 13
+PACKET_LOSS = 14  # the kernel skips a malformed TX frame instead of stopping at it
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_SENDING = 2
+TX_DATA_OFFSET = 32  # TPACKET2_HDRLEN - sizeof(sockaddr_ll): where a TX frame's data starts
+TX_FRAMES = 512
+TX_LEN = struct.Struct("=II")  # tp_len, tp_snaplen at offset 4
 TPACKET_V2 = 1
 TP_STATUS_USER = 1
 TP_STATUS_VLAN_VALID = 0x10
@@ -63,8 +72,12 @@ class PcapWriter:
 class Port:
     """One switch port bound to a Linux interface."""
 
-    def __init__(self, number: int, iface: str, pcap_dir: str | Path | None = None, use_ring: bool = True) -> None:
+    def __init__(self, number: int, iface: str, pcap_dir: str | Path | None = None, use_ring: bool = True,
+                 use_tx_ring: bool = True) -> None:
         self.number = number
+        self.use_tx_ring = use_tx_ring
+        self.tx_pending = False
+        self.tx_dropped = 0
         self.iface = iface
         self.admin_up = True
         self.rx_packets = 0
@@ -116,10 +129,27 @@ class Port:
         self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
         self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack("IIII", block, nblocks, frame,
                                                                      nblocks * (block // frame)))
-        self._ring = mmap.mmap(self.fd, block * nblocks, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        rx_size = block * nblocks
+        tx_blocks = max(1, TX_FRAMES * frame // block)
+        tx_size = 0
+        if self.use_tx_ring:
+            try:
+                self.sock.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
+                self.sock.setsockopt(SOL_PACKET, PACKET_TX_RING, struct.pack("IIII", block, tx_blocks, frame,
+                                                                             tx_blocks * (block // frame)))
+                tx_size = block * tx_blocks
+            except OSError as exc:
+                log.info("port %d (%s): no TX ring (%s)", self.number, self.iface, exc)
+        self._ring = mmap.mmap(self.fd, rx_size + tx_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self._frame = frame
         self._nframes = nblocks * (block // frame)
         self._pos = 0
+        if tx_size:
+            self._tx_base = rx_size
+            self._tx_nframes = tx_blocks * (block // frame)
+            self._tx_pos = 0
+            self._tx_max = frame - TX_DATA_OFFSET
+            self.send = self._send_ring  # type: ignore[method-assign]
         self.recv = self._recv_ring  # type: ignore[method-assign]
 
     def _recv_ring(self) -> bytes | None:
@@ -170,6 +200,60 @@ class Port:
                 self.pcap_in.write(data)
             return data
 
+    def _send_ring(self, data: bytes) -> None:
+        """Queue a frame in the TX ring; ``flush()`` hands every queued frame to the kernel at once."""
+        n = len(data)
+        if n > self._tx_max:
+            self.flush()  # keep the order, then send the odd big frame directly
+            self._send_direct(data)
+            return
+        if self.pcap_out is not None:
+            self.pcap_out.write(data)
+        ring = self._ring
+        off = self._tx_base + self._tx_pos * self._frame
+        if ring[off] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
+            self.flush()
+            if ring[off] & (TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING):
+                self.tx_dropped += 1  # the ring is full and the kernel has not caught up
+                return
+        TX_LEN.pack_into(ring, off + 4, n, n)
+        ring[off + TX_DATA_OFFSET:off + TX_DATA_OFFSET + n] = data
+        ring[off:off + 4] = b"\x01\x00\x00\x00"  # TP_STATUS_SEND_REQUEST
+        self._tx_pos = (self._tx_pos + 1) % self._tx_nframes
+        self.tx_pending = True
+        self.tx_packets += 1
+
+    def flush(self) -> None:
+        """Transmit the frames queued in the TX ring (one syscall)."""
+        if not self.tx_pending:
+            return
+        self.tx_pending = False
+        try:
+            self.sock.send(b"")
+        except BlockingIOError:
+            self.tx_pending = True  # retried at the next flush
+        except OSError as exc:  # ENETDOWN...: the kernel marks the frames; they are reused
+            log.debug("port %d (%s): TX ring flush failed: %s", self.number, self.iface, exc)
+            self._reset_tx_ring()
+
+    def _reset_tx_ring(self) -> None:
+        ring = self._ring
+        for i in range(self._tx_nframes):
+            off = self._tx_base + i * self._frame
+            if ring[off] & TP_STATUS_SEND_REQUEST:
+                ring[off:off + 4] = b"\x00\x00\x00\x00"
+
+    def _send_direct(self, data: bytes) -> None:
+        if self.pcap_out is not None:
+            self.pcap_out.write(data)
+        try:
+            self.sock.send(data)
+            self.tx_packets += 1
+        except BlockingIOError:
+            log.debug("port %d (%s): tx buffer full, frame dropped", self.number, self.iface)
+        except OSError as exc:
+            log.debug("port %d (%s): send failed: %s", self.number, self.iface, exc)
+
     def send(self, data: bytes) -> None:
         if self.pcap_out is not None:
             self.pcap_out.write(data)
@@ -191,6 +275,10 @@ class Port:
 
     def close(self) -> None:
         if self._ring is not None:
+            try:
+                self.flush()
+            except (OSError, ValueError):
+                pass
             try:
                 self._ring.close()
             except BufferError:

@@ -165,6 +165,7 @@ class Switch:
         """Run a frame through the pipeline as if it arrived on ``port`` (any thread)."""
         with self.lock:
             self._ingress(port, data)
+            self._flush()
         if threading.get_ident() != self._loop_ident:
             self._wake()
 
@@ -275,6 +276,12 @@ class Switch:
                 self._egress(job, enq, now, enq_qdepth, len(items))
         return wait
 
+    def _flush(self) -> None:
+        """Hand the frames queued in the ports' TX rings to the kernel (under the lock)."""
+        for p in self.ports.values():
+            if p.tx_pending:
+                p.flush()
+
     def _port_error(self, poller: Any, port: Port, ev: int) -> bool:
         """A socket error (link down: ENETDOWN) must be read or poll() reports it forever; a socket
         whose interface is gone (POLLHUP/POLLNVAL) leaves the poll set. Returns False when dropped."""
@@ -352,6 +359,7 @@ class Switch:
                         self._ingress(number, data)
         with lock:
             wait = self._service_queues()
+            self._flush()
         if wait is None:
             return None
         if wait <= 0:

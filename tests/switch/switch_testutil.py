@@ -43,6 +43,7 @@ class Wire:
 
     def __init__(self, iface: str) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_TYPE))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
         self.sock.bind((iface, 0))
         self.sock.settimeout(0.05)
 

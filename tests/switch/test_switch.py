@@ -183,3 +183,17 @@ def test_link_down_up_no_busy_loop_and_recovery(rig):
     time.sleep(0.1)
     wires[1].send(Wire.frame(3))
     assert tags(wires[2].recv_all()) == [3]
+
+
+def test_burst_larger_than_the_tx_ring_is_delivered_in_order(rig):
+    sw, wires, _tmp, _v = rig
+    n = 1500  # TX ring holds 512 frames: the switch must flush and wrap around
+    for i in range(n):
+        wires[1].send(Wire.frame(i))
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < n and time.monotonic() < deadline:
+        got += tags(wires[2].recv_all(0.2))
+    info = (len(got), sw.ports[1].rx_packets, sw.ports[2].tx_packets, dict(sw.stats))
+    assert got == list(range(n)), info
+    assert sum(p.tx_dropped for p in sw.ports.values()) == 0
