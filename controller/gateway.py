@@ -25,7 +25,7 @@ from .flowstate import FlowKey
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
 
-__all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "SUSPEND_PUNT", "SUSPEND_DROP"]
+__all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "MARKER", "SUSPEND_PUNT", "SUSPEND_DROP"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,26 @@ class FiveTuple:
     def match(self) -> dict[str, int]:
         return {"src_addr": self.src, "dst_addr": self.dst, "proto": self.proto, "src_port": self.sport,
                 "dst_port": self.dport}
+
+
+# The path marker's 5-tuple (0.0.0.0/8 is never a host): every gateway traps it (suspend_flow, punt).
+MARKER = FiveTuple(1, 2, 17, 0xFA1B, 0xFA1B)
+
+
+def _ipv4_checksum(hdr: bytes) -> int:
+    total = sum(struct.unpack("!10H", hdr))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def marker_frame(token: int) -> bytes:
+    """An IPv4/UDP frame with the marker 5-tuple carrying ``token``."""
+    payload = token.to_bytes(8, "big")
+    udp = struct.pack("!HHHH", MARKER.sport, MARKER.dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, MARKER.src, MARKER.dst)
+    ip = ip[:10] + struct.pack("!H", _ipv4_checksum(ip)) + ip[12:]
+    return b"\xff" * 6 + b"\x02\x00\x00\x00\x00\xfa" + b"\x08\x00" + ip + udp
 
 
 def five_tuple_of(frame: bytes) -> FiveTuple | None:
@@ -108,6 +128,7 @@ class GatewayDriver:
         self._barriers_seen: set[int] = set()
         self._barrier_ids = iter(range(1, 1 << 62))
         self.cpu_port = conn.options.cpu_port
+        self._markers_seen: set[int] = set()
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -135,6 +156,11 @@ class GatewayDriver:
         if reason != PACKET_IN_SUSPENDED:
             return
         t = five_tuple_of(pkt.payload)
+        if t == MARKER:
+            with self._barrier_cv:
+                self._markers_seen.add(int.from_bytes(pkt.payload[42:50], "big"))
+                self._barrier_cv.notify_all()
+            return
         with self._lock:
             buf = self._buffers.get(t) if t is not None else None
             if buf is None:
@@ -203,6 +229,25 @@ class GatewayDriver:
             log.warning("%s: barrier %d not returned within %.1fs", self.name, token, timeout)
         return ok
 
+    # ---- path markers ---------------------------------------------------------------------------------
+    def install_marker_trap(self) -> None:
+        """Make this gateway punt the marker 5-tuple (so markers sent through a NIC come back to us)."""
+        if self.entries.get(MARKER, ("",))[0] != "suspend_flow":
+            self.apply({MARKER: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": 0})})
+
+    def send_marker(self, port: int) -> int:
+        """Send a marker out of ``port`` (toward a NIC); returns its token for ``wait_marker`` at the far
+        gateway. It follows the data packets already sent that way (FIFO along the path)."""
+        token = next(self._barrier_ids) | (id(self) & 0xFFFF) << 40
+        self.conn.packet_out(marker_frame(token), mode=PACKET_OUT_DIRECT, egress_port=port)
+        return token
+
+    def wait_marker(self, token: int, timeout: float) -> bool:
+        with self._barrier_cv:
+            ok = self._barrier_cv.wait_for(lambda: token in self._markers_seen, timeout)
+            self._markers_seen.discard(token)
+        return ok
+
     # ---- entries ------------------------------------------------------------------------------------
     def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> bytes:
         if action is None:
@@ -230,6 +275,22 @@ class GatewayDriver:
                 self.entries.pop(t, None)
             else:
                 self.entries[t] = c
+
+    def sync(self) -> int:
+        """Load the device's ``flow_forwarding`` entries into the local view (e.g. written by an earlier
+        controller process), so updates and rollbacks start from what is really there."""
+        tid = self.helper.get_id("table", TABLE)
+        self.entries.clear()
+        for e in self.conn.read([p4runtime_pb2.TableEntry(table_id=tid)]):
+            te = e.table_entry
+            m = {k.rsplit(".", 1)[-1]: v for k, v in self.helper.decode_match(te).items()}
+            try:
+                t = FiveTuple(m["src_addr"], m["dst_addr"], m["proto"], m["src_port"], m["dst_port"])
+            except KeyError:
+                continue
+            action, params = self.helper.decode_action(te)
+            self.entries[t] = (action.rsplit(".", 1)[-1], params)
+        return len(self.entries)
 
     def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:
         return {t: self.entries.get(t) for t in tuples}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -35,7 +36,7 @@ from typing import Any
 
 from . import commands as C
 from .flowstate import FlowKey, FlowState, FlowStateError
-from .gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
+from .gateway import MARKER, SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
 from .inventory import UnknownFlow
 from .nic import NicError
 from .p4rt.errors import ConnectionFailed, P4RuntimeError
@@ -109,6 +110,7 @@ class Migrator:
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
+        self._lock = threading.Lock()
         self._fault = fault  # test hook: called with each step name; raising fails that step
 
     # ---- public entry points -------------------------------------------------------------------------
@@ -119,6 +121,11 @@ class Migrator:
         return self.migrate(keys, target, mode)
 
     def migrate(self, keys: Sequence[FlowKey], target: str, mode: str = "lossless") -> MigrationRecord:
+        """Move ``keys`` to ``target`` as one batch (migrations are serialized: one at a time)."""
+        with self._lock:
+            return self._migrate(keys, target, mode)
+
+    def _migrate(self, keys: Sequence[FlowKey], target: str, mode: str) -> MigrationRecord:
         if mode not in MODES:
             raise MigrationError(f"unknown mode {mode!r} (lossless or drop)")
         tnic = self.ctrl.nic(target)
@@ -199,9 +206,15 @@ class Migrator:
             t_suspend = time.perf_counter()
             self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
 
-            # 2. quiesce: a first sample of the source counters, one interval for stragglers
-            counts = self._step(rec, "quiesce", lambda: fabric.parallel(
-                {s: (lambda s=s, items=items: self._sample(s, items)) for s, items in by_src.items()}))
+            # 2. quiesce: a marker sent down each old path behind the reference's packets comes back
+            #    through the far gateway; when all are back, nothing of R is left on its way to OLD.
+            #    Without markers (or on timeout): the source counters are sampled until stable.
+            def quiesce() -> dict[str, list[int] | None]:
+                if self._path_markers(gw_tuples, src_of):
+                    return {s: None for s in by_src}
+                return fabric.parallel({s: (lambda s=s, items=items: self._sample(s, items))
+                                        for s, items in by_src.items()})
+            counts = self._step(rec, "quiesce", quiesce)
 
             # 3. save: SUSPEND (freeze + read) once the counters are stable — usually one round trip
             def save(s: str, items: list[tuple[FlowKey, int]]) -> list[FlowState]:
@@ -253,7 +266,7 @@ class Migrator:
         def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
             drv = ctrl.nic(s)
             drv.run(C.CLEAR, items)
-            drv.unplace([k for k, _ in items if k in drv.placed])
+            drv.unplace([k for k, _ in items])  # also entries placed by an earlier controller process
         try:
             self._step(rec, "release", lambda: fabric.parallel(
                 {s: (lambda s=s, items=items: release(s, items)) for s, items in by_src.items()}))
@@ -263,6 +276,26 @@ class Migrator:
             rec.moved.append({"reference": str(k), "from": src_of[k], "to": target, "slot": slot})
             ctrl.inventory.moved(k, target, slot)
         rec.outcome = "ok"
+
+    def _path_markers(self, gw_tuples: dict[str, dict[FiveTuple, FlowKey]], src_of: dict[FlowKey, str]) -> bool:
+        paths = set()
+        for g, ts in gw_tuples.items():
+            for t, k in ts.items():
+                far = next((f for f, d in self.ctrl.gateways.items() if t.dst in d.host_ips), None)
+                if far is None or MARKER not in self.ctrl.gateway(far).entries:
+                    return False
+                paths.add((g, src_of[k], far))
+        sent = []
+        for g, src, far in paths:
+            drv = self.ctrl.gateway(g)
+            sent.append((far, drv.send_marker(drv.port_of(src))))
+        deadline = time.monotonic() + self.quiesce_timeout
+        ok = True
+        for far, token in sent:
+            ok = self.ctrl.gateway(far).wait_marker(token, max(0.0, deadline - time.monotonic())) and ok
+        if not ok:
+            log.warning("path markers not back within %.0f ms; sampling counters instead", self.quiesce_timeout * 1000)
+        return ok
 
     def _sample(self, nic: str, items: list[tuple[FlowKey, int]]) -> list[int]:
         counts = self.ctrl.nic(nic).packet_counts(items)

@@ -160,7 +160,7 @@ class NicDriver:
         self.check(replies, items, "save")
         return [r.flow_state(self.name, version) for r in replies]
 
-    def save_when_quiet(self, items: Sequence[tuple[FlowKey, int]], counts: Sequence[int], interval: float,
+    def save_when_quiet(self, items: Sequence[tuple[FlowKey, int]], counts: Sequence[int] | None, interval: float,
                         timeout: float, version: int = C.FLOWMIG_VERSION) -> list[FlowState]:
         """Save once the references' packet counters match ``counts`` (the previous sample).
 
@@ -170,7 +170,7 @@ class NicDriver:
         Bounded by ``timeout``: then the last state read is saved (and a warning logged).
         """
         deadline = time.monotonic() + timeout
-        prev = list(counts)
+        prev = list(counts) if counts is not None else None
         path = self.path_for(len(items))
         while True:
             if path == "inband":
@@ -179,7 +179,7 @@ class NicDriver:
                 replies = self._run_registers(C.SAVE, items)
             self.check(replies, items, "save")
             now = [r.packets for r in replies]
-            if now == prev or time.monotonic() > deadline:
+            if prev is None or now == prev or time.monotonic() > deadline:
                 if now != prev:
                     log.warning("%s: references still counting after %.0f ms; saving anyway", self.name,
                                 timeout * 1000)
@@ -328,6 +328,24 @@ class NicDriver:
                                  for e in exc.errors])
         for k, s in items:
             self.placed[k] = s
+
+    def sync(self) -> int:
+        """Load the device's ``flow_slots`` entries into ``placed``."""
+        from .flowstate import FlowStateError
+        tid = self.helper.get_id("table", FLOW_SLOTS_TABLE)
+        self.placed.clear()
+        for e in self.conn.read([p4runtime_pb2.TableEntry(table_id=tid)]):
+            te = e.table_entry
+            m = {k.rsplit(".", 1)[-1]: v for k, v in self.helper.decode_match(te).items()}
+            _, params = self.helper.decode_action(te)
+            c = Command(kind=m.get("kind", 0), key_addr_lo=m.get("addr_lo", 0), key_addr_hi=m.get("addr_hi", 0),
+                        key_port_lo=m.get("port_lo", 0), key_port_hi=m.get("port_hi", 0),
+                        key_proto=m.get("proto", 0), key_qpn=m.get("qpn", 0))
+            try:
+                self.placed[c.key()] = params.get("slot", 0)
+            except (CommandError, FlowStateError):
+                continue
+        return len(self.placed)
 
     def unplace(self, keys: Sequence[FlowKey]) -> None:
         """Delete ``flow_slots`` entries (missing ones are fine) in one Write."""

@@ -17,7 +17,7 @@ from p4.v1 import p4runtime_pb2
 
 from .config import ControllerConfig, SwitchConfig
 from .flowstate import FlowKey
-from .gateway import GatewayDriver
+from .gateway import MARKER, GatewayDriver
 from .inventory import Inventory
 from .nic import NicDriver
 from .p4rt.connection import DigestList
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LEARN_DIGEST = "flow_learn_digest_t"
 LEARN_EVENT_NEW = 1
 KINDS = {1: "tcp", 2: "udp", 3: "roce"}
+MARKER_KEYS = {FlowKey("udp", MARKER.src, MARKER.dst, MARKER.sport, MARKER.dport).canonical()}
 
 
 class ControllerError(RuntimeError):
@@ -81,14 +82,19 @@ class Controller:
             raise ControllerError(f"switch {sc.name} has no pipeline and the config gives no program files")
         role = sc.role or ("gateway" if conn.helper.has("table", "flow_forwarding") else "nic")
         if role == "nic":
-            self.nics[sc.name] = NicDriver(conn, self.state_path)
+            self.nics[sc.name] = drv = NicDriver(conn, self.state_path)
+            drv.sync()
             conn.subscribe_digests(self._on_digest)
-            self._enable_digest(sc.name)
+            if conn.is_primary:  # a backup may not write; the primary configured the digest
+                self._enable_digest(sc.name)
         elif role == "gateway":
             host_ips = {int(ipaddress.IPv4Address(h["ip"])) for h in self.hosts.values()
                         if h.get("switch") == sc.name}
             nic_ports = {m["nic"]: int(m["port"]) for m in getattr(sc, "nic_group", None) or []}
-            self.gateways[sc.name] = GatewayDriver(conn, host_ips, nic_ports)
+            self.gateways[sc.name] = gw = GatewayDriver(conn, host_ips, nic_ports)
+            gw.sync()
+            if conn.is_primary:
+                gw.install_marker_trap()
 
     def _enable_digest(self, nic: str) -> None:
         conn = self.fabric[nic]
@@ -122,6 +128,8 @@ class Controller:
                 continue
             key = FlowKey(kind, m["key_addr_lo"], m["key_addr_hi"], m["key_port_lo"], m["key_port_hi"],
                           m["key_qpn"])
+            if key.canonical() in MARKER_KEYS:
+                continue  # the migrator's path markers, not a reference
             known = self.inventory.find(key)
             if known is not None and known.migrations and known.device != dl.switch:
                 # a straggler re-learned a migrated reference on its old NIC: the gateways pin the
@@ -144,6 +152,8 @@ class Controller:
                 try:
                     key = c.key()
                 except Exception:  # noqa: BLE001 - a slot with an unknown kind is not a reference
+                    continue
+                if key.canonical() in MARKER_KEYS:
                     continue
                 self.inventory.learn(key, name, c.slot)
                 rec = self.inventory.get(key)

@@ -194,3 +194,21 @@ def test_unknown_flow_and_nic_are_clear_errors(ctrl):
         Migrator(ctrl).migrate([], "nic9")
     with pytest.raises(MigrationError, match="unknown mode"):
         Migrator(ctrl).migrate([], "nic1", mode="teleport")
+
+
+def test_a_new_controller_process_sees_pinned_entries(vf, ctrl, tmp_path):
+    """Entries written by one controller (gateway pins, NIC placements) are read back by the next."""
+    pinned = {t: e for t, e in ctrl.gateway("gwA").entries.items() if e[0] == "set_nic_port"}
+    placed = {n: dict(ctrl.nic(n).placed) for n in ctrl.nics}
+    assert pinned and any(placed.values())
+    cfg = load_config(vf.write_config(tmp_path / "config.json"))
+    cfg.log_dir = None
+    cfg.election_id = (0, 50)  # a backup: reads only
+    other = Controller(cfg, hosts=cfg.hosts).start()
+    try:
+        got = other.gateway("gwA").entries
+        assert all(got.get(t) == e for t, e in pinned.items())
+        for n, p in placed.items():
+            assert other.nic(n).placed == p
+    finally:
+        other.close()
