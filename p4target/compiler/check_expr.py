@@ -29,6 +29,7 @@ from .types import (
     Type,
     TypeSym,
     VoidT,
+    width_of,
 )
 
 if TYPE_CHECKING:
@@ -285,6 +286,8 @@ class ExprChecker:
         if isinstance(bt, StructT):
             if bt.kind in ("header", "header_union") and e.name in ("isValid", "setValid", "setInvalid"):
                 return ObjT("method", e.name)
+            if e.name in ("minSizeInBits", "minSizeInBytes") and bt.field(e.name) is None:
+                return ObjT("method", e.name)
             ft = bt.field(e.name)
             if ft is None:
                 raise CompileError(f"{e.name}: no such field in {bt.name}", e.loc)
@@ -297,8 +300,7 @@ class ExprChecker:
             if e.name in ("size", "lastIndex"):
                 if e.name == "size":
                     e.const = bt.size
-                    return BitsT(32)
-                raise unsupported("header stack .lastIndex", e.loc)
+                return BitsT(32)
             if e.name in ("push_front", "pop_front"):
                 return ObjT("method", e.name)
             raise CompileError(f"{e.name}: no such member of a header stack", e.loc)
@@ -387,6 +389,10 @@ class ExprChecker:
             if isinstance(bt, StructT):          # header methods
                 if e.args:
                     raise CompileError(f"{m}: takes no arguments", e.loc)
+                if m in ("minSizeInBits", "minSizeInBytes"):     # compile-time constants (no varbit here)
+                    bits = width_of(bt)
+                    e.const = bits if m == "minSizeInBits" else (bits + 7) // 8
+                    return IntT()
                 if m != "isValid":
                     self.check_lvalue(base)
                 return BoolT() if m == "isValid" else VoidT()

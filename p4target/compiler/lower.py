@@ -151,6 +151,11 @@ class Ctx(ExternLowering):
         dyn = self.dynamic_field(e)
         if dyn is not None:
             return ex("d2b", None, dyn) if isinstance(t, BoolT) else dyn
+        if isinstance(e, A.Member) and e.name == "lastIndex" and isinstance(e.expr.ty, StackT):
+            st = self.store(e.expr)
+            if not isinstance(st, StackStore):
+                raise unsupported(f"{expr_str(e)} as a value", e.loc)
+            return ex("last_stack_index", None, {"type": "header_stack", "value": st.name})
         if isinstance(e, (A.Name, A.Member, A.Index)):
             if isinstance(e, A.Member) and isinstance(e.expr.ty, StackT) and e.expr.ty is not None \
                     and e.name == "last":

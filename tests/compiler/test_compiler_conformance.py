@@ -156,3 +156,13 @@ def test_named_arguments_are_bound_by_name(tmp_path: Path) -> None:
 def test_bad_named_arguments(tmp_path: Path, call: str, match: str) -> None:
     reject(tmp_path, "action set(bit<8> v, bit<9> port) { m.x = v; sm.egress_spec = port; } apply { " + call + " }",
            match)
+
+
+def test_min_size_and_last_index(tmp_path: Path) -> None:
+    head = HEAD.replace("struct headers { h_t h; }", "header s_t { bit<8> v; }\nstruct headers { h_t h; s_t[3] st; }")
+    res = build(tmp_path, "apply { m.y = (bit<16>)hdr.h.minSizeInBits(); m.x = (bit<8>)hdr.h.minSizeInBytes();"
+                          " m.x = m.x + (bit<8>)hdr.st.lastIndex; }", head)
+    prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"]]
+    assert prims[0]["parameters"][1] == {"type": "hexstr", "value": "0x0018"}
+    assert prims[1]["parameters"][1] == {"type": "hexstr", "value": "0x03"}
+    assert "last_stack_index" in str(prims[2]["parameters"][1])
