@@ -87,7 +87,7 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.port = port
         self._server.start()
         self.switch.packet_in_sink = self._on_packet_in
-        log.info("P4Runtime server listening on %s (device id %d)", self.address, self.device_id)
+        log.info("P4Runtime server listening on %s (port %d, device id %d)", self.address, port, self.device_id)
         return self
 
     def _handlers(self) -> grpc.GenericRpcHandler:
