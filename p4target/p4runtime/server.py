@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.4.1"
 READ_CHUNK = 5000
+STREAM_BACKLOG = 20000  # messages queued for one stream before PacketIns/digests are dropped
 SetReq = p4runtime_pb2.SetForwardingPipelineConfigRequest
 GetReq = p4runtime_pb2.GetForwardingPipelineConfigRequest
 Update = p4runtime_pb2.Update
@@ -494,8 +495,13 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             raise _precondition(str(exc)) from None
 
     def _send_to_primary(self, msg: Any) -> bool:
+        """Queue a PacketIn/DigestList for the default role's primary; False (dropped) when there is none
+        or its stream is STREAM_BACKLOG messages behind (a slow client must not exhaust memory)."""
         prim = self.arbitrator.primary("")
         if prim is None:
+            return False
+        if prim.out.qsize() >= STREAM_BACKLOG:
+            self.stats["stream_backlog_drops"] = self.stats.get("stream_backlog_drops", 0) + 1
             return False
         prim.send(msg)
         return True
