@@ -2,6 +2,7 @@
 operators, members, method and extern calls with v1model's signatures, constant folding."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from . import ast as A
@@ -31,6 +32,8 @@ from .types import (
     VoidT,
     width_of,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .check import Scope
@@ -90,8 +93,8 @@ class ExprChecker:
         if isinstance(e, A.IntLit):
             if e.width is not None:
                 t = BitsT(e.width, e.signed)
-                if e.value >= (1 << e.width):
-                    raise CompileError(f"value {e.value} does not fit in {t}", e.loc)
+                if e.value >= (1 << e.width):      # p4c: WARN_MISMATCH, the value is truncated
+                    log.warning("%s: warning: %s: value does not fit in %d bits", e.loc, e.value, e.width)
                 e.const = wrap(e.value, t)
                 return t
             e.const = e.value
@@ -497,7 +500,7 @@ class ExprChecker:
             vt = bt.type_args[0]
             if m == "read":
                 if len(args) == 1:
-                    self._index(args[0])
+                    self._index(args[0], bt)
                     return vt
                 if len(args) != 2:
                     raise CompileError("register.read expects (result, index)", e.loc)
@@ -505,17 +508,17 @@ class ExprChecker:
                 if not self.same_type(args[0].ty, vt):
                     raise CompileError(f"register.read: result has type {args[0].ty}, register holds {vt}",
                                        args[0].loc)
-                self._index(args[1])
+                self._index(args[1], bt)
                 return VoidT()
             if len(args) != 2:
                 raise CompileError("register.write expects (index, value)", e.loc)
-            self._index(args[0])
+            self._index(args[0], bt)
             self.assign_compat(args[1], vt, args[1].loc)
             return VoidT()
         if bt.name == "counter":
             if len(args) != 1:
                 raise CompileError("counter.count expects (index)", e.loc)
-            self._index(args[0])
+            self._index(args[0], bt)
             return VoidT()
         if bt.name == "direct_counter":
             if args:
@@ -526,7 +529,7 @@ class ExprChecker:
         if bt.name == "meter":
             if len(args) != 2:
                 raise CompileError("meter.execute_meter expects (index, result)", e.loc)
-            self._index(args[0])
+            self._index(args[0], bt)
             self.check_lvalue(args[1])
             return VoidT()
         if bt.name == "direct_meter":
@@ -536,11 +539,17 @@ class ExprChecker:
             return VoidT()
         raise unsupported(f"{bt.name}.{m}", e.loc)
 
-    def _index(self, a: A.Expr) -> None:
+    def _index(self, a: A.Expr, bt: ExternT) -> None:
+        """Index of a register/counter/meter: bit<32> in p4c's default v1model (``register<T>``,
+        ``counter``, ``meter``); the index type argument I with V1MODEL_VERSION >= 20200408
+        (``register<T, I>``, ``counter<I>``, ``meter<I>``). As p4c, no implicit width conversion."""
+        n = 2 if bt.name == "register" else 1
+        it = bt.type_args[n - 1] if len(bt.type_args) >= n else BitsT(32)
         if isinstance(a.ty, IntT):
-            self.coerce(a, BitsT(32))
-        elif not isinstance(a.ty, BitsT):
-            raise CompileError(f"index must be a bit-string, got {a.ty}", a.loc)
+            self.coerce(a, it)
+        elif not self.same_type(a.ty, it):
+            raise CompileError(f"{bt.name} index has type {a.ty}, expected {it} (p4c does not convert it"
+                               f" implicitly: cast it, e.g. ({it})...)", a.loc)
 
     def _n(self, e: A.Call, name: str, n: int | tuple[int, ...]) -> None:
         ns = n if isinstance(n, tuple) else (n,)

@@ -166,3 +166,21 @@ def test_min_size_and_last_index(tmp_path: Path) -> None:
     assert prims[0]["parameters"][1] == {"type": "hexstr", "value": "0x0018"}
     assert prims[1]["parameters"][1] == {"type": "hexstr", "value": "0x03"}
     assert "last_stack_index" in str(prims[2]["parameters"][1])
+
+
+def test_register_and_counter_indices_are_bit32_in_default_v1model(tmp_path: Path) -> None:
+    # p4c's default v1model (V1MODEL_VERSION < 20200408): read/write/count take `in bit<32> index`.
+    reject(tmp_path, "register<bit<8>>(16) r; apply { r.read(m.x, m.x); }", "index has type bit<8>")
+    reject(tmp_path, "counter(16, CounterType.packets) c; apply { c.count(m.y); }", "expected bit<32>")
+    build(tmp_path, "register<bit<8>>(16) r; counter(16, CounterType.packets) c;"
+                    " apply { r.read(m.x, (bit<32>)m.x); r.write(3, m.x); c.count(32w1); }")
+    # with an explicit index type (V1MODEL_VERSION >= 20200408 style) the index has that type
+    build(tmp_path, "register<bit<8>, bit<8>>(16) r; apply { r.read(m.x, m.x); }")
+
+
+def test_too_wide_sized_literal_is_truncated_with_a_warning(tmp_path: Path, caplog) -> None:
+    # p4c: WARN_MISMATCH "value does not fit in 8 bits", the constant is masked
+    res = build(tmp_path, "apply { m.x = 8w257; }")
+    prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"]]
+    assert prims[0]["parameters"][1] == {"type": "hexstr", "value": "0x01"}
+    assert "does not fit in 8 bits" in caplog.text
