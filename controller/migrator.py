@@ -266,7 +266,7 @@ class Migrator:
         def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
             drv = ctrl.nic(s)
             drv.run(C.CLEAR, items)
-            drv.unplace([k for k, _ in items])  # also entries placed by an earlier controller process
+            drv.unplace([k for k, _ in items if k in drv.placed])  # placed: synced from the device at start
         try:
             self._step(rec, "release", lambda: fabric.parallel(
                 {s: (lambda s=s, items=items: release(s, items)) for s, items in by_src.items()}))

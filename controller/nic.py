@@ -180,7 +180,7 @@ class NicDriver:
             self.check(replies, items, "save")
             now = [r.packets for r in replies]
             if prev is None or now == prev or time.monotonic() > deadline:
-                if now != prev:
+                if prev is not None and now != prev:
                     log.warning("%s: references still counting after %.0f ms; saving anyway", self.name,
                                 timeout * 1000)
                 return [r.flow_state(self.name, version) for r in replies]

@@ -115,7 +115,9 @@ class SwitchConnection:
         self.close()
 
     def _make_channel(self) -> grpc.Channel:
-        opts = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20)]
+        # big batches fail with one error detail per update: allow large status trailers
+        opts = [("grpc.max_receive_message_length", 256 << 20), ("grpc.max_send_message_length", 256 << 20),
+                ("grpc.max_metadata_size", 64 << 20)]
         if self.options.tls:
             def read(path: str | None) -> bytes | None:
                 return Path(path).read_bytes() if path else None
