@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_QUEUE_DEPTH = 64  # BMv2's default egress queue capacity (packets)
 DROP_PORT = 511
 RX_BURST = 64  # frames taken from one socket before looking at the others
+YIELD_EVERY = float(os.environ.get("P4TARGET_YIELD_S", "0.001"))  # seconds of packet work between GIL hand-overs
 ERR_EVENTS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
@@ -317,9 +318,15 @@ class Switch:
         lock = self.lock
         wake_r = self._wake_r
         timeout_ms: float | None = None
+        next_yield = time.monotonic() + YIELD_EVERY
         while self._running:
             try:
                 timeout_ms = self._iteration(poller, by_fd, lock, wake_r, timeout_ms)
+                if YIELD_EVERY and time.monotonic() >= next_yield:
+                    # Under sustained load this thread would keep the GIL for whole switch intervals
+                    # (5 ms) at a time and starve the gRPC threads (PacketIn, Write...): hand it over.
+                    time.sleep(0)
+                    next_yield = time.monotonic() + YIELD_EVERY
             except Exception:  # the loop must survive anything (a port error, a bug): log and go on
                 self.stats["loop_errors"] += 1
                 self.log.exception("packet loop error")
