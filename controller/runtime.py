@@ -55,7 +55,8 @@ class Controller:
 
     # ---- life cycle --------------------------------------------------------------------------------
     def __enter__(self) -> Controller:
-        self.start()
+        if not self.fabric.switches:
+            self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -212,3 +212,37 @@ def test_a_new_controller_process_sees_pinned_entries(vf, ctrl, tmp_path):
             assert other.nic(n).placed == p
     finally:
         other.close()
+
+
+def test_cli_flows_monitor_migrate(vf, ctrl, tmp_path, capsys):
+    import json as _json
+
+    from controller.cli import main
+    cfg = str(vf.write_config(tmp_path / "config.json"))
+    flows = list(range(BASE + 300, BASE + 303))
+    tr = Traffic(vf, flows, pps=150)
+    recs = wait_learned(ctrl, flows)
+    capsys.readouterr()
+    assert main(["--config", cfg, "flows", "--interval", "0.3", "--json"]) == 0
+    listed = {r["reference"]: r for r in _json.loads(capsys.readouterr().out)}
+    ref = str(recs[0].key)
+    assert ref in listed and listed[ref]["device"] in ("nic1", "nic2", "nic3")
+    assert listed[ref]["pps"] > 0
+    target = next(n for n in ("nic1", "nic2", "nic3") if n != listed[ref]["device"])
+    assert main(["--config", cfg, "migrate", ref, "--to", target, "--json"]) == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert out["outcome"] == "ok" and out["target"] == target
+    assert main(["--config", cfg, "monitor", "--count", "1", "--interval", "0.2", "--no-clear"]) == 0
+    text = capsys.readouterr().out
+    assert "RX_PPS" in text and ref in text
+    assert main(["--config", cfg, "migrate", "udp:10.9.9.9:1-10.9.9.8:2", "--to", "nic1"]) == 1
+    assert "unknown flow" in capsys.readouterr().err
+    assert main(["--config", cfg, "flows", "--device", "nic7"]) == 1
+    assert "unknown NIC 'nic7'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["--config", cfg, "migrate", ref])  # --to missing
+    assert e.value.code == 2
+    tr.stop()
+    # the fixture controller is primary again once the CLI's sessions are gone
+    time.sleep(0.3)
+    assert all(c.is_primary for c in ctrl.fabric.switches.values())
