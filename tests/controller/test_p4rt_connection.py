@@ -244,3 +244,18 @@ def test_fabric_parallel(server):
             fab["nope"]
     finally:
         fab.close()
+
+
+def test_stream_reconnects_after_server_ends_it(server):
+    sw = SwitchConnection(opts(server), make_p4info())
+    sw.connect()
+    try:
+        server.to_client.put(None)  # the server ends the stream
+        deadline = time.monotonic() + 5
+        while sw.reconnects == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sw.reconnects == 1 and sw.connected.is_set() and sw.is_primary
+        sw.packet_out(b"after", opcode=1)
+        assert server.packet_outs.get(timeout=2).payload == b"after"
+    finally:
+        sw.close()
