@@ -259,3 +259,28 @@ def test_stream_reconnects_after_server_ends_it(server):
         assert server.packet_outs.get(timeout=2).payload == b"after"
     finally:
         sw.close()
+
+
+@pytest.mark.skipif(__import__("shutil").which("openssl") is None, reason="openssl not installed")
+def test_tls_when_certificates_are_given(tmp_path):
+    import subprocess
+    key, crt = tmp_path / "srv.key", tmp_path / "srv.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
+                    "-out", str(crt), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    fake = FakeServer()
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    p4runtime_pb2_grpc.add_P4RuntimeServicer_to_server(fake, srv)
+    creds = grpc.ssl_server_credentials([(key.read_bytes(), crt.read_bytes())])
+    port = srv.add_secure_port("localhost:0", creds)
+    srv.start()
+    try:
+        o = SwitchOptions("tls1", f"localhost:{port}", log_dir=None, cacert=str(crt), connect_timeout=5)
+        assert o.tls
+        with SwitchConnection(o) as sw:
+            assert sw.is_primary and sw.capabilities() == "1.3.0"
+        plain = SwitchOptions("tls2", f"localhost:{port}", log_dir=None, connect_timeout=1, reconnect=False)
+        with pytest.raises(ConnectionFailed):
+            SwitchConnection(plain).connect()
+    finally:
+        srv.stop(0)
