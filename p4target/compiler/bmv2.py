@@ -8,6 +8,7 @@ become calculations, checksums and learn lists. See docs/compiler.md for the con
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -131,19 +132,31 @@ class Emitter:
         return name
 
     # ------------------------------------------------------------------ actions
-    def table_action(self, sym: ActionSym, env: dict[int, Any] | None = None) -> Json:
-        key = ("action", id(sym))
-        if key in self.action_by_key:
-            return self.action_by_key[key]
+    def table_action(self, sym: ActionSym, env: dict[int, Any] | None = None,
+                     bound: list[A.Expr] | None = None) -> Json:
+        """The JSON action run by a table for ``sym``. Directional parameters are bound to the
+        arguments given in the table's action list (``actions = { a(hdr.x); }``), as p4c does; the
+        directionless ones are the action data."""
+        dirs = [p for p in sym.decl.params if p.direction]
+        if dirs and (bound is None or len(bound) != len(dirs)):
+            raise unsupported(f"action {sym.name} with directional parameters used here", sym.decl.loc)
         ctx = self.ctx()
         ctx.env = dict(env or {})
+        key: tuple[Any, ...] = ("action", id(sym))
+        if dirs:
+            assert bound is not None
+            key += tuple(self._binding_key(ctx, a) for a in bound)
+        if key in self.action_by_key:
+            return self.action_by_key[key]
+        saved = dict(ctx.env)
+        bound_it = iter(bound or [])
         rd = []
         idx = 0
         for p in sym.decl.params:
             psym = sym.decl._param_syms[p.name]
             if p.direction:
-                raise unsupported(f"action {sym.name} with directional parameters used in a table",
-                                  p.loc)
+                ctx.env[id(psym)] = ("expr", next(bound_it), saved)
+                continue
             ctx.env[id(psym)] = ("rt", idx)
             rd.append({"name": param_name(p), "bitwidth": width_of(psym.type)})
             idx += 1
@@ -155,9 +168,15 @@ class Emitter:
         act = {"name": sym.fqname, "id": len(self.actions), "runtime_data": rd, "primitives": prims}
         self.actions.append(act)
         self.action_by_key[key] = act
-        self.used_actions.append(sym)
+        if not any(u is sym for u in self.used_actions):
+            self.used_actions.append(sym)
         self.names.add(sym.fqname)
         return act
+
+    @staticmethod
+    def _binding_key(ctx: Any, a: A.Expr) -> Any:
+        st = ctx.store(a)
+        return ("store", id(st)) if st is not None else ("value", json.dumps(ctx.rv(a), sort_keys=True))
 
     def synthetic_action(self, prims: list[Json]) -> Json:
         name = self.unique("act")

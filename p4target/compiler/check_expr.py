@@ -476,8 +476,10 @@ class ExprChecker:
     def sub_apply(self, e: A.Call, inst: InstanceSym, scope: Scope) -> Type:
         if self.ctx != "control":
             raise CompileError("controls can only be applied from a control's apply block", e.loc)
-        if getattr(inst, "_applied", False):
-            raise unsupported(f"{inst.name}: applying a control instance more than once", e.loc)
+        if getattr(inst, "_applied", False) and _has_tables(inst.sub):
+            # p4c inlines each apply: the copies' tables would share one control-plane name
+            raise unsupported(f"{inst.name}: applying a control instance that has tables more than once",
+                              e.loc)
         inst._applied = True
         params = inst.sub.params
         if len(e.args) != len(params):
@@ -694,3 +696,15 @@ def children(e: A.Expr) -> list[A.Expr]:
     if isinstance(e, A.Ternary):
         return [e.then, e.other]
     return []
+
+
+def _has_tables(sub: A.ControlDecl) -> bool:
+    """Whether a (checked) sub-control declares tables, directly or in its own sub-controls."""
+    for d in sub.locals:
+        if isinstance(d, A.TableDecl):
+            return True
+        sym = getattr(d, "sym", None)
+        inner = getattr(sym, "sub", None)
+        if isinstance(inner, A.ControlDecl) and _has_tables(inner):
+            return True
+    return False

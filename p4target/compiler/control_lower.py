@@ -290,7 +290,8 @@ class PipelineBuilder:
         kinds = {mk for _, mk, _ in info.keys}
         match_type = "range" if "range" in kinds else "ternary" if kinds & {"ternary", "optional"} else \
             "lpm" if "lpm" in kinds else "exact"
-        acts = [em.table_action(a, self.ctx.env) for a, _, _ in info.actions]
+        bound = {id(a): _bound_args(a, ref) for a, _, ref in info.actions}
+        acts = [em.table_action(a, self.ctx.env, bound[id(a)]) for a, _, _ in info.actions]
         if nexts is None:
             nexts = {a["name"]: nxt for a in acts}
         size = info.size if info.size is not None else 1024
@@ -305,13 +306,13 @@ class PipelineBuilder:
         }
         if info.default is not None:
             dsym, dargs, dconst = info.default
-            dact = em.table_action(dsym, self.ctx.env)
+            dact = em.table_action(dsym, self.ctx.env, bound.get(id(dsym)))
             tj["default_entry"] = {
                 "action_id": dact["id"], "action_const": dconst,
-                "action_data": [hexstr(int(a.const), width_of(a.ty)) for a in dargs],
+                "action_data": [hexstr(int(a.const), width_of(a.ty)) for a in _data_args(dsym, dargs)],
                 "action_entry_const": dconst}
         if info.entries is not None:
-            tj["entries"] = self.entries(info, match_type)
+            tj["entries"] = self.entries(info, match_type, bound)
         for res in (info.counters, info.meters):
             if res is not None:
                 if id(res) in em.table_binding:
@@ -340,7 +341,7 @@ class PipelineBuilder:
                     "source_info": source_info(e.loc, kname)})
         return {"match_type": jmk, "name": kname, "target": [tmp.inst, tmp.field], "mask": None}
 
-    def entries(self, info: TableInfo, match_type: str) -> list[Json]:
+    def entries(self, info: TableInfo, match_type: str, bound: dict[int, list[A.Expr]]) -> list[Json]:
         out = []
         em = self.em
         for i, ent in enumerate(info.entries or []):
@@ -382,7 +383,8 @@ class PipelineBuilder:
                 else:
                     mkeys.append({"match_type": "exact", "key": hexstr(v, w)})
             asym, args = em_action_ref(ent.action)
-            act = em.table_action(asym, self.ctx.env)
+            act = em.table_action(asym, self.ctx.env, bound.get(id(asym)))
+            args = _data_args(asym, args)
             prio = i + 1
             if ent.priority is not None:
                 prio = int(ent.priority.const)
@@ -398,3 +400,15 @@ def em_action_ref(e: A.Expr) -> tuple[ActionSym, list[A.Expr]]:
     if isinstance(e, A.Call):
         return e.func.ref, e.args
     return e.ref, []
+
+
+def _bound_args(sym: ActionSym, ref: A.Expr) -> list[A.Expr]:
+    """Arguments of the directional parameters given in a table's action list (``a(hdr.x)``)."""
+    return list(ref.args) if isinstance(ref, A.Call) else []
+
+
+def _data_args(sym: ActionSym, args: list[A.Expr]) -> list[A.Expr]:
+    """The action-data arguments of a full call (directional arguments left out)."""
+    if len(args) != len(sym.decl.params):
+        return args
+    return [a for a, p in zip(args, sym.decl.params, strict=True) if not p.direction]

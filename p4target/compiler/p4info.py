@@ -162,7 +162,8 @@ class P4InfoBuilder:
                 if dconst:
                     tm.const_default_action_id = ids[("action", dsym.fqname)]
                 tm.initial_default_action.action_id = ids[("action", dsym.fqname)]
-                for i, a in enumerate(dargs):
+                data = [a for a, prm in zip(dargs, dsym.decl.params, strict=False) if not prm.direction]
+                for i, a in enumerate(data):
                     arg = tm.initial_default_action.arguments.add()
                     arg.param_id = i + 1
                     v = int(a.const) & ((1 << width_of(a.ty)) - 1)
@@ -182,7 +183,7 @@ class P4InfoBuilder:
         for a in sorted(actions, key=lambda a: getattr(a, "order", 0)):
             am = p.actions.add()
             pre(am, "action", a.fqname, decl=a.decl)
-            for i, prm in enumerate(a.decl.params):
+            for i, prm in enumerate(p_ for p_ in a.decl.params if not p_.direction):
                 pm = am.params.add()
                 pm.id = i + 1
                 pm.name = param_name(prm)

@@ -184,3 +184,39 @@ def test_too_wide_sized_literal_is_truncated_with_a_warning(tmp_path: Path, capl
     prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"]]
     assert prims[0]["parameters"][1] == {"type": "hexstr", "value": "0x01"}
     assert "does not fit in 8 bits" in caplog.text
+
+
+GLOBAL_DROP = HEAD + "action drop_it(inout standard_metadata_t smeta) { mark_to_drop(smeta); }\n"
+
+
+def test_action_with_directional_parameter_in_tables(tmp_path: Path) -> None:
+    # p4c binds `inout` parameters from the table's action list; P4Info lists only action data
+    res = build(tmp_path, """action set(bit<8> v) { m.x = v; }
+        table t { key = { hdr.h.a: exact; } actions = { set; drop_it(sm); } default_action = drop_it(sm); }
+        table u { key = { hdr.h.b: exact; } actions = { drop_it(sm); } const entries = { 1: drop_it(sm); } }
+        apply { t.apply(); u.apply(); }""", GLOBAL_DROP)
+    j = res.bmv2_json
+    (drop,) = [a for a in j["actions"] if a["name"] == "drop_it"]
+    assert drop["runtime_data"] == []
+    assert drop["primitives"][0]["op"] == "mark_to_drop"
+    assert drop["primitives"][0]["parameters"] == [{"type": "header", "value": "standard_metadata"}]
+    t, u = table(res, "I.t"), table(res, "I.u")
+    assert t["default_entry"]["action_id"] == drop["id"] and t["default_entry"]["action_data"] == []
+    assert u["entries"][0]["action_entry"] == {"action_id": drop["id"], "action_data": []}
+    pa = {a.preamble.name: a for a in res.p4info.actions}
+    assert pa["drop_it"].preamble.id == 0x01000000 | (pa["drop_it"].preamble.id & 0xffffff)
+    assert list(pa["drop_it"].params) == []
+
+
+def test_control_without_tables_applied_twice(tmp_path: Path) -> None:
+    head = HEAD + """control fill(out bit<16> dst, in bit<8> hi, in bit<8> lo) { apply { dst = hi ++ lo; } }
+"""
+    res = build(tmp_path, """fill() f;
+        apply { if (hdr.h.a == 1) { f.apply(m.y, 1, 2); } else { f.apply(m.y, 3, 4); } }""", head)
+    writes = [str(p["parameters"][1]) for a in res.bmv2_json["actions"] for p in a["primitives"]
+              if p["op"] == "assign" and p["parameters"][0]["value"] == ["scalars", "userMetadata.y"]]
+    assert len(writes) == 2 and writes[0] != writes[1]     # inlined once per apply, own arguments
+    head2 = HEAD + """control tab(inout meta_t mm) { table t { actions = { NoAction; } } apply { t.apply(); } }
+"""
+    with pytest.raises(CompileError, match="unsupported: .*tables more than once"):
+        build(tmp_path, "tab() c; apply { c.apply(m); c.apply(m); }", head2)
