@@ -172,7 +172,8 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
             errs.append("parser: init state missing")
         for s in ps["parse_states"]:
             for op in s["parser_ops"]:
-                value(op["parameters"], f"state {s['name']}")
+                if op["op"] != "primitive":
+                    value(op["parameters"], f"state {s['name']}")
                 if op["op"] == "verify":
                     kind(op["parameters"][0], "bool", f"state {s['name']} verify")
                 elif op["op"] == "set" and op["parameters"][1]["type"] == "expression":

@@ -220,3 +220,12 @@ def test_control_without_tables_applied_twice(tmp_path: Path) -> None:
 """
     with pytest.raises(CompileError, match="unsupported: .*tables more than once"):
         build(tmp_path, "tab() c; apply { c.apply(m); c.apply(m); }", head2)
+
+
+def test_header_validity_changes_in_the_parser(tmp_path: Path) -> None:
+    # p4c: {"op": "primitive", "parameters": [{"op": "remove_header", ...}]} (was an internal error)
+    head = HEAD.replace("p.extract(hdr.h); transition accept;", "p.extract(hdr.h); hdr.h.setInvalid(); transition accept;")
+    res = build(tmp_path, "apply { }", head)
+    (start,) = res.bmv2_json["parsers"][0]["parse_states"]
+    assert start["parser_ops"][1] == {"op": "primitive", "parameters": [
+        {"op": "remove_header", "parameters": [{"type": "header", "value": "h"}]}]}
