@@ -14,7 +14,9 @@ import socket
 import socketserver
 import threading
 from collections.abc import Callable
+from typing import Any
 
+from p4target.switch import runtime_tables as rt
 from p4target.switch.switch import Switch
 
 log = logging.getLogger(__name__)
@@ -179,6 +181,84 @@ class RuntimeCommands:
             for i in range(ctr.size):
                 ctr.write(i, 0, 0)
         return ""
+
+    def _table_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except rt.TableSyntaxError as exc:
+            raise CommandError(str(exc)) from None
+        except Exception as exc:
+            if type(exc).__name__ == "TableError":
+                raise CommandError(f"{getattr(exc, 'code', '')}: {getattr(exc, 'message', exc)}") from None
+            raise
+
+    def cmd_table_add(self, args: list[str]) -> str:
+        """table_add <table> <action> <match fields> => <action params> [priority]"""
+        if len(args) < 2:
+            raise CommandError("usage: table_add <table> <action> <match fields> => <action params> [priority]")
+        with self.switch.lock:
+            p = self._pipeline()
+            table = self._named(p.tables, args[0], "table")
+            action = self._table_call(rt.resolve_action, table, args[1])
+            keys, pwords, prio = self._table_call(rt.split_add, args[2:], getattr(table, "needs_priority", False))
+            match = self._table_call(rt.parse_match, table, keys)
+            params = self._table_call(rt.action_params, action, pwords)
+            entry = self._table_call(table.add, match, action, params, prio)
+            return f"Entry has been added with handle {entry.handle}"
+
+    def cmd_table_modify(self, args: list[str]) -> str:
+        """table_modify <table> <action> <handle> [params...]"""
+        if len(args) < 3:
+            raise CommandError("usage: table_modify <table> <action> <handle> [action params]")
+        with self.switch.lock:
+            p = self._pipeline()
+            table = self._named(p.tables, args[0], "table")
+            action = self._table_call(rt.resolve_action, table, args[1])
+            entry = self._table_call(rt.find_by_handle, table, _int(args[2], "handle"))
+            params = self._table_call(rt.action_params, action, args[3:])
+            self._table_call(table.modify, entry.match, entry.priority, action, params)
+            return ""
+
+    def cmd_table_delete(self, args: list[str]) -> str:
+        """table_delete <table> <handle>"""
+        if len(args) != 2:
+            raise CommandError("usage: table_delete <table> <handle>")
+        with self.switch.lock:
+            table = self._named(self._pipeline().tables, args[0], "table")
+            entry = self._table_call(rt.find_by_handle, table, _int(args[1], "handle"))
+            self._table_call(table.delete, entry.match, entry.priority)
+            return ""
+
+    def cmd_table_clear(self, args: list[str]) -> str:
+        """table_clear <table>: delete every entry"""
+        if len(args) != 1:
+            raise CommandError("usage: table_clear <table>")
+        with self.switch.lock:
+            table = self._named(self._pipeline().tables, args[0], "table")
+            for e in table.entries():
+                self._table_call(table.delete, e.match, e.priority)
+            return ""
+
+    def cmd_table_set_default(self, args: list[str]) -> str:
+        """table_set_default <table> <action> [action params]"""
+        if len(args) < 2:
+            raise CommandError("usage: table_set_default <table> <action> [action params]")
+        with self.switch.lock:
+            p = self._pipeline()
+            table = self._named(p.tables, args[0], "table")
+            action = self._table_call(rt.resolve_action, table, args[1])
+            params = self._table_call(rt.action_params, action, args[2:])
+            self._table_call(table.set_default, action, params)
+            return ""
+
+    def cmd_table_reset_default(self, args: list[str]) -> str:
+        """table_reset_default <table>"""
+        if len(args) != 1:
+            raise CommandError("usage: table_reset_default <table>")
+        with self.switch.lock:
+            table = self._named(self._pipeline().tables, args[0], "table")
+            self._table_call(table.reset_default)
+            return ""
 
     def cmd_table_num_entries(self, args: list[str]) -> str:
         """table_num_entries <name>"""
