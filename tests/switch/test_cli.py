@@ -37,6 +37,7 @@ def wait_grpc(addr: str, timeout: float) -> float:
                 time.sleep(0.02)
 
 
+@pytest.mark.root
 def test_daemon_starts_fast_serves_and_stops_on_sigterm(veths, tmp_path):
     v = veths(2)
     gport, tport = free_port(), free_port()

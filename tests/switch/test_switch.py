@@ -11,6 +11,8 @@ from switch_testutil import Wire
 from p4target.switch import Switch
 from p4target.switch.runtime import RuntimeCommands, RuntimeServer, run_commands
 
+pytestmark = pytest.mark.root  # veth interfaces
+
 
 @pytest.fixture(params=[True, False], ids=["rx_ring", "recvfrom"])
 def rig(request, veths, fake_pipeline_module, tmp_path):
