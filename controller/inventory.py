@@ -81,6 +81,12 @@ class Inventory:
         with self._lock:
             return sorted((r for r in self._flows.values() if r.device == device), key=lambda r: r.slot)
 
+    def of_host(self, ip: int) -> list[FlowRecord]:
+        """Every reference with ``ip`` as one of its endpoints (a VM's connections)."""
+        with self._lock:
+            return sorted((r for r in self._flows.values() if ip in (r.key.src_ip, r.key.dst_ip)),
+                          key=lambda r: (r.device, r.slot))
+
     def all(self) -> list[FlowRecord]:
         with self._lock:
             return sorted(self._flows.values(), key=lambda r: (r.device, r.slot))
