@@ -354,7 +354,11 @@ class Checker(TableChecker, ExprChecker):
         self.block_name = d.name
         for loc_d in d.locals:
             self.local(loc_d, scope, d.name)
-        states = {s.name for s in d.states}
+        states: set[str] = set()
+        for s in d.states:
+            if s.name in states or s.name in ("accept", "reject"):
+                raise CompileError(f"{s.name}: re-declaration of a parser state", s.loc)
+            states.add(s.name)
         if "start" not in states:
             raise CompileError(f"{d.name}: parser has no 'start' state", d.loc)
         for s in d.states:

@@ -187,6 +187,8 @@ class ExprChecker:
                 ok = False
             if isinstance(t, BitsT) and isinstance(st, EnumT) and st.base is None:
                 ok = False
+            if isinstance(t, BitsT) and isinstance(st, BitsT) and t.signed != st.signed and t.width != st.width:
+                ok = False      # p4c: a cast changes the width or the signedness, not both at once
             if not ok:
                 raise CompileError(f"illegal cast from {st} to {t}", e.loc)
             if isinstance(st, IntT):
@@ -423,7 +425,7 @@ class ExprChecker:
                 if m == "advance":
                     if len(e.args) != 1:
                         raise CompileError("advance expects one argument", e.loc)
-                    self.coerce(e.args[0], BitsT(32)) if isinstance(e.args[0].ty, IntT) else None
+                    self._arg(e.args[0], BitsT(32), "advance size")
                     return VoidT()
             if isinstance(bt, ObjT) and bt.kind == "packet_out":
                 if self.ctx != "deparser":
@@ -580,6 +582,7 @@ class ExprChecker:
             self._algo(a[3])
             if not isinstance(a[2].ty, BitsT):
                 raise CompileError(f"{name}: checksum must be a bit-string field", a[2].loc)
+            self._sized(a[1])
             return VoidT()
         if ctx in ("verify", "compute", "deparser", "parser"):
             raise unsupported(f"{name} in a {ctx}", e.loc)
@@ -594,21 +597,22 @@ class ExprChecker:
             if not isinstance(a[0].ty, BitsT):
                 raise CompileError("hash: result must be a bit-string", a[0].loc)
             self._algo(a[1])
+            # base, data and max are generic (T, D, M): as p4c, an unsized integer there has no width
             for x in (a[2], a[4]):
-                if isinstance(x.ty, IntT):
-                    self.coerce(x, a[0].ty if x is a[2] else BitsT(32))
+                self._sized(x)
             if not isinstance(a[3].ty, (ListT, StructT, BitsT)):
                 raise CompileError("hash: data must be a list, struct or bit-string", a[3].loc)
+            self._sized(a[3])
             return VoidT()
         if name == "random":
             self._n(e, name, 3)
             self.check_lvalue(a[0])
             for x in a[1:]:
-                self.coerce(x, a[0].ty) if isinstance(x.ty, IntT) else None
+                self._arg(x, a[0].ty, "random")
             return VoidT()
         if name == "digest":
             self._n(e, name, 2)
-            self.coerce(a[0], BitsT(32)) if isinstance(a[0].ty, IntT) else None
+            self._arg(a[0], BitsT(32), "digest receiver")
             if len(e.type_args) == 1:
                 t = self.resolve_type(e.type_args[0], scope)
                 if not isinstance(t, StructT):
@@ -627,12 +631,13 @@ class ExprChecker:
         if name == "clone":
             self._n(e, name, 2)
             self._enum(a[0], "CloneType")
-            self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+            self._arg(a[1], BitsT(32), "clone session")
             return VoidT()
         if name == "clone_preserving_field_list":
             self._n(e, name, 3)
             self._enum(a[0], "CloneType")
-            self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+            self._arg(a[1], BitsT(32), "clone session")
+            self._arg(a[2], BitsT(8), "field list index")
             if a[2].const is None:
                 raise CompileError("field list index must be a constant", a[2].loc)
             return VoidT()
@@ -640,18 +645,19 @@ class ExprChecker:
             self._n(e, name, 3 if name == "clone3" else 1)
             if name == "clone3":
                 self._enum(a[0], "CloneType")
-                self.coerce(a[1], BitsT(32)) if isinstance(a[1].ty, IntT) else None
+                self._arg(a[1], BitsT(32), "clone session")
             if not isinstance(a[-1].ty, (StructT, ListT)):
                 raise CompileError(f"{name}: data must be a struct or a list of fields", a[-1].loc)
             return VoidT()
         if name in ("resubmit_preserving_field_list", "recirculate_preserving_field_list"):
             self._n(e, name, 1)
+            self._arg(a[0], BitsT(8), "field list index")
             if a[0].const is None:
                 raise CompileError("field list index must be a constant", a[0].loc)
             return VoidT()
         if name == "truncate":
             self._n(e, name, 1)
-            self.coerce(a[0], BitsT(32)) if isinstance(a[0].ty, IntT) else None
+            self._arg(a[0], BitsT(32), "truncate length")
             return VoidT()
         if name in ("assert", "assume"):
             self._n(e, name, 1)
@@ -664,6 +670,22 @@ class ExprChecker:
                 raise CompileError("log_msg expects a string literal", a[0].loc)
             return VoidT()
         raise unsupported(f"extern function {name}", e.loc)
+
+    def _arg(self, a: A.Expr, t: Type, what: str) -> None:
+        """An extern argument of a fixed type: untyped integers take it, anything else must have it
+        (p4c does not widen or narrow implicitly)."""
+        if isinstance(a.ty, IntT):
+            self.coerce(a, t)
+        elif not self.same_type(a.ty, t):
+            raise CompileError(f"{what} has type {a.ty}, expected {t}", a.loc)
+
+    def _sized(self, a: A.Expr) -> None:
+        """An argument for a generic extern parameter: p4c rejects an unsized integer (in a list too)
+        with "could not infer a width"; write 32w0 or (bit<32>)0."""
+        for x in (a.items if isinstance(a, A.ListExpr) else [a]):
+            if isinstance(x.ty, IntT):
+                raise CompileError(f"{expr_str(x)}: could not infer a width (p4c requires a sized value here,"
+                                   f" e.g. (bit<32>){expr_str(x)})", x.loc)
 
     def _algo(self, a: A.Expr) -> None:
         self._enum(a, "HashAlgorithm")

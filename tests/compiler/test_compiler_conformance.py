@@ -229,3 +229,24 @@ def test_header_validity_changes_in_the_parser(tmp_path: Path) -> None:
     (start,) = res.bmv2_json["parsers"][0]["parse_states"]
     assert start["parser_ops"][1] == {"op": "primitive", "parameters": [
         {"op": "remove_header", "parameters": [{"type": "header", "value": "h"}]}]}
+
+
+@pytest.mark.parametrize("body,match", [
+    # p4c: "0: could not infer a width" for generic extern parameters (hash base/max/data, checksum data)
+    ("apply { hash(m.y, HashAlgorithm.crc16, 0, { hdr.h.a }, 32w64); }", "could not infer a width"),
+    ("apply { hash(m.y, HashAlgorithm.crc16, 16w0, { hdr.h.a }, 1024); }", "could not infer a width"),
+    ("apply { hash(m.y, HashAlgorithm.crc16, 16w0, { hdr.h.a, 0 }, 32w8); }", "could not infer a width"),
+    # no implicit widening of fixed-type extern parameters
+    ("apply { clone(CloneType.I2E, m.x); }", "clone session has type bit<8>"),
+    ("apply { random(m.y, 8w0, 8w9); }", "random has type bit<8>"),
+    ("apply { truncate(m.y); }", "truncate length has type bit<16>"),
+    # a cast changes width or signedness, not both
+    ("apply { m.y = (bit<16>)(int<8>)m.x; }", "illegal cast from int<8> to bit<16>"),
+])
+def test_p4c_type_errors(tmp_path: Path, body: str, match: str) -> None:
+    reject(tmp_path, body, match)
+
+
+def test_duplicate_parser_state(tmp_path: Path) -> None:
+    head = HEAD.replace("state start {", "state start { transition accept; }\n    state start {")
+    reject(tmp_path, "apply { }", "re-declaration of a parser state", head)
