@@ -328,7 +328,9 @@ class PipelineBuilder:
         return t.fqname
 
     def key(self, e: A.Expr, mk: str, kname: str, pre: list[Json]) -> Json:
-        jmk = mk
+        # simple_switch knows exact/lpm/ternary/range/valid only: p4c implements `optional` as ternary
+        # (P4Info keeps OPTIONAL; the P4Runtime server sends all-ones or zero masks)
+        jmk = "ternary" if mk == "optional" else mk
         if isinstance(e, A.Call) and isinstance(e.func, A.Member) and e.func.name == "isValid":
             h = self.ctx.store(e.func.expr)
             if isinstance(h, HeaderStore):
@@ -343,6 +345,7 @@ class PipelineBuilder:
 
     def entries(self, info: TableInfo, match_type: str, bound: dict[int, list[A.Expr]]) -> list[Json]:
         out = []
+        seen: set[str] = set()
         em = self.em
         for i, ent in enumerate(info.entries or []):
             mkeys = []
@@ -357,17 +360,19 @@ class PipelineBuilder:
                     elif mk == "range":
                         mkeys.append({"match_type": "range", "start": hexstr(0, w), "end": hexstr(full, w)})
                     else:
-                        mkeys.append({"match_type": mk, "key": hexstr(0, w), "mask": hexstr(0, w)})
+                        mkeys.append({"match_type": "ternary", "key": hexstr(0, w), "mask": hexstr(0, w)})
                     continue
                 if isinstance(ke, A.Binary) and ke.op == "&&&":
                     v, m = int(ke.left.const) & full, int(ke.right.const) & full
                     if mk == "lpm":
                         plen = bin(m).count("1")
+                        if m != ((1 << plen) - 1) << (w - plen):
+                            raise CompileError(f"{m:#x} is not a valid lpm mask (ones then zeros)", ke.right.loc)
                         mkeys.append({"match_type": "lpm", "key": hexstr(v & m, w), "prefix_length": plen})
                     else:
                         if mk == "optional" and m not in (0, full):
                             raise CompileError("an optional key matches a value or anything (_)", ke.loc)
-                        mkeys.append({"match_type": mk, "key": hexstr(v & m, w), "mask": hexstr(m, w)})
+                        mkeys.append({"match_type": "ternary", "key": hexstr(v & m, w), "mask": hexstr(m, w)})
                     continue
                 if isinstance(ke, A.Binary) and ke.op == "..":
                     mkeys.append({"match_type": "range", "start": hexstr(int(ke.left.const) & full, w),
@@ -377,7 +382,7 @@ class PipelineBuilder:
                 if mk == "lpm":
                     mkeys.append({"match_type": "lpm", "key": hexstr(v, w), "prefix_length": w})
                 elif mk in ("ternary", "optional"):
-                    mkeys.append({"match_type": mk, "key": hexstr(v, w), "mask": hexstr(full, w)})
+                    mkeys.append({"match_type": "ternary", "key": hexstr(v, w), "mask": hexstr(full, w)})
                 elif mk == "range":
                     mkeys.append({"match_type": "range", "start": hexstr(v, w), "end": hexstr(v, w)})
                 else:
@@ -393,6 +398,12 @@ class PipelineBuilder:
                                          "action_data": [hexstr(int(a.const), width_of(a.ty)) for a in args]},
                         "priority": prio})
             out[-1].pop("matches")
+            if not ({mk for _, mk, _ in info.keys} - {"exact", "lpm"}):
+                # no priorities: simple_switch refuses the whole JSON on a duplicate key
+                ident = repr(mkeys)
+                if ident in seen:
+                    raise CompileError("duplicate entry (same key as an earlier entry)", ent.loc)
+                seen.add(ident)
         return out
 
 

@@ -250,3 +250,22 @@ def test_p4c_type_errors(tmp_path: Path, body: str, match: str) -> None:
 def test_duplicate_parser_state(tmp_path: Path) -> None:
     head = HEAD.replace("state start {", "state start { transition accept; }\n    state start {")
     reject(tmp_path, "apply { }", "re-declaration of a parser state", head)
+
+
+def test_optional_keys_are_ternary_in_the_json(tmp_path: Path) -> None:
+    # BMv2's loader has no "optional" match type; p4c emits ternary, P4Info keeps OPTIONAL
+    res = build(tmp_path, """action a() {} table t { key = { hdr.h.a: optional; hdr.h.b: exact; } actions = { a; }
+        const entries = { (1, 2): a(); (_, 3): a(); } } apply { t.apply(); }""")
+    t = table(res, "I.t")
+    assert [k["match_type"] for k in t["key"]] == ["ternary", "exact"] and t["match_type"] == "ternary"
+    assert [e["match_key"][0] for e in t["entries"]] == [
+        {"match_type": "ternary", "key": "0x01", "mask": "0xff"},
+        {"match_type": "ternary", "key": "0x00", "mask": "0x00"}]
+    assert res.p4info.tables[0].match_fields[0].match_type == 6  # OPTIONAL
+
+
+def test_const_entries_simple_switch_would_refuse(tmp_path: Path) -> None:
+    reject(tmp_path, """action a() {} table t { key = { hdr.h.a: exact; } actions = { a; }
+        const entries = { 1: a(); 1: a(); } } apply { t.apply(); }""", "duplicate entry")
+    reject(tmp_path, """action a() {} table t { key = { hdr.h.b: lpm; } actions = { a; }
+        const entries = { 0x0800 &&& 0x0f0f: a(); } } apply { t.apply(); }""", "not a valid lpm mask")

@@ -56,7 +56,10 @@ def test_features_tables_meters_entries() -> None:
     ts = tables(j)
     cls = ts["MyIngress.classifier"]
     assert cls["direct_meters"] == "MyIngress.class_meter" and cls["support_timeout"] is True
-    assert [k["match_type"] for k in cls["key"]] == ["lpm", "ternary", "range", "optional"]
+    # `optional` is ternary in the JSON (simple_switch has no optional match type), OPTIONAL in P4Info
+    assert [k["match_type"] for k in cls["key"]] == ["lpm", "ternary", "range", "ternary"]
+    cls_info = next(t for t in res.p4info.tables if t.preamble.name == "MyIngress.classifier")
+    assert cls_info.match_fields[3].match_type == P.MatchField.OPTIONAL
     assert cls["key"][3]["target"] == ["vlan", "$valid$"]
     meters = {m["name"]: m for m in j["meter_arrays"]}
     assert meters["MyIngress.class_meter"]["result_target"] == ["scalars", "userMetadata.color"]
