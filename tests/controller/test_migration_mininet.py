@@ -114,7 +114,7 @@ def test_live_tcp_stream_moves_nic_to_nic(lab, ctrl, tmp_path, path):
     port = 5001 if path == "registers" else 5002
     stream = Stream(lab, tmp_path, port, duration=3.0)
     rec0 = _flow_for(ctrl, port)
-    old = rec0.device
+    old, old_slot = rec0.device, rec0.slot   # rec0 is the live inventory record: it follows the flow
     new = next(n for n in sorted(ctrl.nics) if n != old)
     time.sleep(0.8)
     before_invalid = _invalid_drops(ctrl, new)
@@ -126,7 +126,7 @@ def test_live_tcp_stream_moves_nic_to_nic(lab, ctrl, tmp_path, path):
     slot = ctrl.inventory.get(rec0.key).slot
     # the old NIC released the slot; the new one tracks the connection and keeps counting
     from controller import commands as C
-    assert ctrl.nic(old).run(C.SAVE, [(rec0.key, rec0.slot)])[0].status == C.STATUS_NOT_FOUND
+    assert ctrl.nic(old).run(C.SAVE, [(rec0.key, old_slot)])[0].status == C.STATUS_NOT_FOUND
     p1 = ctrl.nic(new).packet_counts([(rec0.key, slot)])[0]
     time.sleep(0.5)
     p2 = ctrl.nic(new).packet_counts([(rec0.key, slot)])[0]
