@@ -113,6 +113,16 @@ class Migrator:
         self._lock = threading.Lock()
         self._fault = fault  # test hook: called with each step name; raising fails that step
 
+    @property
+    def step_hook(self) -> Callable[[str], None] | None:
+        """Called with each step's name before it runs (raising fails that step): fault injection in
+        tests, and the VM move's hook (host moved while its references are frozen)."""
+        return self._fault
+
+    @step_hook.setter
+    def step_hook(self, fn: Callable[[str], None] | None) -> None:
+        self._fault = fn
+
     # ---- public entry points -------------------------------------------------------------------------
     def migrate_device(self, source: str, target: str, mode: str = "lossless") -> MigrationRecord:
         """Node-wide: every reference of ``source`` moves to ``target``."""
