@@ -343,6 +343,20 @@ class PipelineBuilder:
                     "source_info": source_info(e.loc, kname)})
         return {"match_type": jmk, "name": kname, "target": [tmp.inst, tmp.field], "mask": None}
 
+    @staticmethod
+    def _entry_priority(info: TableInfo, i: int) -> int:
+        """BMv2 priority of const entry ``i``: a smaller value wins. Without explicit priorities the first
+        entry wins (1, 2, ...); explicit ``priority = N`` values are inverted when the largest wins
+        (``largest_priority_wins``, true by default) so that simple_switch keeps the P4 order."""
+        ents = info.entries or []
+        explicit = [e.priority for e in ents if e.priority is not None]
+        if not explicit:
+            return i + 1
+        if len(explicit) != len(ents):
+            raise unsupported("const entries with priorities on some entries only", ents[i].loc)
+        prios = [int(e.priority.const) for e in ents]
+        return (max(prios) + 1 - prios[i]) if info.largest_priority_wins else prios[i]
+
     def entries(self, info: TableInfo, match_type: str, bound: dict[int, list[A.Expr]]) -> list[Json]:
         out = []
         seen: set[str] = set()
@@ -390,9 +404,7 @@ class PipelineBuilder:
             asym, args = em_action_ref(ent.action)
             act = em.table_action(asym, self.ctx.env, bound.get(id(asym)))
             args = _data_args(asym, args)
-            prio = i + 1
-            if ent.priority is not None:
-                prio = int(ent.priority.const)
+            prio = self._entry_priority(info, i)
             out.append({"source_info": source_info(ent.loc, ""), "matches": None, "match_key": mkeys,
                         "action_entry": {"action_id": act["id"],
                                          "action_data": [hexstr(int(a.const), width_of(a.ty)) for a in args]},

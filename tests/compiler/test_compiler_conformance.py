@@ -269,3 +269,14 @@ def test_const_entries_simple_switch_would_refuse(tmp_path: Path) -> None:
         const entries = { 1: a(); 1: a(); } } apply { t.apply(); }""", "duplicate entry")
     reject(tmp_path, """action a() {} table t { key = { hdr.h.b: lpm; } actions = { a; }
         const entries = { 0x0800 &&& 0x0f0f: a(); } } apply { t.apply(); }""", "not a valid lpm mask")
+
+
+def test_explicit_entry_priorities_keep_p4_order_in_bmv2(tmp_path: Path) -> None:
+    # BMv2: the smaller JSON priority wins; P4 (largest_priority_wins = true by default): the larger wins
+    src = """action a() {} table t { key = { hdr.h.b: ternary; } actions = { a; } %s
+        const entries = { priority = 5: 0x1 &&& 0xf : a(); priority = 1: 0x2 &&& 0xf : a(); } }
+        apply { t.apply(); }"""
+    res = build(tmp_path, src % "")
+    assert [e["priority"] for e in table(res, "I.t")["entries"]] == [1, 5]
+    res = build(tmp_path, src % "largest_priority_wins = false;")
+    assert [e["priority"] for e in table(res, "I.t")["entries"]] == [5, 1]
