@@ -14,7 +14,7 @@ from p4.config.v1 import p4info_pb2 as P
 from . import ast as A
 from .check import Checked, expr_str, param_name
 from .errors import CompileError
-from .types import BoolT, InstanceSym, StructT, width_of
+from .types import BitsT, BoolT, EnumT, InstanceSym, StructT, width_of
 
 PREFIX = {
     "action": P.P4Ids.ACTION, "table": P.P4Ids.TABLE, "controller_header": P.P4Ids.CONTROLLER_HEADER,
@@ -268,6 +268,10 @@ class P4InfoBuilder:
                 if not a.args or not isinstance(a.args[0], A.StrLit):
                     raise CompileError("@controller_header expects a string argument", a.loc)
                 st = self.c.struct_types[d.name]
+                for fname, ft in st.fields:      # p4c: "not bit<>, int<>, type, or serializable enum"
+                    if not (isinstance(ft, BitsT) or (isinstance(ft, EnumT) and ft.base is not None)):
+                        raise CompileError(f"{d.name}.{fname}: a @controller_header field must be a bit-string,"
+                                           f" not {ft}", d.loc)
                 if sum(width_of(ft) for _, ft in st.fields) % 8:
                     raise CompileError(f"{d.name}: @controller_header headers must be a whole number of bytes",
                                        d.loc)

@@ -280,3 +280,8 @@ def test_explicit_entry_priorities_keep_p4_order_in_bmv2(tmp_path: Path) -> None
     assert [e["priority"] for e in table(res, "I.t")["entries"]] == [1, 5]
     res = build(tmp_path, src % "largest_priority_wins = false;")
     assert [e["priority"] for e in table(res, "I.t")["entries"]] == [5, 1]
+
+
+def test_controller_header_fields_must_be_bit_strings(tmp_path: Path) -> None:
+    head = HEAD + '@controller_header("packet_in") header pin_t { bit<9> port; bool flag; bit<6> pad; }\n'
+    reject(tmp_path, "apply { }", "must be a bit-string", head)
