@@ -94,8 +94,12 @@ class NicDriver:
         self.slots = FLOW_SLOTS
         if self.helper.has("register", self._regs["slot_flags"]):
             self.slots = self.helper.get("register", self._regs["slot_flags"]).size or FLOW_SLOTS
-        self.path = self._choose_path(path)
-        self.registers_ok = self.path == "registers" or (path == "inband" and self._probe_registers())
+        self._path = self._choose_path(path)
+        self.registers_ok = self._path == "registers" or (path == "inband" and self._probe_registers())
+        # `path` says what the device serves ("registers" when RegisterEntry works); `transfer_path` is
+        # the one the state transfer uses for single references — measured when both work.
+        self.calibration: dict[str, float] = {}
+        self.transfer_path = self._calibrate() if path == "auto" and self._path == "registers" else self._path
         # With both paths available, batches of more than `batch_threshold` references use the
         # in-band commands (one packet per reference) rather than ~22 register entities each.
         self.batch_threshold: int | None = BATCH_THRESHOLD if path == "auto" else None
@@ -131,11 +135,44 @@ class NicDriver:
         log.info("%s: register access UNIMPLEMENTED; using in-band commands", self.name)
         return "inband"
 
+    def _calibrate(self) -> str:
+        """Both paths work: time a SAVE of one (empty) slot on each, keep the faster for single ops."""
+        probe = [(FlowKey("udp", 0, 0, 0, 0), 0)]
+        for name, fn in (("inband", lambda: self.channel.execute([Command.for_key(C.SAVE, *probe[0])])),
+                         ("registers", lambda: self._run_registers(C.SAVE, probe))):
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                try:
+                    fn()
+                except (CommandError, P4RuntimeError) as exc:
+                    log.info("%s: %s path unusable (%s)", self.name, name, exc)
+                    break
+                best = min(best, time.perf_counter() - t0)
+            self.calibration[name] = best * 1000
+        choice = min(self.calibration, key=lambda k: self.calibration[k])
+        log.info("%s: state access round trip (ms) %s -> %s", self.name,
+                 {k: round(v, 2) for k, v in self.calibration.items()}, choice)
+        return choice if self.calibration[choice] != float("inf") else "registers"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        """Force one path for everything (tests, operators): no calibration, no batch switch."""
+        if value not in ("inband", "registers"):
+            raise ValueError(f"unknown state access path {value!r} (inband, registers)")
+        self._path = self.transfer_path = value
+        self.batch_threshold = None
+
     def path_for(self, n: int) -> str:
         """The path used for an operation on ``n`` references."""
-        if self.path == "registers" and self.batch_threshold is not None and n > self.batch_threshold:
+        if self.batch_threshold is not None and n > self.batch_threshold:
+            # batches: one command packet per reference beats ~22 register entities each
             return "inband"
-        return self.path
+        return self.transfer_path
 
     # ---- the five operations ------------------------------------------------------------------------
     def run(self, opcode: int, items: Sequence[tuple[FlowKey, int]], path: str | None = None) -> list[Command]:
@@ -278,7 +315,7 @@ class NicDriver:
 
     def scan(self) -> list[Command]:
         """Every valid slot with its state (register path only: in-band commands cannot enumerate)."""
-        if self.path != "registers":
+        if not self.registers_ok:
             raise NicError(f"{self.name}: scanning slots needs P4Runtime register reads")
         valid = [e.register_entry.index.index
                  for e in self.conn.read([self.helper.register_entry(self._regs["slot_flags"])])

@@ -145,7 +145,7 @@ class Controller:
         targets = [self.nic(n) for n in (nics or list(self.nics))]
 
         def one(drv: NicDriver) -> list:
-            return drv.scan() if drv.path == "registers" else []
+            return drv.scan() if drv.registers_ok else []
 
         results = self.fabric.parallel({d.name: (lambda d=d: one(d)) for d in targets})
         for name, cmds in results.items():

@@ -83,7 +83,7 @@ def flow_sample(ctrl: Controller, nic: str) -> dict[FlowKey, tuple[int, int]]:
     if not recs:
         return {}
     items = [(r.key, r.slot) for r in recs]
-    if drv.path == "registers":
+    if drv.registers_ok:
         h = drv.helper
         pk, by = drv._regs["flow_packets"], drv._regs["flow_bytes"]
         ents = [h.register_entry(n, s) for _, s in items for n in (pk, by)]
