@@ -38,6 +38,8 @@ def expr_kind(v: Any, where: str, errs: list[str]) -> str:
     if "op" not in e:
         return expr_kind(e, where, errs)
     op = e["op"]
+    if op not in OPERATORS:
+        errs.append(f"{where}: unknown operator {op}")
     left = expr_kind(e.get("left"), where, errs)
     right = expr_kind(e.get("right"), where, errs)
     if op == "?":
@@ -57,6 +59,22 @@ def expr_kind(v: Any, where: str, errs: list[str]) -> str:
         return "data" if op == "access_field" else "header"
     return "bool" if op in _BOOL_OPS else "data"
 
+
+# What simple_switch's loader knows: primitives (with their parameter counts), expression operators,
+# match types and parser operations. Anything else makes it refuse the whole JSON.
+PRIMITIVES = {"assign": 2, "assign_VL": 2, "assign_header": 2, "assign_union": 2, "assign_header_stack": 2,
+              "assign_union_stack": 2, "push": 2, "pop": 2, "assume": 1, "assert": 1, "exit": 0, "log_msg": 2,
+              "modify_field": 2, "modify_field_rng_uniform": 3, "add_header": 1, "remove_header": 1,
+              "mark_to_drop": 1, "generate_digest": 2, "clone_ingress_pkt_to_egress": 2,
+              "clone_egress_pkt_to_egress": 2, "resubmit": 1, "recirculate": 1,
+              "modify_field_with_hash_based_offset": 4, "execute_meter": 3, "count": 2, "register_read": 3,
+              "register_write": 3, "truncate": 1, "_jump": 1, "_jump_if_zero": 2}
+OPERATORS = {"+", "-", "%", "/", "*", "<<", ">>", "&", "|", "^", "~", "==", "!=", ">", "<", ">=", "<=", "and",
+             "or", "not", "b2d", "d2b", "two_comp_mod", "sat_cast", "usat_cast", "valid", "valid_union", "?",
+             "last_stack_index", "size_stack", "access_field", "dereference_header_stack",
+             "dereference_union_stack", "access_union_header"}
+MATCH_TYPES = {"exact", "lpm", "ternary", "range", "valid"}
+PARSER_OPS = {"extract", "extract_VL", "set", "verify", "primitive", "shift", "advance"}
 
 REQUIRED = ["header_types", "headers", "header_stacks", "field_lists", "errors", "enums", "parsers",
             "parse_vsets", "deparsers", "meter_arrays", "counter_arrays", "register_arrays", "calculations",
@@ -152,6 +170,8 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
             errs.append(f"{where}: expression is {got}, not {want}")
 
     def prim_params(p: dict[str, Any], where: str, nrd: int | None) -> None:
+        if PRIMITIVES.get(p["op"], -1) != len(p["parameters"]):
+            errs.append(f"{where}: primitive {p['op']} with {len(p['parameters'])} parameters")
         value(p["parameters"], where, nrd)
         for x in p["parameters"]:
             if isinstance(x, dict) and x.get("type") == "expression":
@@ -172,6 +192,8 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
             errs.append("parser: init state missing")
         for s in ps["parse_states"]:
             for op in s["parser_ops"]:
+                if op["op"] not in PARSER_OPS:
+                    errs.append(f"state {s['name']}: unknown parser op {op['op']}")
                 if op["op"] != "primitive":
                     value(op["parameters"], f"state {s['name']}")
                 if op["op"] == "verify":
@@ -213,6 +235,11 @@ def validate(j: dict[str, Any]) -> list[str]:  # noqa: C901 - one walk over the 
             where = f"table {t['name']}"
             for k in t["key"]:
                 field(k["target"], where)
+                if k["match_type"] not in MATCH_TYPES:
+                    errs.append(f"{where}: match type {k['match_type']} unknown to simple_switch")
+            for ent in t.get("entries", []):
+                if [m["match_type"] for m in ent["match_key"]] != [k["match_type"] for k in t["key"]]:
+                    errs.append(f"{where}: entry match types differ from the key's")
             for aid, an in zip(t["action_ids"], t["actions"], strict=True):
                 if aid not in actions or actions[aid]["name"] != an:
                     errs.append(f"{where}: action id {aid} is not {an}")
