@@ -285,3 +285,44 @@ def test_explicit_entry_priorities_keep_p4_order_in_bmv2(tmp_path: Path) -> None
 def test_controller_header_fields_must_be_bit_strings(tmp_path: Path) -> None:
     head = HEAD + '@controller_header("packet_in") header pin_t { bit<9> port; bool flag; bit<6> pad; }\n'
     reject(tmp_path, "apply { }", "must be a bit-string", head)
+
+
+P4C_IDS_PROGRAM = """#include <core.p4>
+#include <v1model.p4>
+header h_t { bit<8> a; }
+struct headers { h_t h; }
+struct meta_t { bit<16> x; }
+parser P(packet_in p, out headers hdr, inout meta_t m, inout standard_metadata_t sm) {
+    state start { p.extract(hdr.h); transition accept; }
+}
+control V(inout headers hdr, inout meta_t m) { apply { } }
+control ingress(inout headers hdr, inout meta_t m, inout standard_metadata_t sm) {
+    register<bit<16>>(32w8192) flowlet_id;
+    action _drop() { mark_to_drop(sm); }
+    table forward { key = { hdr.h.a: exact; } actions = { _drop; } }
+    apply { forward.apply(); flowlet_id.read(m.x, 0); }
+}
+control egress(inout headers hdr, inout meta_t m, inout standard_metadata_t sm) {
+    action _drop() { mark_to_drop(sm); }
+    table send_frame { key = { sm.egress_port: exact; } actions = { _drop; } size = 256; }
+    apply { send_frame.apply(); }
+}
+control C(inout headers hdr, inout meta_t m) { apply { } }
+control D(packet_out p, in headers hdr) { apply { p.emit(hdr.h); } }
+V1Switch(P(), V(), ingress(), egress(), C(), D()) main;
+"""
+
+
+def test_p4info_ids_and_aliases_match_p4c(tmp_path: Path) -> None:
+    # ids/aliases as in p4c's testdata P4Info outputs for programs declaring these names
+    src = tmp_path / "ids.p4"
+    src.write_text(P4C_IDS_PROGRAM)
+    info = compile_file(str(src)).p4info
+    tables = {t.preamble.name: (t.preamble.id, t.preamble.alias) for t in info.tables}
+    actions = {a.preamble.name: (a.preamble.id, a.preamble.alias) for a in info.actions}
+    assert tables["ingress.forward"] == (43289378, "forward")
+    assert tables["egress.send_frame"] == (49367184, "send_frame")
+    assert actions["ingress._drop"] == (19344232, "ingress._drop")      # ambiguous short name
+    assert actions["egress._drop"] == (25850727, "egress._drop")
+    (reg,) = info.registers
+    assert (reg.preamble.id, reg.preamble.name, reg.size) == (384519412, "ingress.flowlet_id", 8192)
