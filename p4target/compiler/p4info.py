@@ -137,6 +137,7 @@ class P4InfoBuilder:
             msg.preamble.alias = alias.get(name, name)
             for a in (annos or []) + user_annotations(decl):
                 msg.preamble.annotations.append(a)
+            set_documentation(msg.preamble, decl)
 
         for t in sorted(tables, key=lambda t: getattr(t, "order", 0)):
             info = t.info
@@ -279,7 +280,15 @@ class P4InfoBuilder:
         return out
 
 
-HIDDEN_ANNOTATIONS = {"name", "id", "hidden", "defaultonly", "tableonly", "controller_header", "field_list"}
+HIDDEN_ANNOTATIONS = {"name", "id", "hidden", "defaultonly", "tableonly", "controller_header", "field_list",
+                      "brief", "description"}
+
+
+def set_documentation(preamble: Any, decl: Any) -> None:
+    """``@brief("...")`` / ``@description("...")`` go to the preamble's ``doc``, not its annotations (p4c)."""
+    for a in getattr(decl, "annos", []) if decl is not None else []:
+        if a.name in ("brief", "description") and a.args and isinstance(a.args[0], A.StrLit):
+            setattr(preamble.doc, a.name, a.args[0].value)
 
 
 def user_annotations(decl: Any) -> list[str]:

@@ -326,3 +326,11 @@ def test_p4info_ids_and_aliases_match_p4c(tmp_path: Path) -> None:
     assert actions["egress._drop"] == (25850727, "egress._drop")
     (reg,) = info.registers
     assert (reg.preamble.id, reg.preamble.name, reg.size) == (384519412, "ingress.flowlet_id", 8192)
+
+
+def test_brief_and_description_are_p4info_documentation(tmp_path: Path) -> None:
+    res = build(tmp_path, """@brief("fwd") @description("longer") @my_anno table t { key = { hdr.h.a: exact; }
+        actions = { NoAction; } } apply { t.apply(); }""")
+    (pt,) = res.p4info.tables
+    assert (pt.preamble.doc.brief, pt.preamble.doc.description) == ("fwd", "longer")
+    assert list(pt.preamble.annotations) == ["@my_anno"]
