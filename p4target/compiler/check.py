@@ -323,6 +323,7 @@ class Checker(TableChecker, ExprChecker):
             raise unsupported(f"{t.name} (table implementations)", d.loc)
         if t.name not in EXTERN_METHODS:
             raise unsupported(f"extern {t.name}", d.loc)
+        self._check_index_type_args(t, d)
         if named_args.is_named(d.arg_names):
             ctors = [ps for dd in self.prog.decls if isinstance(dd, A.ExternDecl) and dd.name == t.name
                      for m, ps in dd.methods if m == "__ctor__"]
@@ -345,6 +346,22 @@ class Checker(TableChecker, ExprChecker):
         sym = InstanceSym(d.name, t, d, control_plane_name(d, prefix), d.args)
         d.sym = sym
         return sym
+
+    def _check_index_type_args(self, t: ExternT, d: A.Instance) -> None:
+        """register/counter/meter type arguments as p4c's v1model declares them: register<T>, counter and
+        meter by default; register<T, I>, counter<I>, meter<I> when V1MODEL_VERSION >= 20200408."""
+        if t.name not in ("register", "counter", "meter"):
+            return
+        vsym = self.glob.lookup("__v1model_version")
+        typed = isinstance(vsym, ConstSym) and isinstance(vsym.value, int) and vsym.value >= 20200408
+        want = (1 if t.name == "register" else 0) + (1 if typed else 0)
+        if len(t.type_args) != want:
+            sig = {"register": "register<T, I>" if typed else "register<T>",
+                   "counter": "counter<I>" if typed else "counter", "meter": "meter<I>" if typed else "meter"}
+            raise CompileError(f"{t.name}: expected {want} type argument(s), got {len(t.type_args)} (v1model"
+                               f" {'>= 20200408' if typed else 'default version'} declares {sig[t.name]};"
+                               " #define V1MODEL_VERSION 20200408 before including v1model.p4 for index types)",
+                               d.loc)
 
     def check_parser(self, d: A.ParserDecl) -> None:
         scope = Scope(self.glob)

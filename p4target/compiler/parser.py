@@ -632,6 +632,9 @@ class Parser(ExprParser):
             if self.at_op(op):
                 raise unsupported(f"compound assignment '{op}'", self.peek().loc)
         if not isinstance(e, A.Call):
+            if isinstance(e, A.Name) and self.at_id() and not self.at_op(".", 1):
+                # `Foo x ...` where Foo is not a type: the likely mistake is the type name
+                raise CompileError(f"{e.name}: unknown type (no type of this name is declared)", e.loc)
             raise self.error(f"syntax error, expected ';' or '=' but found {self.describe(self.peek())}")
         self.expect_op(";")
         return A.CallStmt(t.loc, e)

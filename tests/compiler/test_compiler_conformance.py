@@ -174,8 +174,14 @@ def test_register_and_counter_indices_are_bit32_in_default_v1model(tmp_path: Pat
     reject(tmp_path, "counter(16, CounterType.packets) c; apply { c.count(m.y); }", "expected bit<32>")
     build(tmp_path, "register<bit<8>>(16) r; counter(16, CounterType.packets) c;"
                     " apply { r.read(m.x, (bit<32>)m.x); r.write(3, m.x); c.count(32w1); }")
-    # with an explicit index type (V1MODEL_VERSION >= 20200408 style) the index has that type
-    build(tmp_path, "register<bit<8>, bit<8>>(16) r; apply { r.read(m.x, m.x); }")
+    # p4c's default v1model has no index type parameter ...
+    reject(tmp_path, "register<bit<8>, bit<8>>(16) r; apply { }", "expected 1 type argument(s), got 2")
+    reject(tmp_path, "apply { PortId_t p = sm.ingress_port; }", "PortId_t")
+    # ... V1MODEL_VERSION >= 20200408 does (register<T, I>, counter<I>, meter<I>, PortId_t)
+    new = "#define V1MODEL_VERSION 20200408\n" + HEAD
+    build(tmp_path, "register<bit<8>, bit<8>>(16) r; counter<bit<8>>(16, CounterType.packets) c;"
+                    " apply { r.read(m.x, m.x); c.count(m.x); PortId_t p = sm.ingress_port; }", new)
+    reject(tmp_path, "register<bit<8>>(16) r; apply { }", "expected 2 type argument(s), got 1", new)
 
 
 def test_too_wide_sized_literal_is_truncated_with_a_warning(tmp_path: Path, caplog) -> None:
