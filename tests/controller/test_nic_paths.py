@@ -181,3 +181,22 @@ def test_slot_busy_on_load(nic):
         drv.path = path
         assert drv.load([intruder], [slot])[0].status == C.STATUS_SLOT_BUSY
     assert drv.save([(key, slot)], suspend=False)[0].state == fs.state  # untouched
+
+
+def test_hash_slots_match_the_pipeline(nic):
+    digests = open_connection(nic)
+    drv = NicDriver(nic, path="inband")
+    key = FlowKey("tcp", A, B, 40000, 5001)
+    assert _slot_of(digests) in drv.hash_slots(key)
+    # many keys: the learned slot is always one of the two the controller computes
+    got = []
+    nic.p.digest_sink = lambda lid, name, vals: got.append(vals)
+    for i in range(40):
+        frame = tcp(A + i, B, 1000 + i, 80, 1, 0, 0x02)
+        nic.p.process(1, frame)
+    for vals in got:
+        event, kind, slot, lo, hi, plo, phi, proto, qpn = vals[:9]
+        k = FlowKey("tcp", lo, hi, plo, phi, qpn)
+        if event == 1:
+            assert slot in drv.hash_slots(k), (k, slot, drv.hash_slots(k))
+    assert len(got) == 40
