@@ -520,3 +520,38 @@ class MigrationProofTest(FlowNicTest):
         self.assertEqual(self.drops(DROP_INVALID_UNKNOWN), 2)
         self.assertEqual(self.drops(DROP_INVALID_WINDOW), 0)
         verify_no_other_packets(self)
+
+
+class RoceMigrationTest(FlowNicTest):
+    """A queue pair moved with its state keeps its PSN expectation on the new NIC, so a gap right
+    after the move is still detected; moved without it, the new NIC learns the QP afresh and the gap
+    goes unseen."""
+
+    @autocleanup
+    def runTest(self):
+        self.enable_digest("flow_learn_digest_t")
+        qpn = 0x000033
+        for psn in (10, 11, 12):
+            self.forward(roce_pkt(0x04, qpn, psn), 1)
+        slot = self.digest_members()[2]
+        key = dict(kind=KIND_ROCE, key_addr_lo=C_IP_INT, key_addr_hi=S_IP_INT, key_proto=17, key_qpn=qpn)
+        saved = self.save(slot, key)
+        self.assertEqual((saved["roce_expected_psn"], saved["packets"]), (13, 3))
+
+        # Without the state: PSN 15 (13 and 14 lost during the move) is simply learned.
+        self.fresh_device()
+        self.forward(roce_pkt(0x04, qpn, 15), 1)
+        self.assertEqual(self.events(EV_ROCE_OOS), 0)
+
+        # With the state: the same gap is counted.
+        self.fresh_device()
+        self.ok_command(opcode=LOAD, slot=900, **key, **{n: saved[n] for n in STATE_FIELDS})
+        self.insert_table_entry(FS + "flow_slots", {"kind": KIND_ROCE, "addr_lo": C_IP_INT, "addr_hi": S_IP_INT,
+                                                    "port_lo": 0, "port_hi": 0, "proto": 17, "qpn": qpn},
+                                FS + "use_slot", {"slot": 900})
+        self.forward(roce_pkt(0x04, qpn, 15), 1)
+        self.forward(roce_pkt(0x04, qpn, 16), 1)
+        s = self.save(900, key)
+        self.assertEqual((s["roce_expected_psn"], s["roce_oos_count"], s["packets"]), (17, 1, 5))
+        self.assertEqual(self.events(EV_ROCE_OOS), 1)
+        verify_no_other_packets(self)
