@@ -69,6 +69,7 @@ def _recv(args: argparse.Namespace) -> None:
     nxt: dict[int, int] = {}
     got: dict[int, int] = {}
     reordered = dup = 0
+    samples: list[list] = []
     seen: dict[int, set[int]] = {}
     idle_since = None
     while True:
@@ -91,9 +92,12 @@ def _recv(args: argparse.Namespace) -> None:
         got[flow] = got.get(flow, 0) + 1
         if seq < nxt.get(flow, 0):
             reordered += 1
+            if len(samples) < 50:
+                samples.append([flow, seq, nxt.get(flow, 0) - 1, round(time.time(), 4)])
         else:
             nxt[flow] = seq + 1
-    Path(args.out).write_text(json.dumps({"got": got, "reordered": reordered, "duplicates": dup}))
+    Path(args.out).write_text(json.dumps({"got": got, "reordered": reordered, "duplicates": dup,
+                                          "reorder_samples": samples}))
 
 
 # ---- the benchmark -----------------------------------------------------------------------------------------
@@ -129,10 +133,18 @@ def run() -> dict:
                                           "--flows", str(FLOWS), "--rate", str(RATE_PPS), "--duration",
                                           str(duration), "--out", str(tmp / "tx.json"), "--stop", str(stop)],
                                          cwd=str(REPO))
+            # wait until every flow is learned, or the count stops growing (a few references find both
+            # of their hash slots taken on their NIC and stay untracked)
             deadline = time.monotonic() + 60
+            last, still = -1, 0
             while time.monotonic() < deadline:
-                if sum(1 for r in ctrl.inventory.all() if r.key.kind == "udp") >= FLOWS:
+                n = sum(1 for r in ctrl.inventory.all() if r.key.kind == "udp")
+                if n >= FLOWS:
                     break
+                still = still + 1 if n == last else 0
+                if still >= 15:
+                    break
+                last = n
                 time.sleep(0.2)
             flows = [r.key for r in ctrl.inventory.all() if r.key.kind == "udp"]
             log.info("%d UDP references learned", len(flows))
@@ -177,6 +189,9 @@ def run() -> dict:
                     # loss/reorder are measured over the whole run (all batches share the flows)
                     "lost": lost_total, "reordered": rxd["reordered"],
                 }
+            log.info("reorder samples (flow, seq, highest before, t): %s", rxd.get("reorder_samples"))
+            log.info("migration times: %s", [(r.id, round(r.started, 3), round(r.finished, 3))
+                                             for recs in per_batch.values() for r in recs])
             results = {"migration": mig, "migration_setup": {
                 "target": "embedded", "topology": "fig2", "flows": len(flows), "rate_pps": RATE_PPS,
                 "state_path": ctrl.nic(nics[0]).path, "packets_sent": sum(sent),
