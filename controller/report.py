@@ -47,10 +47,10 @@ def throughput_series(receiver_records: Sequence[dict[str, Any]]) -> dict[str, l
     for r in receiver_records:
         if r.get("event") != "sample":
             continue
-        if "bps" in r:
-            out.setdefault(_flow_id(r), []).append((r["t"], float(r["bps"])))
-        elif "pps" in r:
+        if "qpn" in r and r.get("pps") is not None:          # RoCE QPs are plotted in packets/s
             out.setdefault(_flow_id(r), []).append((r["t"], float(r["pps"])))
+        elif r.get("bps") is not None:
+            out.setdefault(_flow_id(r), []).append((r["t"], float(r["bps"])))
     return out
 
 
@@ -76,7 +76,15 @@ def build_report(scenario: str, target: str, receiver_records: Sequence[dict[str
     ends = [r for r in receiver_records if r.get("event") == "end"]
     tcp = [r for r in ends if "flow" in r and "qpn" not in r]
     roce = [r for r in ends if "qpn" in r]
-    survived = [r for r in ends if r.get("ok") and not r.get("reset") and not r.get("error")]
+    sent = {(r.get("qpn")): r.get("packets", 0) for r in sender_records if r.get("event") == "end" and "qpn" in r}
+
+    def roce_lost(r: dict[str, Any]) -> int:
+        if r.get("qpn") in sent:                 # what the sender sent and the receiver never got
+            return max(0, sent[r["qpn"]] - r.get("packets", 0))
+        return max(0, r.get("missing", 0) - r.get("duplicates", 0))
+
+    survived = [r for r in tcp if r.get("ok") and not r.get("reset") and not r.get("error")]
+    survived += [r for r in roce if r.get("complete", r.get("ok")) and roce_lost(r) == 0]
     senders_ok = all(r.get("ok", True) for r in sender_records if r.get("event") == "end")
     started = [r for r in receiver_records if r.get("event") in ("connected", "qp")]
     connections = max(len(started), len(ends))
@@ -106,7 +114,7 @@ def build_report(scenario: str, target: str, receiver_records: Sequence[dict[str
         "connections": connections,
         "connections_survived": len(survived),
         "senders_ok": senders_ok,
-        "packets_lost": sum(r.get("missing", 0) for r in roce) + sum(r.get("gaps", 0) for r in tcp),
+        "packets_lost": sum(roce_lost(r) for r in roce) + sum(r.get("gaps", 0) for r in tcp),
         "bytes_lost": sum(r.get("gap_bytes", 0) for r in tcp),
         "bytes_corrupt": sum(r.get("corrupt", 0) for r in tcp),
         "packets_reordered": sum(r.get("duplicates", 0) for r in roce),
