@@ -3,12 +3,15 @@ extern functions (hash, digest, clone, checksums, ...) with p4c's typing rules: 
 are not widened implicitly, generic ones need sized values, indices are bit<32> in the default v1model."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from . import ast as A
 from .errors import CompileError, unsupported
 from .names import expr_str
 from .types import BitsT, BoolT, EnumT, ErrorT, ExternT, IntT, ListT, StructT, Type, VoidT
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .check import Scope
@@ -30,9 +33,8 @@ class ExternChecker:
         if bt.name == "register":
             vt = bt.type_args[0]
             if m == "read":
-                if len(args) == 1:
-                    self._index(args[0], bt)
-                    return vt
+                if len(args) == 1:      # v1model's register has no value-returning read (p4c rejects it)
+                    raise CompileError("register.read returns nothing in v1model: use read(result, index)", e.loc)
                 if len(args) != 2:
                     raise CompileError("register.read expects (result, index)", e.loc)
                 self.check_lvalue(args[0])
@@ -114,7 +116,10 @@ class ExternChecker:
         if ctx in ("verify", "compute", "deparser", "parser"):
             raise unsupported(f"{name} in a {ctx}", e.loc)
         if name == "mark_to_drop":
-            self._n(e, name, 1)
+            self._n(e, name, (0, 1))
+            if not a:       # deprecated in p4c's v1model, still accepted; same effect on standard_metadata
+                log.warning("%s: warning: mark_to_drop() is deprecated; use mark_to_drop(standard_metadata)", e.loc)
+                return VoidT()
             if not (isinstance(a[0].ty, StructT) and a[0].ty.name == "standard_metadata_t"):
                 raise CompileError("mark_to_drop expects standard_metadata", a[0].loc)
             return VoidT()

@@ -340,3 +340,11 @@ def test_brief_and_description_are_p4info_documentation(tmp_path: Path) -> None:
     (pt,) = res.p4info.tables
     assert (pt.preamble.doc.brief, pt.preamble.doc.description) == ("fwd", "longer")
     assert list(pt.preamble.annotations) == ["@my_anno"]
+
+
+def test_v1model_register_read_and_deprecated_mark_to_drop(tmp_path: Path) -> None:
+    # v1model's register has only read(out result, index); mark_to_drop() is deprecated but accepted
+    reject(tmp_path, "register<bit<8>>(16) r; apply { m.x = r.read(32w1); }", "returns nothing in v1model")
+    res = build(tmp_path, "apply { mark_to_drop(); }")
+    prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"]]
+    assert prims == [{**prims[0], "op": "mark_to_drop", "parameters": [{"type": "header", "value": "standard_metadata"}]}]
