@@ -4,8 +4,9 @@
  * FlowState fetches the slot, applies this control, and stores the slot back unless the packet was
  * dropped. The rules, chosen so that real TCP (retransmissions, window scaling, reordering) is never
  * dropped while a connection moved without its state is:
- *   - a SYN sets its direction's next_seq (the ISN + 1); a SYN on a CLOSING/CLOSED connection starts a
- *     new incarnation (all TCP state reset); a SYN+ACK moves SYN_SENT -> SYN_RECEIVED;
+ *   - before ESTABLISHED, a SYN sets its direction's next_seq (the ISN + 1) and a SYN+ACK moves
+ *     SYN_SENT -> SYN_RECEIVED; later duplicates change nothing; a SYN on a CLOSING/CLOSED connection
+ *     starts a new incarnation (all TCP state reset);
  *   - once ESTABLISHED (until CLOSED), a segment whose seq is farther than the receiver's largest
  *     scaled window (never less than TCP_WINDOW_FLOOR) from the sender's next_seq, both forward and
  *     backward modulo 2^32, is dropped as DROP_INVALID_WINDOW;
@@ -85,16 +86,19 @@ control TcpTracking(in headers_t hdr, inout local_metadata_t meta) {
         }
 
         if ((hdr.tcp.flags & TCP_FLAG_SYN) != 0) {
-            // The SYN carries the initial sequence number of its direction.
-            meta.tcp_self_next_seq = meta.tcp_seg_end + 1;
-            if ((hdr.tcp.flags & TCP_FLAG_ACK) == 0) {
-                if (meta.st_tcp_phase == TCP_PHASE_NONE) {
-                    meta.st_tcp_phase = TCP_PHASE_SYN_SENT;
-                }
-            } else {
-                meta.tcp_self_max_ack = hdr.tcp.ack_no;
-                if (meta.st_tcp_phase == TCP_PHASE_SYN_SENT) {
-                    meta.st_tcp_phase = TCP_PHASE_SYN_RECEIVED;
+            // The SYN carries the initial sequence number of its direction. Once established, a
+            // late duplicate SYN or SYN+ACK changes nothing (it must not pull next_seq back).
+            if (meta.st_tcp_phase < TCP_PHASE_ESTABLISHED) {
+                meta.tcp_self_next_seq = meta.tcp_seg_end + 1;
+                if ((hdr.tcp.flags & TCP_FLAG_ACK) == 0) {
+                    if (meta.st_tcp_phase == TCP_PHASE_NONE) {
+                        meta.st_tcp_phase = TCP_PHASE_SYN_SENT;
+                    }
+                } else {
+                    meta.tcp_self_max_ack = hdr.tcp.ack_no;
+                    if (meta.st_tcp_phase == TCP_PHASE_SYN_SENT) {
+                        meta.st_tcp_phase = TCP_PHASE_SYN_RECEIVED;
+                    }
                 }
             }
         } else {

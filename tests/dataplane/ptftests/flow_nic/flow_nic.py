@@ -247,6 +247,9 @@ class TcpTrackingTest(FlowNicTest):
                      "tcp_max_window_fwd", "tcp_max_window_rev"):
             self.assertEqual(self.read_register(FS + name, slot), s[name], name)
         self.assertEqual(self.read_register(FS + "flow_packets", slot), 6)
+        # A late duplicate SYN+ACK does not pull the server's next_seq back.
+        self.forward(tcp_pkt("S", "SA", ISN_S, ISN_C + 1, win=65160), 2)
+        self.assertEqual(self.save(slot)["tcp_next_seq_rev"], ISN_S + 201)
         # FIN from the client, then from the server.
         self.forward(tcp_pkt("C", "FA", ISN_C + 101, ISN_S + 201), 1)
         self.assertEqual(self.save(slot)["tcp_phase"], FIN_WAIT_FWD)
