@@ -174,7 +174,9 @@ class LoadBalance(Policy):
             if self.failing[d] < self.k:
                 continue
             self.failing[d] = 0
-            cap = self.capacity[d] = got
+            # what it can carry: the lowest per-sample total of the window (the window may straddle the fault)
+            totals = [sum(r["bps"] for r in h["flows"].values() if r["device"] == d) for h in mon.history[-self.window:]]
+            cap = self.capacity[d] = min([t for t in totals if t > 0] or [got])
             keep, shed, kept = [], [], 0.0
             movable = sorted(demand[d].items(), key=lambda kv: kv[1])       # smallest first stay
             for key, bps in movable:
