@@ -225,8 +225,12 @@ class ExprChecker(ExternChecker):
                 e.const = (a.const and b.const) if op == "&&" else (a.const or b.const)
             return BoolT()
         if op in ("==", "!="):
+            if isinstance(ta, StructT) and ta.kind == "header" and isinstance(tb, StructT) and tb.kind == "header":
+                if not self.same_type(ta, tb):
+                    raise CompileError(f"{op}: cannot compare headers of types {ta} and {tb}", e.loc)
+                return BoolT()          # BMv2 EQ_HEADER: both invalid, or both valid with equal fields
             if isinstance(ta, (StructT, StackT, ListT)) or isinstance(tb, (StructT, StackT, ListT)):
-                raise unsupported("comparison of headers, structs or lists", e.loc)
+                raise unsupported("comparison of structs, stacks or lists", e.loc)
             self.unify(a, b, e.loc, op)
             if a.const is not None and b.const is not None:
                 e.const = (a.const == b.const) == (op == "==")

@@ -228,6 +228,8 @@ class Ctx(ExternLowering):
         if op in ("&&", "||"):
             return ex("and" if op == "&&" else "or", self.rv(a), self.rv(b))
         if op in ("==", "!="):
+            if isinstance(a.ty, StructT):       # header == header (checked: same header type)
+                return ex(op, self.rv(a), self.rv(b))
             return ex(op, self.data(a), self.data(b))
         if op in ("<", ">", "<=", ">="):
             return ex(op, self.rv(a), self.rv(b))

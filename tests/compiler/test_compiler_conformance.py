@@ -348,3 +348,12 @@ def test_v1model_register_read_and_deprecated_mark_to_drop(tmp_path: Path) -> No
     res = build(tmp_path, "apply { mark_to_drop(); }")
     prims = [p for a in res.bmv2_json["actions"] for p in a["primitives"]]
     assert prims == [{**prims[0], "op": "mark_to_drop", "parameters": [{"type": "header", "value": "standard_metadata"}]}]
+
+
+def test_header_equality(tmp_path: Path) -> None:
+    head = HEAD.replace("struct headers { h_t h; }", "struct headers { h_t h; h_t g; }")
+    res = build(tmp_path, "apply { if (hdr.h == hdr.g) { m.x = 1; } }", head)
+    (cond,) = res.bmv2_json["pipelines"][0]["conditionals"]
+    assert cond["expression"]["value"] == {"op": "==", "left": {"type": "header", "value": "h"},
+                                           "right": {"type": "header", "value": "g"}}
+    reject(tmp_path, "apply { if (m == m) { m.x = 1; } }", "unsupported: comparison of structs")
