@@ -245,9 +245,12 @@ class Migrator:
             def redirect(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
                 drv = ctrl.gateway(g)
                 port = drv.port_of(target)
-                if lossless:  # until no new punt arrived while replaying: fewer late packets
+                if lossless:
+                    # PacketOuts are applied asynchronously: a barrier after each replay round makes
+                    # sure the switch has sent them before the flip lets new packets through directly;
+                    # rounds continue while punts keep arriving (fewer late packets)
                     while drv.replay(list(ts), direct_port=port):
-                        pass
+                        drv.barrier(self.barrier_timeout)
                 drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
         except _StepFailed as failure:
@@ -406,7 +409,7 @@ class Migrator:
             drv = ctrl.gateway(g)
             try:
                 while drv.replay(list(ts)):
-                    pass
+                    drv.barrier(self.barrier_timeout)
                 drv.apply(snapshots[g])
                 if rec.mode == "lossless":
                     drv.barrier(self.barrier_timeout)
