@@ -263,8 +263,17 @@ class PipelineBuilder:
             name = f"node_{cid}"
             self.em.node_id += 1
             self.em.names.add(name)
+            pre: list[Json] = []            # pure functions called in c, inlined ahead of the test
+            saved, self.ctx.hoist_out = self.ctx.hoist_out, pre
+            try:
+                expr = self.ctx.rv(c)
+            finally:
+                self.ctx.hoist_out = saved
             self.conds.append({"name": name, "id": cid, "source_info": source_info(c.loc, expr_str(c)[:80]),
-                               "expression": self.ctx.rv(c), "true_next": t, "false_next": f})
+                               "expression": expr, "true_next": t, "false_next": f})
+            if pre:
+                act = self.em.synthetic_action(pre)
+                return self.hidden_table(f"tbl_{act['name']}", act, [], name, c)
             return name
         if isinstance(c, A.Unary) and c.op == "!":
             return self.cond(c.expr, f, t)

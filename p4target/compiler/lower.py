@@ -50,6 +50,9 @@ class Ctx(ExternLowering):
         self.in_parser = False
         self.ret_patches: list[list[Json]] = []   # pending '_jump's of 'return' per action body
         self.ret_targets: list[Store | None] = []  # where a function's 'return value' goes
+        # where a pure function called inside a larger expression is inlined (into a temporary) before
+        # the statement being lowered; None where no statement is (then such a call is unsupported)
+        self.hoist_out: list[Json] | None = None
 
     # ------------------------------------------------------------------ storage
     def var_store(self, sym: VarSym) -> Store:
@@ -204,6 +207,12 @@ class Ctx(ExternLowering):
                 raise unsupported(f"isValid() on {expr_str(f.expr)}", e.loc)
             if isinstance(f, A.Member) and f.name == "lookahead" and self.in_parser:
                 return {"type": "lookahead", "value": [0, width_of(t)]}
+            if isinstance(e.ref, FunctionSym) and self.hoist_out is not None and not self.in_parser \
+                    and _pure(e.ref) and isinstance(t, (BitsT, BoolT, EnumT)):
+                tmp = self.layout.temp(t, "tmp")
+                self.inline_function(e.ref, e.args, tmp, self.hoist_out)
+                node = field_ref(tmp)
+                return ex("d2b", None, node) if isinstance(t, BoolT) else node
             raise unsupported(f"call '{expr_str(f)}' inside an expression", e.loc)
         raise unsupported(f"expression '{expr_str(e)}'", e.loc)
 
@@ -515,6 +524,14 @@ class Ctx(ExternLowering):
             self.stmt(st, out)
 
     def stmt(self, s: A.Stmt, out: list[Json]) -> None:
+        saved = self.hoist_out
+        self.hoist_out = out
+        try:
+            self._stmt(s, out)
+        finally:
+            self.hoist_out = saved
+
+    def _stmt(self, s: A.Stmt, out: list[Json]) -> None:  # noqa: C901 - one dispatch over statements
         if isinstance(s, A.Assign):
             self.assign(s, out)
         elif isinstance(s, A.CallStmt):
@@ -570,3 +587,36 @@ class _StoreRef(A.Expr):
 
 
 __all__ = ["Ctx", "hexstr", "hexv", "ex", "field_ref", "top", "to_data", "ListT"]
+
+
+def _pure(sym: FunctionSym, depth: int = 0) -> bool:
+    """A function without side effects (only in/directionless parameters, no extern or method calls
+    besides isValid() and other pure functions): inlining it ahead of its statement keeps the meaning
+    even under && / || / ?: short-circuits."""
+    if depth > 16 or any(p.direction in ("out", "inout") for p in sym.decl.params):
+        return False
+    for node in _walk(sym.decl.body):
+        if isinstance(node, A.Call):
+            f = node.func
+            if isinstance(f, A.Member) and f.name == "isValid":
+                continue
+            if not (isinstance(node.ref, FunctionSym) and _pure(node.ref, depth + 1)):
+                return False
+    return True
+
+
+def _walk(node: Any) -> Any:
+    """Every AST node under ``node`` (dataclass fields, lists)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list):
+            stack.extend(n)
+            continue
+        if not hasattr(n, "__dataclass_fields__"):
+            continue
+        yield n
+        for name in n.__dataclass_fields__:
+            v = getattr(n, name, None)
+            if isinstance(v, list) or hasattr(v, "__dataclass_fields__"):
+                stack.append(v)

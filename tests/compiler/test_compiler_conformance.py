@@ -357,3 +357,22 @@ def test_header_equality(tmp_path: Path) -> None:
     assert cond["expression"]["value"] == {"op": "==", "left": {"type": "header", "value": "h"},
                                            "right": {"type": "header", "value": "g"}}
     reject(tmp_path, "apply { if (m == m) { m.x = 1; } }", "unsupported: comparison of structs")
+
+
+def test_pure_function_calls_inside_expressions(tmp_path: Path) -> None:
+    head = HEAD + """bit<8> mx(in bit<8> a, in bit<8> b) { if (a > b) { return a; } return b; }
+bool big(in bit<8> v) { return v > 100; }
+bit<8> bump(inout bit<8> v) { v = v + 1; return v; }
+"""
+    res = build(tmp_path, """action a() { m.x = mx(hdr.h.a, 8w3) + 1; }
+        table t { key = { hdr.h.a: exact; } actions = { a; } }
+        apply { t.apply(); if (big(hdr.h.a) && m.x != 0) { m.x = 2; } }""", head)
+    j = res.bmv2_json
+    (act,) = [a for a in j["actions"] if a["name"] == "I.a"]
+    assert [p["op"] for p in act["primitives"]][-1] == "assign"      # the function body is inlined first
+    assert len(act["primitives"]) > 2
+    (cond,) = j["pipelines"][0]["conditionals"]
+    pre = [t for t in j["pipelines"][0]["tables"] if t["base_default_next"] == cond["name"]]
+    assert pre and pre[0]["name"].startswith("tbl_act")                # big() evaluated just before the test
+    # a function with side effects keeps its place: still reported inside a larger expression
+    reject(tmp_path, "apply { m.x = bump(m.x) + 1; }", "unsupported: call 'bump' inside an expression", head)
