@@ -329,6 +329,7 @@ class ScenarioRun:
         rep = build_report(sc.name, self.target, rx, tx, [e.to_dict() for e in self.monitor.events], migrations,
                            fault, (self.t0, t_end),
                            extra={"description": sc.description, "expected_connections": expected,
+                                  "run_id": self.lab.run_id if self.lab else None, "run_dir": str(self.run_dir),
                                   "monitor": {"interval_ms": self.cfg.interval * 1000, "k": self.cfg.k,
                                               "samples": len(self.monitor.sample_ms),
                                               "sample_ms_p50": _p50(self.monitor.sample_ms)},
