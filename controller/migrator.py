@@ -353,28 +353,35 @@ class Migrator:
 
     def _load_placed(self, tnic: Any, states: list[FlowState],
                      done: list[tuple[FlowKey, int]]) -> list[tuple[FlowKey, int]]:
-        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)}
+        # slots known taken: the target's inventory and what this batch just loaded at hash slots
+        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)} | {s for _, s in done}
         slots = tnic.allocate(len(states), busy)
+        allocated = list(slots)
         try:
             items0 = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
             placing = self.ctrl.fabric._pool.submit(tnic.place, items0)  # lookup entries while loading
             replies = tnic.load(states, slots)
             placing.result()
-            retry = [i for i, r in enumerate(replies) if r.status == C.STATUS_SLOT_BUSY]
-            if retry:
+            moved: list[int] = []
+            for _ in range(3):  # slots taken by references the inventory does not know: pick others
+                retry = [i for i, r in enumerate(replies) if r.status == C.STATUS_SLOT_BUSY]
+                if not retry:
+                    break
                 busy |= set(slots)
                 more = tnic.allocate(len(retry), busy)
+                allocated += more
                 again = tnic.load([states[i] for i in retry], more)
                 for i, s, r in zip(retry, more, again, strict=True):
                     slots[i], replies[i] = s, r
+                moved += retry
             items = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
             done.extend(it for it, r in zip(items, replies, strict=True) if r.status == C.STATUS_OK)
             tnic.check(replies, items, "load")
-            if retry:
-                tnic.place([items[i] for i in retry])
+            if moved:
+                tnic.place([items[i] for i in sorted(set(moved))])
             return items
         finally:
-            tnic.unreserve(slots)
+            tnic.unreserve(allocated)
 
     def _rollback(self, rec: MigrationRecord, failure: _StepFailed, by_src: dict[str, list[tuple[FlowKey, int]]],
                   src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, FlowKey]],
