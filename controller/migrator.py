@@ -101,12 +101,13 @@ class Migrator:
     _ids = itertools.count(1)
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
-                 barrier_timeout: float = 1.0, program_version: int = C.FLOWMIG_VERSION,
+                 barrier_timeout: float = 1.0, replay_rounds: int = 3, program_version: int = C.FLOWMIG_VERSION,
                  fault: Callable[[str], None] | None = None) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
         self.barrier_timeout = barrier_timeout
+        self.replay_rounds = replay_rounds  # replay+barrier rounds before the flip (traffic never pauses)
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
@@ -249,7 +250,9 @@ class Migrator:
                     # PacketOuts are applied asynchronously: a barrier after each replay round makes
                     # sure the switch has sent them before the flip lets new packets through directly;
                     # rounds continue while punts keep arriving (fewer late packets)
-                    while drv.replay(list(ts), direct_port=port):
+                    for _ in range(self.replay_rounds):
+                        if not drv.replay(list(ts), direct_port=port):
+                            break
                         drv.barrier(self.barrier_timeout)
                 drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
