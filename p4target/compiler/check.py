@@ -577,6 +577,8 @@ class Checker(TableChecker, ExprChecker):
                     self.stmt(c.body, Scope(scope))
         elif isinstance(s, A.VarDecl):
             t = self.resolve_type(s.type, scope)
+            if isinstance(t, ListT) and not s.is_const:
+                raise unsupported(f"local variables of tuple type {t}", s.loc)
             if s.init is not None:
                 self.expr(s.init, scope)
                 self.assign_compat(s.init, t, s.loc)

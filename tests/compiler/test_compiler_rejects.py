@@ -85,6 +85,7 @@ UNSUPPORTED = {
     "action selector": (PARSER + ING % """action_selector(HashAlgorithm.crc16, 32w64, 32w10) sel;
         table t { key = { hdr.h.a: selector; } actions = { NoAction; } implementation = sel; }
         apply { t.apply(); }""", "action_selector"),
+    "tuple local": (PARSER + ING % "apply { tuple<bit<8>, bit<16>> t = {1, 2}; }", "tuple"),
     "value set": (PARSER.replace("state start", "value_set<bit<8>>(4) vs;\n    state start") + ING % "apply { }",
                   "parser value sets"),
 }
