@@ -207,13 +207,19 @@ class Migrator:
         suspended_src = False
         t_suspend = time.perf_counter()
         try:
-            # 1. suspend
+            # 1. suspend. Each gateway sends its path markers (step 2) as soon as its own suspension
+            #    is in place, without waiting for the other gateways.
+            paths = self._marker_paths(gw_tuples, src_of)
+            tokens: list[tuple[str, int]] = []
+
             def suspend(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
                 drv = ctrl.gateway(g)
                 if lossless:
                     drv.start_buffering(ts)
                 drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[k])})
                            for t, k in ts.items()})
+                for src, far in (paths or {}).get(g, ()):
+                    tokens.append((far, drv.send_marker(drv.port_of(src))))
             t_suspend = time.perf_counter()
             self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
 
@@ -221,7 +227,7 @@ class Migrator:
             #    through the far gateway; when all are back, nothing of R is left on its way to OLD.
             #    Without markers (or on timeout): the source counters are sampled until stable.
             def quiesce() -> dict[str, list[int] | None]:
-                if self._path_markers(gw_tuples, src_of):
+                if paths is not None and self._wait_markers(tokens):
                     return {s: None for s in by_src}
                 return fabric.parallel({s: (lambda s=s, items=items: self._sample(s, items))
                                         for s, items in by_src.items()})
@@ -293,21 +299,22 @@ class Migrator:
             ctrl.inventory.moved(k, target, slot)
         rec.outcome = "ok"
 
-    def _path_markers(self, gw_tuples: dict[str, dict[FiveTuple, FlowKey]], src_of: dict[FlowKey, str]) -> bool:
-        paths = set()
+    def _marker_paths(self, gw_tuples: dict[str, dict[FiveTuple, FlowKey]],
+                      src_of: dict[FlowKey, str]) -> dict[str, set[tuple[str, str]]] | None:
+        """{ingress gateway: {(old NIC, far gateway)}}, or None when some path cannot be marked."""
+        paths: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for g, ts in gw_tuples.items():
             for t, k in ts.items():
                 far = next((f for f, d in self.ctrl.gateways.items() if t.dst in d.host_ips), None)
                 if far is None or MARKER not in self.ctrl.gateway(far).entries:
-                    return False
-                paths.add((g, src_of[k], far))
-        sent = []
-        for g, src, far in paths:
-            drv = self.ctrl.gateway(g)
-            sent.append((far, drv.send_marker(drv.port_of(src))))
+                    return None
+                paths[g].add((src_of[k], far))
+        return paths
+
+    def _wait_markers(self, tokens: list[tuple[str, int]]) -> bool:
         deadline = time.monotonic() + self.quiesce_timeout
         ok = True
-        for far, token in sent:
+        for far, token in tokens:
             ok = self.ctrl.gateway(far).wait_marker(token, max(0.0, deadline - time.monotonic())) and ok
         if not ok:
             log.warning("path markers not back within %.0f ms; sampling counters instead", self.quiesce_timeout * 1000)
