@@ -122,6 +122,7 @@ def run() -> dict:
     lab = Lab(load("fig2"), LabOptions(run_dir=tmp / "run", log_dir=tmp / "logs", lock_timeout=1800))
     with lab:
         cfg = load_config(lab.config_path)
+        cfg.election_id = (1, os.getpid() & 0xFFFF)  # above any stray CLI session (0,110)
         ctrl = Controller(cfg, hosts=cfg.hosts).start()
         try:
             py = sys.executable

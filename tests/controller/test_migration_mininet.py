@@ -54,6 +54,8 @@ def ctrl(lab):
     from controller.config import load_config
     from controller.runtime import Controller
     cfg = load_config(lab.config_path)
+    # above any stray CLI (0,110) that might reach these loopback ports from another lab's stale config
+    cfg.election_id = (1, os.getpid() & 0xFFFF)
     c = Controller(cfg, hosts=cfg.hosts).start()
     yield c
     c.close()
@@ -227,11 +229,11 @@ def test_roce_qp_stream_keeps_its_psn_on_the_new_nic(lab, ctrl, tmp_path):
 
 def test_cli_flows_and_errors(lab, ctrl):
     from controller.cli import main
-    cfg = str(lab.config_path)
-    assert main(["--config", cfg, "flows", "--interval", "0"]) == 0
-    assert main(["--config", cfg, "migrate", "tcp:10.9.9.9:1-10.9.9.8:2", "--to", "nic1"]) == 1
-    assert main(["--config", cfg, "migrate", "--device", "nic9", "--to", "nic1"]) == 1
-    assert main(["--config", cfg, "--switch", "nic1=127.0.0.1:1", "--timeout", "0.5", "flows"]) == 1
+    base = ["--config", str(lab.config_path), "--election-id", f"2,{os.getpid() & 0xFFFF}"]
+    assert main([*base, "flows", "--interval", "0"]) == 0
+    assert main([*base, "migrate", "tcp:10.9.9.9:1-10.9.9.8:2", "--to", "nic1"]) == 1
+    assert main([*base, "migrate", "--device", "nic9", "--to", "nic1"]) == 1
+    assert main([*base, "--switch", "nic1=127.0.0.1:1", "--timeout", "0.5", "flows"]) == 1
     with pytest.raises(SystemExit) as e:
-        main(["--config", cfg, "migrate", "--mode", "bogus", "--to", "nic1"])
+        main([*base, "migrate", "--mode", "bogus", "--to", "nic1"])
     assert e.value.code == 2
