@@ -222,6 +222,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     tracker = RateTracker()
     with _controller(args) as ctrl:
         n = 0
+        primed = False
         try:
             while True:
                 now = time.monotonic()
@@ -241,6 +242,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                     for k, (p, b) in flow_sample(ctrl, nic).items():
                         pps, bps = tracker.update(("flow", k), (p, b * 8), now)
                         flow_rows.append([str(k), nic, f"{pps:.0f}", _rate(bps), str(p)])
+                if not primed:
+                    # Rates need two samples: the first one only primes the tracker.
+                    primed = True
+                    time.sleep(max(0.0, args.interval - (time.monotonic() - now)))
+                    continue
                 if not args.no_clear and sys.stdout.isatty():
                     print("\033[2J\033[H", end="")
                 print(time.strftime("%H:%M:%S"), f"every {args.interval:g}s  (Ctrl-C to stop)")
