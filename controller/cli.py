@@ -173,8 +173,8 @@ def cmd_flows(args: argparse.Namespace) -> int:
             for r, rep in zip(recs, replies, strict=True):
                 pps, bps = rates.get(r.key, (0.0, 0.0))
                 summary = _state_summary(rep)
-                rows.append([str(r.key), n, str(r.slot), str(rep.packets), f"{pps:.0f}", _rate(bps), summary])
-                out.append({"reference": str(r.key), "device": n, "slot": r.slot, "packets": rep.packets,
+                rows.append([r.reference(), n, str(r.slot), str(rep.packets), f"{pps:.0f}", _rate(bps), summary])
+                out.append({"reference": r.reference(), "device": n, "slot": r.slot, "packets": rep.packets,
                             "bytes": rep.bytes, "pps": pps, "bps": bps, "state": summary})
         if args.json:
             print(json.dumps(out, indent=2))
@@ -207,13 +207,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def _resolve(ctrl: Controller, key: Any) -> Any:
     """Accept a reference in either direction, and the short RoCE form without ports."""
-    for cand in (key, key.canonical(), key.reversed().canonical()):
-        if ctrl.inventory.find(cand) is not None:
-            return cand
-    if key.kind == "roce":
-        for r in ctrl.inventory.all():
-            if r.key.kind == "roce" and (r.key.src_ip, r.key.dst_ip, r.key.qpn) == (key.src_ip, key.dst_ip, key.qpn):
-                return r.key
+    # a RoCE QP is one direction (the reverse is another QP); the inventory ignores its UDP ports
+    cands = (key,) if key.kind == "roce" else (key, key.canonical(), key.reversed().canonical())
+    for cand in cands:
+        rec = ctrl.inventory.find(cand)
+        if rec is not None:
+            return rec.key
     raise UnknownFlow(f"unknown flow {key} (not tracked by any NIC; see 'flowmig flows')")
 
 

@@ -85,11 +85,19 @@ def five_tuple_of(frame: bytes) -> FiveTuple | None:
     return FiveTuple(src, dst, proto, sport, dport)
 
 
-def directions(key: FlowKey) -> list[FiveTuple]:
-    """The packet 5-tuples of a reference (both directions for TCP/UDP, one for a RoCE QP)."""
-    fwd = FiveTuple(key.src_ip, key.dst_ip, key.proto, key.src_port, key.dst_port)
+def directions(key: FlowKey, udp_ports: tuple[int, int] | None = None) -> list[FiveTuple]:
+    """The packet 5-tuples of a reference (both directions for TCP/UDP, one for a RoCE QP).
+
+    A RoCE QP's packets carry (src IP, dst IP, UDP, QP source port, 4791); the NIC's key has no ports,
+    so they come from ``udp_ports`` (the inventory record's, learnt from digests) when given, else
+    from the key itself. Without either a RoCE QP has no 5-tuple: ValueError.
+    """
     if key.kind == "roce":
-        return [fwd]
+        sport, dport = udp_ports if udp_ports is not None else (key.src_port, key.dst_port)
+        if not dport:
+            raise ValueError(f"{key}: UDP ports of the queue pair unknown (no learn digest seen for it)")
+        return [FiveTuple(key.src_ip, key.dst_ip, key.proto, sport, dport)]
+    fwd = FiveTuple(key.src_ip, key.dst_ip, key.proto, key.src_port, key.dst_port)
     return [fwd, FiveTuple(key.dst_ip, key.src_ip, key.proto, key.dst_port, key.src_port)]
 
 
@@ -106,6 +114,7 @@ class FlowBuffer:
     total: int = 0
     replayed: int = 0
     late: int = 0  # punts that arrived after the entry was flipped back to forwarding
+    passthrough: int | None = None  # port: punts are sent on (PacketOut DIRECT) as they arrive
 
 
 class GatewayDriver:
@@ -141,9 +150,10 @@ class GatewayDriver:
             raise KeyError(f"gateway {self.name} has no port toward {nic!r} "
                            f"(NIC group: {', '.join(self.nic_ports) or 'empty'})") from None
 
-    def tuples_for(self, key: FlowKey) -> list[FiveTuple]:
-        """The directions of ``key`` that enter this gateway from its host side."""
-        return [t for t in directions(key) if t.src in self.host_ips and t.dst not in self.host_ips]
+    def tuples_for(self, key: FlowKey, udp_ports: tuple[int, int] | None = None) -> list[FiveTuple]:
+        """The directions of ``key`` that enter this gateway from its host side (``udp_ports``: a RoCE
+        QP's, see ``directions``; ValueError when a RoCE QP's ports are unknown)."""
+        return [t for t in directions(key, udp_ports) if t.src in self.host_ips and t.dst not in self.host_ips]
 
     # ---- punted packets ------------------------------------------------------------------------------
     def _on_packet(self, pkt: PacketIn) -> None:
@@ -167,8 +177,14 @@ class GatewayDriver:
                 self.unexpected_punts += 1
                 log.warning("%s: punted packet of a flow not being buffered (%s)", self.name, t)
                 return
-            buf.packets.append(Buffered(pkt.payload, pkt.metadata.get("ingress_port", 0), pkt.received))
             buf.total += 1
+            if buf.passthrough is not None and not buf.packets:
+                # the buffer was drained: send it on at once, from the receiver thread (in arrival
+                # order, with no barrier round trip in between)
+                buf.replayed += 1
+                self.conn.packet_out(pkt.payload, mode=PACKET_OUT_DIRECT, egress_port=buf.passthrough)
+                return
+            buf.packets.append(Buffered(pkt.payload, pkt.metadata.get("ingress_port", 0), pkt.received))
 
     def start_buffering(self, tuples: Iterable[FiveTuple]) -> None:
         with self._lock:
@@ -209,6 +225,35 @@ class GatewayDriver:
             # per flow, arrival order is kept: a flow's packets are consecutive in `out`
             self.conn.packet_out_many(out)
         return len(out)
+
+    def pass_through(self, tuples: Sequence[FiveTuple], port: int) -> int:
+        """Drain the buffers of ``tuples`` out of ``port`` (PacketOut DIRECT, arrival order) and from now
+        on send each further punt of theirs on as it arrives. Atomic with respect to arriving punts, so
+        the order is kept. Returns the packets drained."""
+        out = []
+        with self._lock:
+            for t in tuples:
+                buf = self._buffers.get(t)
+                if buf is None:
+                    continue
+                out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for p in buf.packets]
+                buf.replayed += len(buf.packets)
+                buf.packets, buf.passthrough = [], port
+            if out:   # queued on the stream before the lock is released: ahead of any later punt
+                self.conn.packet_out_many(out)
+        return len(out)
+
+    def stop_pass_through(self, tuples: Iterable[FiveTuple]) -> None:
+        """Buffer the punts of ``tuples`` again (a rollback replays them toward the old NIC)."""
+        with self._lock:
+            for t in tuples:
+                if t in self._buffers:
+                    self._buffers[t].passthrough = None
+
+    def punts(self, tuples: Iterable[FiveTuple]) -> int:
+        """Packets of ``tuples`` punted to us so far (buffered or passed on)."""
+        with self._lock:
+            return sum(self._buffers[t].total for t in tuples if t in self._buffers)
 
     def barrier(self, timeout: float = 1.0) -> bool:
         """Wait until every packet the gateway punted before now has reached us.

@@ -35,6 +35,25 @@ class FlowRecord:
     rate_bps: float = 0.0
     summary: str = ""
     migrations: int = 0
+    # RoCE: the QP's UDP (source, dest) ports from the learn digest. The NIC keys a QP without ports,
+    # but the gateways' flow_forwarding entries are exact on the packet's 5-tuple (RoCEv2 uses a
+    # per-QP UDP source port and dest port 4791). None until a digest has shown them.
+    udp_ports: tuple[int, int] | None = None
+
+    def reference(self) -> str:
+        """The textual reference; a RoCE QP's shows its UDP ports when known (parsed back to this record)."""
+        if self.key.kind == "roce" and self.udp_ports is not None:
+            k = self.key
+            return str(FlowKey("roce", k.src_ip, k.dst_ip, self.udp_ports[0], self.udp_ports[1], k.qpn))
+        return str(self.key)
+
+
+def _ikey(key: FlowKey) -> FlowKey:
+    """The inventory's key: canonical, and for RoCE the NIC's (no UDP ports: those are the record's)."""
+    key = key.canonical()
+    if key.kind == "roce" and (key.src_port or key.dst_port):
+        return FlowKey("roce", key.src_ip, key.dst_ip, 0, 0, key.qpn)
+    return key
 
 
 class Inventory:
@@ -42,16 +61,33 @@ class Inventory:
         self._lock = threading.Lock()
         self._flows: dict[FlowKey, FlowRecord] = {}
 
-    def learn(self, key: FlowKey, device: str, slot: int) -> FlowRecord:
-        """Record that ``key`` lives on ``device`` at ``slot`` (idempotent)."""
-        key = key.canonical()
+    def learn(self, key: FlowKey, device: str, slot: int, udp_ports: tuple[int, int] | None = None) -> FlowRecord:
+        """Record that ``key`` lives on ``device`` at ``slot`` (idempotent). ``udp_ports``, when given
+        (RoCE digests), replaces the record's; a scan (no ports) keeps what digests taught. A RoCE key
+        that carries ports is stored without them, its ports becoming the record's ``udp_ports``."""
+        if key.kind == "roce" and key.dst_port and udp_ports is None:
+            udp_ports = (key.src_port, key.dst_port)
+        key = _ikey(key)
         with self._lock:
             rec = self._flows.get(key)
             if rec is None:
                 rec = self._flows[key] = FlowRecord(key, device, slot)
             else:
                 rec.device, rec.slot, rec.updated = device, slot, time.time()
+            if udp_ports is not None:
+                rec.udp_ports = udp_ports
             return rec
+
+    def sharing_tuple(self, rec: FlowRecord) -> list[FlowRecord]:
+        """RoCE QPs whose packets carry the same 5-tuple as ``rec``'s (same IPs and UDP ports, other
+        QPN): a gateway's exact-match entry cannot tell them apart, so they move together."""
+        if rec.key.kind != "roce" or rec.udp_ports is None:
+            return []
+        with self._lock:
+            return sorted((r for r in self._flows.values()
+                           if r.key.kind == "roce" and r.key != rec.key and r.udp_ports == rec.udp_ports
+                           and (r.key.src_ip, r.key.dst_ip) == (rec.key.src_ip, rec.key.dst_ip)),
+                          key=lambda r: r.key.qpn)
 
     def moved(self, key: FlowKey, device: str, slot: int) -> None:
         rec = self.learn(key, device, slot)
@@ -59,7 +95,7 @@ class Inventory:
 
     def forget(self, key: FlowKey) -> None:
         with self._lock:
-            self._flows.pop(key.canonical(), None)
+            self._flows.pop(_ikey(key), None)
 
     def forget_device(self, device: str) -> None:
         with self._lock:
@@ -69,13 +105,13 @@ class Inventory:
     def get(self, key: FlowKey) -> FlowRecord:
         with self._lock:
             try:
-                return self._flows[key.canonical()]
+                return self._flows[_ikey(key)]
             except KeyError:
                 raise UnknownFlow(f"unknown flow {key} (not tracked by any NIC)") from None
 
     def find(self, key: FlowKey) -> FlowRecord | None:
         with self._lock:
-            return self._flows.get(key.canonical())
+            return self._flows.get(_ikey(key))
 
     def on_device(self, device: str) -> list[FlowRecord]:
         with self._lock:
@@ -96,7 +132,7 @@ class Inventory:
         now = time.time() if now is None else now
         with self._lock:
             for key, pkts, byts in items:
-                rec = self._flows.get(key.canonical())
+                rec = self._flows.get(_ikey(key))
                 if rec is None:
                     continue
                 dt = now - rec.updated

@@ -11,11 +11,12 @@ source NICs) to one target NIC, following ../shared/DESIGN.md "The migration pro
 4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
               Write) and the target's ``flow_slots`` lookup entries written (one Write);
 5. redirect — lossless: the packets buffered so far are replayed in arrival order straight toward the
-              target (PacketOut DIRECT); then the gateways' entries point at the target, which also lifts
-              the suspension (one Write per gateway, concurrently);
-6. resume   — a barrier through each gateway collects the punts that were in flight when its entry
-              flipped; they are replayed at once (counted as ``packets_late``: they may arrive behind
-              packets forwarded directly);
+              target (PacketOut DIRECT) and later punts are passed on as they arrive; once a barrier
+              round sees no new punt (the replay has left the switch, nothing is in flight to us;
+              bounded by ``flip_wait``) the gateways' entries point at the target,
+              which also lifts the suspension (one Write per gateway, concurrently);
+6. resume   — a barrier through each gateway confirms that the punts in flight when its entry flipped
+              have come and been passed on (counted as ``packets_late``);
 7. release  — the references are cleared from the source NICs and their lookup entries deleted.
 
 A failure before redirect completes rolls back: the target is cleaned, the sources resumed, the
@@ -101,13 +102,13 @@ class Migrator:
     _ids = itertools.count(1)
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
-                 barrier_timeout: float = 1.0, replay_rounds: int = 3, program_version: int = C.FLOWMIG_VERSION,
+                 barrier_timeout: float = 1.0, flip_wait: float = 0.03, program_version: int = C.FLOWMIG_VERSION,
                  fault: Callable[[str], None] | None = None) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
         self.barrier_timeout = barrier_timeout
-        self.replay_rounds = replay_rounds  # replay+barrier rounds before the flip (traffic never pauses)
+        self.flip_wait = flip_wait  # lossless: longest wait for a punt-free barrier round before the flip
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
@@ -147,6 +148,15 @@ class Migrator:
                 recs.append(inv.get(k))
             except UnknownFlow as exc:
                 raise MigrationError(str(exc)) from None
+        # RoCE QPs that share their 5-tuple with a QP of the batch (same IPs and UDP ports): a gateway
+        # entry is exact on the 5-tuple, so it suspends and redirects all of them: they move together
+        chosen = {r.key for r in recs}
+        for r in list(recs):
+            for sib in inv.sharing_tuple(r):
+                if sib.key not in chosen:
+                    log.info("%s shares its 5-tuple with %s: migrating them together", sib.key, r.key)
+                    chosen.add(sib.key)
+                    recs.append(sib)
         rec = MigrationRecord(next(self._ids), [str(r.key) for r in recs], target, mode,
                               path=tnic.path_for(len(recs)), started=time.time())
         recs = [r for r in recs if r.device != target]
@@ -160,15 +170,21 @@ class Migrator:
             by_src[r.device].append((r.key, r.slot))
         rec.sources = {s: len(v) for s, v in by_src.items()}
         src_of = {r.key: r.device for r in recs}
-        # which gateway directions carry each reference
-        gw_tuples: dict[str, dict[FiveTuple, FlowKey]] = {}
+        # which gateway directions carry each reference (a 5-tuple may carry several RoCE QPs)
+        gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]] = {}
         for g, drv in self.ctrl.gateways.items():
-            ts = {t: r.key for r in recs for t in drv.tuples_for(r.key)}
+            ts: dict[FiveTuple, list[FlowKey]] = defaultdict(list)
+            for r in recs:
+                try:
+                    for t in drv.tuples_for(r.key, r.udp_ports):
+                        ts[t].append(r.key)
+                except ValueError as exc:
+                    raise MigrationError(f"cannot migrate {r.key}: {exc}") from None
             if ts:
-                gw_tuples[g] = ts
+                gw_tuples[g] = dict(ts)
                 for nic in {target, *by_src}:
                     drv.port_of(nic)  # KeyError -> clear error before anything is touched
-        carried = {k for ts in gw_tuples.values() for k in ts.values()}
+        carried = {k for ts in gw_tuples.values() for ks in ts.values() for k in ks}
         orphans = [str(r.key) for r in recs if r.key not in carried]
         if orphans:
             raise MigrationError(f"no gateway carries {orphans[0]} (hosts of the config: "
@@ -192,12 +208,12 @@ class Migrator:
         finally:
             rec.steps_ms[name] = rec.steps_ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000
 
-    def _gw_parallel(self, fn: Callable[[str, dict[FiveTuple, FlowKey]], Any],
-                     gw_tuples: dict[str, dict[FiveTuple, FlowKey]]) -> dict[str, Any]:
+    def _gw_parallel(self, fn: Callable[[str, dict[FiveTuple, list[FlowKey]]], Any],
+                     gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]]) -> dict[str, Any]:
         return self.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: fn(g, ts)) for g, ts in gw_tuples.items()})
 
     def _run(self, rec: MigrationRecord, by_src: dict[str, list[tuple[FlowKey, int]]],
-             src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, FlowKey]], target: str) -> None:
+             src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]], target: str) -> None:
         ctrl, fabric = self.ctrl, self.ctrl.fabric
         lossless = rec.mode == "lossless"
         susp_mode = SUSPEND_PUNT if lossless else SUSPEND_DROP
@@ -212,12 +228,12 @@ class Migrator:
             paths = self._marker_paths(gw_tuples, src_of)
             tokens: list[tuple[str, int]] = []
 
-            def suspend(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+            def suspend(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
                 if lossless:
                     drv.start_buffering(ts)
-                drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[k])})
-                           for t, k in ts.items()})
+                drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[ks[0]])})
+                           for t, ks in ts.items()})
                 for src, far in (paths or {}).get(g, ()):
                     tokens.append((far, drv.send_marker(drv.port_of(src))))
             t_suspend = time.perf_counter()
@@ -245,41 +261,50 @@ class Migrator:
             # 4. load
             loaded = self._step(rec, "load", lambda: self._load(tnic, states, loaded))
 
-            # 5. redirect: the gateways' entries point at the target. In lossless mode the packets
-            #    buffered so far are replayed first, straight out of the port toward the target
-            #    (PacketOut DIRECT, in arrival order), so that redirect and lifting the suspension are
-            #    one Write per gateway; punts still in flight are collected by a barrier afterwards.
-            def redirect(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+            # 5. redirect: the gateways' entries point at the target. In lossless mode the buffer is
+            #    first drained straight toward the target (PacketOut DIRECT, arrival order) and the
+            #    gateway driver switches to pass-through: every punt arriving from then on is sent on
+            #    the moment it arrives (no barrier wait, which let newer packets overtake it). The
+            #    flip waits for a barrier round in which no punt arrived (bounded by flip_wait): the
+            #    drained PacketOuts have left the switch (PacketOuts are applied independently of
+            #    Writes) and the flow is between packets, so no punt is in flight when new packets
+            #    start to go straight to the target. Punts after that barrier are counted late.
+            def redirect(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
                 port = drv.port_of(target)
                 if lossless:
-                    # PacketOuts are applied asynchronously: a barrier after each replay round makes
-                    # sure the switch has sent them before the flip lets new packets through directly;
-                    # rounds continue while punts keep arriving (fewer late packets)
-                    for _ in range(self.replay_rounds):
-                        if not drv.replay(list(ts), direct_port=port):
-                            break
+                    drv.pass_through(list(ts), port)
+                    deadline = time.monotonic() + self.flip_wait
+                    while True:
+                        before = drv.punts(ts)
                         drv.barrier(self.barrier_timeout)
+                        if drv.punts(ts) == before or time.monotonic() >= deadline:
+                            break
+                    at_flip[g] = drv.punts(ts)
                 drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+            at_flip: dict[str, int] = {}
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
         except _StepFailed as failure:
             self._rollback(rec, failure, by_src, src_of, gw_tuples, snapshots, tnic, loaded, suspended_src)
             return
 
         # 6. resume: the suspension is lifted by the redirect's Write; the punts that were in flight
-        #    when it took effect are collected by a barrier and replayed at once.
+        #    when it took effect are passed on as they arrive; a barrier confirms the last has come.
         rec.downtime_ms = (time.perf_counter() - t_suspend) * 1000
         if lossless:
-            def late(g: str, ts: dict[FiveTuple, FlowKey]) -> None:
+            def late(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
                 drv.barrier(self.barrier_timeout)
-                drv.replay(list(ts), late=True, direct_port=drv.port_of(target))
+                drv.replay(list(ts), late=True, direct_port=drv.port_of(target))  # normally nothing
             try:
                 self._step(rec, "resume", lambda: self._gw_parallel(late, gw_tuples))
             except _StepFailed as failure:
                 rec.reason = f"late punts may be lost: {failure.exc}"
             for g, ts in gw_tuples.items():
-                for buf in ctrl.gateway(g).stop_buffering(ts).values():
+                drv = ctrl.gateway(g)
+                # punted after the last quiet barrier: in flight across the flip (may be overtaken)
+                rec.packets_late += drv.punts(ts) - at_flip.get(g, 0)
+                for buf in drv.stop_buffering(ts).values():
                     rec.packets_buffered += buf.total
                     rec.packets_replayed += buf.replayed
                     rec.packets_late += buf.late
@@ -299,16 +324,16 @@ class Migrator:
             ctrl.inventory.moved(k, target, slot)
         rec.outcome = "ok"
 
-    def _marker_paths(self, gw_tuples: dict[str, dict[FiveTuple, FlowKey]],
+    def _marker_paths(self, gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]],
                       src_of: dict[FlowKey, str]) -> dict[str, set[tuple[str, str]]] | None:
         """{ingress gateway: {(old NIC, far gateway)}}, or None when some path cannot be marked."""
         paths: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for g, ts in gw_tuples.items():
-            for t, k in ts.items():
+            for t, ks in ts.items():
                 far = next((f for f, d in self.ctrl.gateways.items() if t.dst in d.host_ips), None)
                 if far is None or MARKER not in self.ctrl.gateway(far).entries:
                     return None
-                paths[g].add((src_of[k], far))
+                paths[g].update((src_of[k], far) for k in ks)
         return paths
 
     def _wait_markers(self, tokens: list[tuple[str, int]]) -> bool:
@@ -394,7 +419,7 @@ class Migrator:
             tnic.unreserve(allocated)
 
     def _rollback(self, rec: MigrationRecord, failure: _StepFailed, by_src: dict[str, list[tuple[FlowKey, int]]],
-                  src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, FlowKey]],
+                  src_of: dict[FlowKey, str], gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]],
                   snapshots: dict[str, dict], tnic: Any, loaded: list[tuple[FlowKey, int]],
                   suspended_src: bool) -> None:
         rec.failed_step, rec.reason = failure.step, str(failure.exc)
@@ -425,6 +450,7 @@ class Migrator:
         for g, ts in gw_tuples.items():
             drv = ctrl.gateway(g)
             try:
+                drv.stop_pass_through(ts)
                 while drv.replay(list(ts)):
                     drv.barrier(self.barrier_timeout)
                 drv.apply(snapshots[g])

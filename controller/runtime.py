@@ -137,7 +137,10 @@ class Controller:
                 # reference to its new NIC, so this slot is stale
                 log.info("%s: ignoring re-learn of migrated %s (lives on %s)", dl.switch, key, known.device)
                 continue
-            self.inventory.learn(key, dl.switch, m["slot"])
+            # RoCE: the NIC key has no ports; the digest carries the QP's UDP ports (per-QP source
+            # port, dest 4791), which the gateways' exact 5-tuple entries need
+            ports = (m.get("l4_src_port", 0), m.get("l4_dst_port", 0)) if kind == "roce" else None
+            self.inventory.learn(key, dl.switch, m["slot"], ports if ports and ports[1] else None)
 
     def scan(self, nics: list[str] | None = None) -> int:
         """Rebuild the inventory from the NICs' registers (where readable). Returns references found."""
@@ -156,8 +159,7 @@ class Controller:
                     continue
                 if key.canonical() in MARKER_KEYS:
                     continue
-                self.inventory.learn(key, name, c.slot)
-                rec = self.inventory.get(key)
+                rec = self.inventory.learn(key, name, c.slot)   # RoCE UDP ports: kept from digests
                 rec.packets, rec.bytes = c.packets, c.bytes
                 found += 1
         return found

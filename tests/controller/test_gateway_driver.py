@@ -137,3 +137,46 @@ def test_apply_tracks_insert_modify_delete():
     from p4.v1 import p4runtime_pb2 as pb
     assert kinds == [pb.Update.INSERT, pb.Update.MODIFY, pb.Update.DELETE]
     assert drv.entries == {}
+
+
+def test_roce_qp_tuple_uses_the_records_udp_ports():
+    from controller.flowstate import FlowKey
+    drv = GatewayDriver(FakeConn(), host_ips=[A], nic_ports={"nic1": 2})
+    qp = FlowKey("roce", A, B, 0, 0, 0x12)          # the NIC's key: no ports
+    assert drv.tuples_for(qp, (49152, 4791)) == [FiveTuple(A, B, 17, 49152, 4791)]
+    try:
+        drv.tuples_for(qp)
+    except ValueError as exc:
+        assert "UDP ports" in str(exc)
+    else:
+        raise AssertionError("a RoCE QP without ports must not get a (.., 0, 0) entry")
+
+
+def test_pass_through_keeps_order_and_counts_late():
+    conn = FakeConn()
+    drv = GatewayDriver(conn, host_ips=[A], nic_ports={"nic1": 2, "nic3": 4})
+    t = FiveTuple(A, B, 17, 1000, 4791)
+    drv.start_buffering([t])
+    for seq in range(3):
+        conn.punt(frame(A, B, 1000, 4791, seq))
+    assert drv.pass_through([t], 4) == 3
+    conn.punt(frame(A, B, 1000, 4791, 3))      # sent on at once, behind the drained ones
+    assert drv.punts([t]) == 4
+    conn.punt(frame(A, B, 1000, 4791, 4))
+    seqs = [struct.unpack("!I", p[-4:])[0] for p, _ in conn.sent]
+    assert seqs == [0, 1, 2, 3, 4]
+    assert all(md == {"mode": PACKET_OUT_DIRECT, "egress_port": 4} for _, md in conn.sent)
+    assert drv.buffered([t]) == 0
+    buf = drv.stop_buffering([t])[t]
+    assert (buf.total, buf.replayed, buf.late) == (5, 5, 0)
+
+
+def test_stop_pass_through_buffers_again():
+    conn = FakeConn()
+    drv = GatewayDriver(conn, host_ips=[A], nic_ports={"nic1": 2})
+    t = FiveTuple(A, B, 17, 1000, 4791)
+    drv.start_buffering([t])
+    drv.pass_through([t], 2)
+    drv.stop_pass_through([t])
+    conn.punt(frame(A, B, 1000, 4791, 0))
+    assert conn.sent == [] and drv.buffered([t]) == 1

@@ -249,3 +249,63 @@ def test_cli_flows_monitor_migrate(vf, ctrl, tmp_path, capsys):
     # the fixture controller is primary again once the CLI's sessions are gone
     time.sleep(0.3)
     assert all(c.is_primary for c in ctrl.fabric.switches.values())
+
+
+def roce_frame(sport: int, qpn: int, psn: int) -> bytes:
+    bth = struct.pack("!BBHB", 0x04, 0x40, 0xFFFF, 0) + qpn.to_bytes(3, "big") + b"\x80" + psn.to_bytes(3, "big")
+    return udp_frame("hostA", "hostB", sport, 4791, bth + b"\x00" * 16)
+
+
+def test_roce_qps_move_with_their_udp_ports_and_shared_tuples_together(vf, ctrl):
+    # QPs 0x101 and 0x102 share the UDP source port (one gateway 5-tuple); 0x103 has its own
+    qps = {0x101: 50001, 0x102: 50001, 0x103: 50003}
+    sent = {q: 0 for q in qps}
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for q, sp in qps.items():
+                vf.send("hostA", roce_frame(sp, q, sent[q]))
+                sent[q] += 1
+            time.sleep(0.006)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            recs = {r.key.qpn: r for r in ctrl.inventory.all() if r.key.kind == "roce"}
+            if all(q in recs and recs[q].udp_ports for q in qps):
+                break
+            time.sleep(0.05)
+        assert {q: recs[q].udp_ports for q in qps} == {q: (sp, 4791) for q, sp in qps.items()}
+        assert all(recs[q].key.src_port == recs[q].key.dst_port == 0 for q in qps)   # the NIC's key
+        target = next(n for n in ("nic3", "nic1", "nic2") if n != recs[0x101].device)
+        m = Migrator(ctrl)
+        rec = m.migrate([recs[0x101].key], target)
+        assert rec.outcome == "ok", rec.summary()
+        assert sorted(x["reference"] for x in rec.moved) == sorted(str(recs[q].key) for q in (0x101, 0x102))
+        assert ctrl.inventory.get(recs[0x102].key).device == target
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        got = _roce_psns(vf)
+        if all(len(got.get(q, [])) >= sent[q] for q in qps):
+            break
+        time.sleep(0.05)
+    for q in qps:
+        psns = got[q]
+        assert sorted(set(psns)) == list(range(sent[q])), f"qp {q:#x}: lost or duplicated PSNs"
+        assert psns == sorted(psns), f"qp {q:#x}: PSNs reordered"
+
+
+def _roce_psns(vf) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    with vf.inbox_cv:
+        frames = list(vf.inboxes["hostB"])
+    for fr in frames:
+        if len(fr) >= 54 and fr[36:38] == b"\x12\xb7":
+            out.setdefault(int.from_bytes(fr[47:50], "big"), []).append(int.from_bytes(fr[51:54], "big"))
+    return out

@@ -71,41 +71,6 @@ class Scenario:
         return load(self.topology) if isinstance(self.topology, str) else from_dict(self.topology)
 
 
-class RoceGatewayPorts:
-    """WORKAROUND (until the controller keys RoCE gateway entries itself): RoCE QP UDP ports.
-
-    A RoCE reference's NIC key has no ports (src IP, dst IP, QPN), so the controller's ``FlowKey`` for a
-    QP carries ports 0 and ``GatewayDriver.tuples_for`` yields the 5-tuple (src, dst, 17, 0, 0), which
-    no packet has (the gateway's ``flow_forwarding`` is exact on the UDP ports): QPs would not be
-    suspended nor redirected, and several QPs between two hosts collapse onto one tuple. The NICs'
-    learn digests carry the QP's real UDP ports (``l4_src_port``/``l4_dst_port``); this records them
-    and wraps each gateway driver's ``tuples_for`` (instance attribute only) to use them.
-    """
-
-    def __init__(self, ctrl: Controller) -> None:
-        self.ports: dict[tuple[int, int, int], tuple[int, int]] = {}
-        for nic in ctrl.nics:
-            ctrl.fabric[nic].subscribe_digests(self._on_digest)
-        for drv in ctrl.gateways.values():
-            drv.tuples_for = self._wrap(drv.tuples_for)
-
-    def _on_digest(self, dl: Any) -> None:
-        for m in dl.members:
-            if m.get("kind") == 3 and m.get("l4_dst_port"):
-                self.ports[(m["key_addr_lo"], m["key_addr_hi"], m["key_qpn"])] = (m["l4_src_port"], m["l4_dst_port"])
-
-    def _wrap(self, orig: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
-        from dataclasses import replace
-
-        def tuples_for(key: Any) -> list[Any]:
-            out = orig(key)
-            ports = self.ports.get((key.src_ip, key.dst_ip, key.qpn)) if key.kind == "roce" else None
-            if ports is None:
-                return out
-            return [replace(t, sport=ports[0], dport=ports[1]) if t.sport == t.dport == 0 else t for t in out]
-        return tuples_for
-
-
 def _app(host: Any, module: str, *args: str, out: Path) -> subprocess.Popen:
     return host.popen([sys.executable, "-m", f"topologies.apps.{module}", *args, "--out", str(out)],
                       cwd=str(REPO), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -181,8 +146,6 @@ class ScenarioRun:
         self.ctrl = Controller(cfg, hosts=cfg.hosts)
         self.ctrl.start()
         self.migrator = Migrator(self.ctrl)
-        if any(t.kind == "roce" for t in sc.traffic):
-            RoceGatewayPorts(self.ctrl)
         if sc.steer:
             self.steer(sc.steer)
             self.say(f"[setup] new flows steered onto {sc.steer}")
