@@ -46,9 +46,20 @@ class P4SwitchError(RuntimeError):
     """A switch daemon could not be found, started, or did not come up."""
 
 
+PORT_SPAN = 2000
+
+
 def free_port(base: int) -> int:
-    """The first loopback TCP port >= base that is bindable and not handed out in this process."""
-    for port in range(base, base + 2000):
+    """A bindable loopback TCP port in [base, base + PORT_SPAN) not handed out in this process.
+
+    The scan starts at an offset derived from the process id, so labs started one after the other by
+    different processes rarely get the same ports: a client still reconnecting to a switch of an
+    earlier lab (its backoff loop outlives the lab) can then not wander into a new lab's switch and
+    take its primary role.
+    """
+    offset = (os.getpid() * 97) % PORT_SPAN
+    for i in range(PORT_SPAN):
+        port = base + (offset + i) % PORT_SPAN
         if port in _taken:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -58,7 +69,7 @@ def free_port(base: int) -> int:
                 continue
         _taken.add(port)
         return port
-    raise P4SwitchError(f"no free TCP port in {base}..{base + 1999}")
+    raise P4SwitchError(f"no free TCP port in {base}..{base + PORT_SPAN - 1}")
 
 
 def switch_binary(target: str) -> str:
