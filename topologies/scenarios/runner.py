@@ -165,8 +165,11 @@ class ScenarioRun:
         while True:
             now = time.time()
             if fault is None and sc.fault is not None and now >= self.t0 + sc.fault_at:
+                # The fault starts when its injection starts: the monitor may see a link go down before
+                # the injection (Mininet takes down both ends in turn) has returned.
+                t_fault = time.time()
                 fault = sc.fault(self)
-                fault.setdefault("t", time.time())
+                fault.setdefault("t", t_fault)
                 self.say(f"[{fault['t'] - self.t0:5.1f}s] FAULT {fault.get('kind')}: {fault.get('what')}")
                 now = time.time()
             for ev in self.monitor.events[seen_events:]:
