@@ -2,10 +2,12 @@
 
 Owns ``GatewayDriver`` (one per gateway switch): the ``flow_forwarding`` entries this controller
 manages (exact 5-tuple as the packet carries it → ``set_nic_port(port)`` or
-``suspend_flow(mode, port)``), written as one batched Write per step; the buffer of punted packets of
-suspended flows (PacketIn reason SUSPENDED, kept in arrival order per flow); and their in-order
-replay (PacketOut mode FORWARD with the original ingress port, which bypasses the suspension and
-sends the packet to the entry's port).
+``suspend_flow(mode, port, drain)`` / ``forward_after_drain(port, drain)``), written as one batched
+Write per step; the per-flow drain indexes (cells of the gateway's ``drain_punted``/``drain_replayed``
+registers, allocated here, reset on allocation); the buffer of punted packets of suspended flows
+(PacketIn reason SUSPENDED, kept in arrival order per flow); and their in-order replay (PacketOut mode
+FORWARD with the original ingress port, which bypasses the suspension and sends the packet to the
+entry's port, counted by ``forward_after_drain``).
 
 A gateway only needs an entry for the direction of a reference that enters it from its host side:
 ``directions_for`` derives it from the lab config (which host is cabled to which gateway).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +38,8 @@ PACKET_OUT_DIRECT, PACKET_OUT_FORWARD = 0, 1
 BARRIER_REASON = 0xFB        # not a PACKET_IN_* of the programs: only our barrier frames carry it
 BARRIER_ETHERTYPE = b"\x88\xb6"  # IEEE local experimental ethertype 2 (never parsed by the programs)
 TABLE = "flow_forwarding"
+DRAIN_SLOTS = 1024           # the gateway's drain registers (index 0: none)
+PUNTED, REPLAYED = "drain_punted", "drain_replayed"
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ class FlowBuffer:
     replayed: int = 0
     late: int = 0  # punts that arrived after the entry was flipped back to forwarding
     passthrough: int | None = None  # port: punts are sent on (PacketOut DIRECT) as they arrive
+    forward: bool = False  # pass-through as PacketOut FORWARD (through forward_after_drain) instead
 
 
 class GatewayDriver:
@@ -138,6 +144,9 @@ class GatewayDriver:
         self._barrier_ids = iter(range(1, 1 << 62))
         self.cpu_port = conn.options.cpu_port
         self._markers_seen: set[int] = set()
+        self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
+        self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))
+        self._apply_lock = threading.Lock()
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -182,7 +191,11 @@ class GatewayDriver:
                 # the buffer was drained: send it on at once, from the receiver thread (in arrival
                 # order, with no barrier round trip in between)
                 buf.replayed += 1
-                self.conn.packet_out(pkt.payload, mode=PACKET_OUT_DIRECT, egress_port=buf.passthrough)
+                if buf.forward:
+                    self.conn.packet_out(pkt.payload, mode=PACKET_OUT_FORWARD,
+                                         ingress_port=pkt.metadata.get("ingress_port", 0))
+                else:
+                    self.conn.packet_out(pkt.payload, mode=PACKET_OUT_DIRECT, egress_port=buf.passthrough)
                 return
             buf.packets.append(Buffered(pkt.payload, pkt.metadata.get("ingress_port", 0), pkt.received))
 
@@ -226,19 +239,25 @@ class GatewayDriver:
             self.conn.packet_out_many(out)
         return len(out)
 
-    def pass_through(self, tuples: Sequence[FiveTuple], port: int) -> int:
+    def pass_through(self, tuples: Sequence[FiveTuple], port: int, forward: bool = False) -> int:
         """Drain the buffers of ``tuples`` out of ``port`` (PacketOut DIRECT, arrival order) and from now
         on send each further punt of theirs on as it arrives. Atomic with respect to arriving punts, so
-        the order is kept. Returns the packets drained."""
+        the order is kept. Returns the packets drained. With ``forward``, as PacketOut FORWARD with the
+        original ingress port instead: through the flow's entry (``forward_after_drain(port, drain)``,
+        which counts them in ``drain_replayed``)."""
         out = []
         with self._lock:
             for t in tuples:
                 buf = self._buffers.get(t)
                 if buf is None:
                     continue
-                out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for p in buf.packets]
+                if forward:
+                    out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port})
+                            for p in buf.packets]
+                else:
+                    out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for p in buf.packets]
                 buf.replayed += len(buf.packets)
-                buf.packets, buf.passthrough = [], port
+                buf.packets, buf.passthrough, buf.forward = [], port, forward
             if out:   # queued on the stream before the lock is released: ahead of any later punt
                 self.conn.packet_out_many(out)
         return len(out)
@@ -249,6 +268,7 @@ class GatewayDriver:
             for t in tuples:
                 if t in self._buffers:
                     self._buffers[t].passthrough = None
+                    self._buffers[t].forward = False
 
     def punts(self, tuples: Iterable[FiveTuple]) -> int:
         """Packets of ``tuples`` punted to us so far (buffered or passed on)."""
@@ -278,7 +298,7 @@ class GatewayDriver:
     def install_marker_trap(self) -> None:
         """Make this gateway punt the marker 5-tuple (so markers sent through a NIC come back to us)."""
         if self.entries.get(MARKER, ("",))[0] != "suspend_flow":
-            self.apply({MARKER: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": 0})})
+            self.apply({MARKER: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": 0, "drain": 0})})
 
     def send_marker(self, port: int) -> int:
         """Send a marker out of ``port`` (toward a NIC); returns its token for ``wait_marker`` at the far
@@ -293,6 +313,82 @@ class GatewayDriver:
             self._markers_seen.discard(token)
         return ok
 
+    # ---- drain indexes --------------------------------------------------------------------------------
+    def alloc_drains(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, int]:
+        """A drain register index per flow (kept if it has one), both cells of new ones reset to 0 in one
+        Write. RuntimeError when all DRAIN_SLOTS - 1 are taken."""
+        out, fresh = {}, []
+        for t in tuples:
+            if t not in self.drains:
+                if not self._drain_free:
+                    raise RuntimeError(f"{self.name}: no free drain index ({DRAIN_SLOTS - 1} flows draining)")
+                self.drains[t] = self._drain_free.pop()
+                fresh.append(self.drains[t])
+            out[t] = self.drains[t]
+        if fresh:
+            self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in fresh for r in (PUNTED, REPLAYED)])
+        return out
+
+    def free_drains(self, tuples: Iterable[FiveTuple]) -> None:
+        for t in tuples:
+            i = self.drains.pop(t, None)
+            if i is not None:
+                self._drain_free.append(i)
+
+    def drain_counts(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[int, int]]:
+        """(punted, replayed) of each flow's drain index, in one Read."""
+        want = {t: self.drains[t] for t in tuples if t in self.drains}
+        if not want:
+            return {}
+        ents = []
+        for i in want.values():
+            for r in (PUNTED, REPLAYED):
+                e = p4runtime_pb2.Entity()
+                e.register_entry.CopyFrom(self.helper.register_entry(r, i))
+                ents.append(e)
+        pid = self.helper.get("register", PUNTED).id
+        cells: dict[tuple[bool, int], int] = {}
+        for e in self.conn.read(ents):
+            re_ = e.register_entry
+            cells[(re_.register_id == pid, re_.index.index)] = int.from_bytes(re_.data.bitstring or b"\0", "big")
+        return {t: (cells.get((True, i), 0), cells.get((False, i), 0)) for t, i in want.items()}
+
+    def drained(self, tuples: Iterable[FiveTuple]) -> list[FiveTuple]:
+        """The flows of ``tuples`` whose punts have all been replayed (punted == replayed). Under
+        ``forward_after_drain`` this is final: no packet is punted once the counts are equal."""
+        return [t for t, (p, r) in self.drain_counts(tuples).items() if p == r]
+
+    def settle_drains(self, tuples: Sequence[FiveTuple], port: int, wait: float) -> list[FiveTuple]:
+        """Wait (up to ``wait`` s) for the flows of ``tuples`` to be drained; rewrite the drained ones'
+        entries to ``set_nic_port(port)`` (one Write) and free their indexes. Returns them."""
+        deadline = time.monotonic() + wait
+        while True:
+            done = self.drained(tuples)
+            if len(done) == len(tuples) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        if done:
+            self.apply({t: ("set_nic_port", {"port": port}) for t in done})
+            self.free_drains(done)
+        return done
+
+    def settle_drains_later(self, tuples: Sequence[FiveTuple], port: int, wait: float = 30.0) -> threading.Thread:
+        """``settle_drains`` in a daemon thread for flows still draining; their buffers stay in
+        pass-through until they are settled (then dropped from buffering)."""
+        def run() -> None:
+            try:
+                done = self.settle_drains(tuples, port, wait)
+            except Exception:  # noqa: BLE001 - background: log, keep the flow on forward_after_drain
+                log.exception("%s: settling drains failed", self.name)
+                return
+            self.stop_buffering(done)
+            if len(done) < len(tuples):
+                log.warning("%s: %d flows not drained after %.0f s: left on forward_after_drain",
+                            self.name, len(tuples) - len(done), wait)
+        th = threading.Thread(target=run, name=f"drain-{self.name}", daemon=True)
+        th.start()
+        return th
+
     # ---- entries ------------------------------------------------------------------------------------
     def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> bytes:
         if action is None:
@@ -302,6 +398,10 @@ class GatewayDriver:
 
     def apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
         """Set (or delete, for None) many entries in one Write; the local view follows the device."""
+        with self._apply_lock:
+            self._apply(changes)
+
+    def _apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
         todo = [(t, c) for t, c in changes.items() if c is not None or t in self.entries]
         ups = [self._update(t, *(c if c is not None else (None, None))) for t, c in todo]
         try:
@@ -326,6 +426,7 @@ class GatewayDriver:
         controller process), so updates and rollbacks start from what is really there."""
         tid = self.helper.get_id("table", TABLE)
         self.entries.clear()
+        self.drains.clear()
         for e in self.conn.read([p4runtime_pb2.TableEntry(table_id=tid)]):
             te = e.table_entry
             m = {k.rsplit(".", 1)[-1]: v for k, v in self.helper.decode_match(te).items()}
@@ -335,6 +436,9 @@ class GatewayDriver:
                 continue
             action, params = self.helper.decode_action(te)
             self.entries[t] = (action.rsplit(".", 1)[-1], params)
+            if params.get("drain"):   # an index taken by an earlier controller process
+                self.drains[t] = params["drain"]
+        self._drain_free = [i for i in range(DRAIN_SLOTS - 1, 0, -1) if i not in set(self.drains.values())]
         return len(self.entries)
 
     def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:

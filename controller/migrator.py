@@ -3,20 +3,22 @@
 Owns ``Migrator`` and ``MigrationRecord``. One call moves a batch of references (possibly from several
 source NICs) to one target NIC, following ../shared/DESIGN.md "The migration protocol":
 
-1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port)``; in lossless
-              mode its packets come to us (PacketIn) and are buffered in arrival order;
+1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port, drain)``; in
+              lossless mode its packets come to us (PacketIn), counted in the gateway's
+              ``drain_punted[drain]``, and are buffered in arrival order;
 2. quiesce  — the source NICs' per-reference packet counters are sampled until stable (bounded);
 3. save     — SUSPEND commands (or register reads) freeze and return each reference's state; the
               FlowStates are serialized with their HMAC and validated back (the trusted buffer);
 4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
               Write) and the target's ``flow_slots`` lookup entries written (one Write);
-5. redirect — lossless: the packets buffered so far are replayed in arrival order straight toward the
-              target (PacketOut DIRECT) and later punts are passed on as they arrive; once a barrier
-              round sees no new punt (the replay has left the switch, nothing is in flight to us;
-              bounded by ``flip_wait``) the gateways' entries point at the target,
-              which also lifts the suspension (one Write per gateway, concurrently);
-6. resume   — a barrier through each gateway confirms that the punts in flight when its entry flipped
-              have come and been passed on (counted as ``packets_late``);
+5. redirect — lossless: the gateways' entries become ``forward_after_drain(target port, drain)`` (one
+              Write per gateway, concurrently), then the buffer is replayed in arrival order
+              (PacketOut FORWARD, counted in ``drain_replayed``) and later punts are passed on the
+              same way as they arrive. The gateway punts the flow's new packets too while punted !=
+              replayed, so none overtakes a punted one: strict order. Drop mode: ``set_nic_port``;
+6. resume   — lossless: once a flow's counts are equal (final: nothing more is punted) its entry becomes
+              ``set_nic_port(target)`` and the drain index is freed; a flow not drained within
+              ``drain_wait`` stays on ``forward_after_drain`` and is settled in the background;
 7. release  — the references are cleared from the source NICs and their lookup entries deleted.
 
 A failure before redirect completes rolls back: the target is cleaned, the sources resumed, the
@@ -103,12 +105,14 @@ class Migrator:
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
                  barrier_timeout: float = 1.0, flip_wait: float = 0.03, program_version: int = C.FLOWMIG_VERSION,
+                 drain_wait: float = 1.0,
                  fault: Callable[[str], None] | None = None) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
         self.barrier_timeout = barrier_timeout
-        self.flip_wait = flip_wait  # lossless: longest wait for a punt-free barrier round before the flip
+        self.flip_wait = flip_wait  # unused since the data plane orders the flip (kept for callers)
+        self.drain_wait = drain_wait  # lossless: wait for punted == replayed before set_nic_port
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
@@ -230,9 +234,11 @@ class Migrator:
 
             def suspend(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
+                drains = drv.alloc_drains(ts) if lossless else {}
                 if lossless:
                     drv.start_buffering(ts)
-                drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[ks[0]])})
+                drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[ks[0]]),
+                                                "drain": drains.get(t, 0)})
                            for t, ks in ts.items()})
                 for src, far in (paths or {}).get(g, ()):
                     tokens.append((far, drv.send_marker(drv.port_of(src))))
@@ -261,50 +267,53 @@ class Migrator:
             # 4. load
             loaded = self._step(rec, "load", lambda: self._load(tnic, states, loaded))
 
-            # 5. redirect: the gateways' entries point at the target. In lossless mode the buffer is
-            #    first drained straight toward the target (PacketOut DIRECT, arrival order) and the
-            #    gateway driver switches to pass-through: every punt arriving from then on is sent on
-            #    the moment it arrives (no barrier wait, which let newer packets overtake it). The
-            #    flip waits for a barrier round in which no punt arrived (bounded by flip_wait): the
-            #    drained PacketOuts have left the switch (PacketOuts are applied independently of
-            #    Writes) and the flow is between packets, so no punt is in flight when new packets
-            #    start to go straight to the target. Punts after that barrier are counted late.
+            # 5. redirect: the gateways' entries point at the target. In lossless mode the entry is
+            #    forward_after_drain(target, drain): the gateway keeps punting the flow while it has
+            #    punted more than it has seen replayed. After the Write (so the replays meet the new
+            #    entry) the buffer is replayed in arrival order (PacketOut FORWARD, counted) and the
+            #    driver passes every later punt on the same way the moment it arrives. Punts after the
+            #    flip are counted late; they are queued behind the earlier ones, not overtaken.
             def redirect(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
                 port = drv.port_of(target)
                 if lossless:
-                    drv.pass_through(list(ts), port)
-                    deadline = time.monotonic() + self.flip_wait
-                    while True:
-                        before = drv.punts(ts)
-                        drv.barrier(self.barrier_timeout)
-                        if drv.punts(ts) == before or time.monotonic() >= deadline:
-                            break
+                    drains = drv.alloc_drains(ts)
                     at_flip[g] = drv.punts(ts)
-                drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+                    drv.apply({t: ("forward_after_drain", {"port": port, "drain": drains[t]}) for t in ts})
+                    drv.pass_through(list(ts), port, forward=True)
+                else:
+                    drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
             at_flip: dict[str, int] = {}
             self._step(rec, "redirect", lambda: self._gw_parallel(redirect, gw_tuples))
         except _StepFailed as failure:
             self._rollback(rec, failure, by_src, src_of, gw_tuples, snapshots, tnic, loaded, suspended_src)
             return
 
-        # 6. resume: the suspension is lifted by the redirect's Write; the punts that were in flight
-        #    when it took effect are passed on as they arrive; a barrier confirms the last has come.
+        # 6. resume: the suspension is lifted by the redirect's Write. Once a flow's punts are all
+        #    replayed (punted == replayed: final, nothing more is punted) its entry becomes plain
+        #    set_nic_port and its drain index is freed; the others are settled in the background.
         rec.downtime_ms = (time.perf_counter() - t_suspend) * 1000
         if lossless:
-            def late(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+            settled: dict[str, list[FiveTuple]] = {g: [] for g in gw_tuples}
+
+            def settle(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
                 drv = ctrl.gateway(g)
-                drv.barrier(self.barrier_timeout)
-                drv.replay(list(ts), late=True, direct_port=drv.port_of(target))  # normally nothing
+                settled[g] = drv.settle_drains(list(ts), drv.port_of(target), self.drain_wait)
             try:
-                self._step(rec, "resume", lambda: self._gw_parallel(late, gw_tuples))
+                self._step(rec, "resume", lambda: self._gw_parallel(settle, gw_tuples))
             except _StepFailed as failure:
-                rec.reason = f"late punts may be lost: {failure.exc}"
+                rec.reason = f"drain not settled: {failure.exc}"
             for g, ts in gw_tuples.items():
                 drv = ctrl.gateway(g)
-                # punted after the last quiet barrier: in flight across the flip (may be overtaken)
+                done = settled.get(g, [])
+                rest = [t for t in ts if t not in done]
+                if rest:
+                    log.warning("%s: %d flows still draining through the controller", g, len(rest))
+                    rec.reason = rec.reason or f"{len(rest)} flows still draining on {g} (settled in background)"
+                    drv.settle_drains_later(rest, drv.port_of(target))
+                # punted after the flip: queued behind the earlier punts by forward_after_drain
                 rec.packets_late += drv.punts(ts) - at_flip.get(g, 0)
-                for buf in drv.stop_buffering(ts).values():
+                for buf in drv.stop_buffering(done).values():
                     rec.packets_buffered += buf.total
                     rec.packets_replayed += buf.replayed
                     rec.packets_late += buf.late
@@ -451,6 +460,12 @@ class Migrator:
             drv = ctrl.gateway(g)
             try:
                 drv.stop_pass_through(ts)
+                # an entry already flipped to forward_after_drain(target): suspend toward the old NIC again
+                back = {t: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": drv.port_of(src_of[ks[0]]),
+                                             "drain": drv.drains.get(t, 0)})
+                        for t, ks in ts.items() if drv.entries.get(t, ("",))[0] == "forward_after_drain"}
+                if back:
+                    drv.apply(back)
                 while drv.replay(list(ts)):
                     drv.barrier(self.barrier_timeout)
                 drv.apply(snapshots[g])
@@ -459,6 +474,7 @@ class Migrator:
                     drv.replay(list(ts), late=True)
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"restore on {g}: {exc}")
+            drv.free_drains(ts)
             for buf in drv.stop_buffering(ts).values():
                 rec.packets_buffered += buf.total
                 rec.packets_replayed += buf.replayed

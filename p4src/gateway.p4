@@ -3,8 +3,10 @@
  *
  * Routes IPv4 toward local hosts, places flows bound for the NIC fabric on a NIC by a symmetric
  * hash, holds the per-flow forwarding entries that migration rewrites, suspends flows (punt to the
- * controller or drop) and forwards the controller's replayed packets. Everything is in include/;
- * this file only wires it together. Contract with the controller: docs/dataplane.md.
+ * controller or drop), forwards the controller's replayed packets and, at the lossless flip, keeps a
+ * flow's new packets behind its outstanding punts (forward_after_drain, per-flow drain registers).
+ * Everything is in include/; this file only wires it together. Contract with the controller:
+ * docs/dataplane.md.
  */
 #include <core.p4>
 #include <v1model.p4>

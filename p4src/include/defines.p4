@@ -129,5 +129,6 @@ const bit<32> FLOW_EVENTS               = 7;
 // Gateway suspension modes (suspend_flow action parameter).
 const bit<8> SUSPEND_PUNT = 1;   // lossless: send to the controller as PacketIn
 const bit<8> SUSPEND_DROP = 2;   // drop and count
+#define DRAIN_SLOTS 1024         // per-flow drain counters of the gateway (index 0: none)
 
 #endif

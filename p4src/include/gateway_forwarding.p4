@@ -6,6 +6,13 @@
  *      set_nic_port(port) pins the flow; suspend_flow(mode, port) suspends it: its packets go to the
  *      controller (SUSPEND_PUNT, lossless) or are dropped (SUSPEND_DROP), except replayed packets
  *      (PACKET_OUT_FORWARD), which go to `port` - the flow's new path.
+ *      Lossless flip: forward_after_drain(port, drain) forwards to `port` only once the controller has
+ *      replayed every punted packet of the flow: registers drain_punted[drain] (punts of the flow, counted
+ *      by suspend_flow and forward_after_drain) and drain_replayed[drain] (its replays seen by
+ *      forward_after_drain). A data packet arriving while they differ is punted too (queued behind the
+ *      outstanding ones at the controller); a replay is counted and forwarded. Packets are executed one
+ *      at a time, so when the counts are equal every punt has been forwarded: strict order. drain 0
+ *      counts nothing (no drain slot).
  *   2. otherwise `ipv4_routes` (LPM on dst): route_to_port(port) for hosts on this side,
  *      route_via_nics(group_size) for destinations behind the NICs, where
  *   3. `nic_group` maps hash(normalized key) mod group_size -> NIC port. The key is normalized
@@ -24,6 +31,8 @@ control GatewayForwarding(inout headers_t hdr,
     direct_counter(CounterType.packets_and_bytes) flow_forwarding_counter;
     direct_counter(CounterType.packets_and_bytes) ipv4_routes_counter;
     direct_counter(CounterType.packets_and_bytes) nic_group_counter;
+    register<bit<32>>(DRAIN_SLOTS) drain_punted;     // punts of the flow holding the index
+    register<bit<32>>(DRAIN_SLOTS) drain_replayed;   // its replays seen by forward_after_drain
 
     // ---- per-flow entries ----
 
@@ -32,10 +41,18 @@ control GatewayForwarding(inout headers_t hdr,
         flow_forwarding_counter.count();
     }
 
-    action suspend_flow(bit<8> mode, port_num_t port) {
+    action suspend_flow(bit<8> mode, port_num_t port, bit<32> drain) {
         meta.suspended = true;
         meta.suspend_mode = mode;
         meta.suspend_port = port;
+        meta.drain_index = drain;
+        flow_forwarding_counter.count();
+    }
+
+    action forward_after_drain(port_num_t port, bit<32> drain) {
+        meta.draining = true;
+        meta.suspend_port = port;
+        meta.drain_index = drain;
         flow_forwarding_counter.count();
     }
 
@@ -54,6 +71,7 @@ control GatewayForwarding(inout headers_t hdr,
         actions = {
             set_nic_port;
             suspend_flow;
+            forward_after_drain;
             @defaultonly use_routes;
         }
         const default_action = use_routes();
@@ -126,6 +144,8 @@ control GatewayForwarding(inout headers_t hdr,
     apply {
         meta.via_nics = false;
         meta.suspended = false;
+        meta.draining = false;
+        meta.drain_index = 0;
         if (flow_forwarding.apply().hit) {
             if (meta.suspended) {
                 if (meta.replay) {
@@ -135,6 +155,28 @@ control GatewayForwarding(inout headers_t hdr,
                     meta.drop_reason = DROP_SUSPENDED;
                 } else {
                     meta.punt = true;
+                    if (meta.drain_index != 0) {
+                        drain_punted.read(meta.drain_punted_n, meta.drain_index);
+                        drain_punted.write(meta.drain_index, meta.drain_punted_n + 1);
+                    }
+                }
+            } else if (meta.draining) {
+                if (meta.drain_index == 0) {
+                    std.egress_spec = meta.suspend_port;
+                } else if (meta.replay) {
+                    drain_replayed.read(meta.drain_replayed_n, meta.drain_index);
+                    drain_replayed.write(meta.drain_index, meta.drain_replayed_n + 1);
+                    std.egress_spec = meta.suspend_port;
+                } else {
+                    drain_punted.read(meta.drain_punted_n, meta.drain_index);
+                    drain_replayed.read(meta.drain_replayed_n, meta.drain_index);
+                    if (meta.drain_punted_n != meta.drain_replayed_n) {
+                        // punts still outstanding: queue behind them at the controller
+                        meta.punt = true;
+                        drain_punted.write(meta.drain_index, meta.drain_punted_n + 1);
+                    } else {
+                        std.egress_spec = meta.suspend_port;
+                    }
                 }
             }
         } else {

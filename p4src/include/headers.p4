@@ -184,6 +184,10 @@ struct local_metadata_t {
     bool        suspended;         // flow_forwarding chose suspend_flow
     bit<8>      suspend_mode;      // SUSPEND_*
     port_num_t  suspend_port;      // where a replayed packet of a suspended flow goes
+    bool        draining;          // flow_forwarding chose forward_after_drain
+    bit<32>     drain_index;       // the flow's drain counters (0: none)
+    bit<32>     drain_punted_n;
+    bit<32>     drain_replayed_n;
 
     // NIC: slot lookup
     slot_id_t   slot;

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="ne
 
 SUITES = {
     "flow_nic": 13,
-    "gateway": 7,
+    "gateway": 8,
 }
 
 

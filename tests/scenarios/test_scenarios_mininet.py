@@ -131,14 +131,9 @@ def test_roce(tmp_path, no_leftovers):
     assert all(r["complete"] for r in rx)
     assert rep["placement_end"]["nic2"] == [] and len(rep["placement_end"]["nic3"]) == 4
     assert all(m["migration"]["packets_buffered"] > 0 for m in rep["migrations"])   # QPs really suspended
-    # Known limitation (docs/internals.md, Controller): a packet punted to the controller just before the
-    # gateway entry flips can be replayed behind a newer packet that went straight to the new NIC. The
-    # controller narrows that window (quiet barrier round before the flip) but cannot close it without
-    # data-plane support, so on a loaded machine a PSN or two may arrive late. Reported as XFAIL, never
-    # as a pass; the report's in_order check stays red in that case.
-    if rep["packets_reordered"]:
-        assert rep["checks"]["in_order"][0] is False
-        pytest.xfail(f"{rep['packets_reordered']} PSN(s) arrived behind newer ones (late punts across the flip)")
+    # Strict order across the flip: the gateway's forward_after_drain punts newer packets while punts of
+    # the flow are still outstanding (docs/dataplane.md), so no PSN may arrive behind a newer one.
+    assert rep["packets_reordered"] == 0, rep["checks"]["in_order"]
     assert rep["passed"], rep["checks"]
 
 

@@ -147,7 +147,7 @@ class SuspendPuntReplayTest(GatewayTest):
     @autocleanup
     def runTest(self):
         self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
-                                {"mode": SUSPEND_PUNT, "port": 3})
+                                {"mode": SUSPEND_PUNT, "port": 3, "drain": 0})
         pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(3)]
         for p in pkts:
             send_packet(self, 0, p)
@@ -172,13 +172,64 @@ class SuspendPuntReplayTest(GatewayTest):
         verify_no_other_packets(self)
 
 
+class DrainOrderTest(GatewayTest):
+    """The lossless flip keeps order: suspend_flow counts punts in drain_punted[i]; under
+    forward_after_drain(port, i) a data packet arriving while punted != replayed is punted too (and
+    counted), a replay is counted in drain_replayed[i] and forwarded; once the counts are equal, data
+    packets are forwarded directly."""
+
+    IDX = 5
+
+    def counts(self) -> tuple[int, int]:
+        return (self.read_register(GF + "drain_punted", self.IDX), self.read_register(GF + "drain_replayed", self.IDX))
+
+    @autocleanup
+    def runTest(self):
+        for r in ("drain_punted", "drain_replayed"):
+            self.write_register(GF + r, self.IDX, 0)
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                {"mode": SUSPEND_PUNT, "port": 1, "drain": self.IDX})
+        pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(4)]
+        for p in pkts[:2]:
+            send_packet(self, 0, p)
+            self.verify_packet_in(p, {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        self.assertEqual(self.counts(), (2, 0))
+        # The flip toward port 3; two punts are still outstanding.
+        self.modify_table_entry(GF + "flow_forwarding", five_tuple(), GF + "forward_after_drain",
+                                {"port": 3, "drain": self.IDX})
+        send_packet(self, 0, pkts[2])             # newer: must not overtake -> punted, queued behind
+        self.verify_packet_in(pkts[2], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.counts(), (3, 0))
+        # The controller replays in arrival order: each goes to the new port and is counted.
+        for p in pkts[:2]:
+            self.packet_out(p, mode=1, ingress_port=0)
+            verify_packet(self, p, 3)
+        self.assertEqual(self.counts(), (3, 2))
+        send_packet(self, 0, pkts[3])             # still one outstanding (pkts[2]) -> punted
+        self.verify_packet_in(pkts[3], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        for p in pkts[2:]:
+            self.packet_out(p, mode=1, ingress_port=0)
+            verify_packet(self, p, 3)
+        self.assertEqual(self.counts(), (4, 4))
+        # Drained: data packets go straight to the new port, nothing more is punted or counted.
+        nxt = tcp(seq=161, payload=b"z" * 40)
+        send_packet(self, 0, nxt)
+        verify_packet(self, nxt, 3)
+        self.verify_no_packet_in()
+        verify_no_other_packets(self)
+        self.assertEqual(self.counts(), (4, 4))
+        for r in ("drain_punted", "drain_replayed"):
+            self.write_register(GF + r, self.IDX, 0)
+
+
 class SuspendDropTest(GatewayTest):
     """Drop-mode suspension drops the flow's packets and counts them; nothing reaches the controller."""
 
     @autocleanup
     def runTest(self):
         self.insert_table_entry(GF + "flow_forwarding", five_tuple(proto=17), GF + "suspend_flow",
-                                {"mode": SUSPEND_DROP, "port": 1})
+                                {"mode": SUSPEND_DROP, "port": 1, "drain": 0})
         for _ in range(2):
             send_packet(self, 0, udp())
         verify_no_other_packets(self, timeout=0.3)
