@@ -147,6 +147,7 @@ class GatewayDriver:
         self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
         self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))
         self._apply_lock = threading.Lock()
+        self.settling: set[FiveTuple] = set()   # flows a background thread is still draining
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -375,6 +376,8 @@ class GatewayDriver:
     def settle_drains_later(self, tuples: Sequence[FiveTuple], port: int, wait: float = 30.0) -> threading.Thread:
         """``settle_drains`` in a daemon thread for flows still draining; their buffers stay in
         pass-through until they are settled (then dropped from buffering)."""
+        self.settling.update(tuples)
+
         def run() -> None:
             try:
                 done = self.settle_drains(tuples, port, wait)
@@ -382,6 +385,7 @@ class GatewayDriver:
                 log.exception("%s: settling drains failed", self.name)
                 return
             self.stop_buffering(done)
+            self.settling.difference_update(done)
             if len(done) < len(tuples):
                 log.warning("%s: %d flows not drained after %.0f s: left on forward_after_drain",
                             self.name, len(tuples) - len(done), wait)

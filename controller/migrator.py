@@ -185,6 +185,10 @@ class Migrator:
                 except ValueError as exc:
                     raise MigrationError(f"cannot migrate {r.key}: {exc}") from None
             if ts:
+                busy = [t for t in ts if t in drv.settling]
+                if busy:
+                    raise MigrationError(f"{ts[busy[0]][0]}: still draining through the controller on {g} "
+                                         "after an earlier migration; retry later")
                 gw_tuples[g] = dict(ts)
                 for nic in {target, *by_src}:
                     drv.port_of(nic)  # KeyError -> clear error before anything is touched
