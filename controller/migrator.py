@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -105,7 +105,7 @@ class Migrator:
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
                  barrier_timeout: float = 1.0, flip_wait: float = 0.03, program_version: int = C.FLOWMIG_VERSION,
-                 drain_wait: float = 1.0,
+                 drain_wait: float = 1.0, settle_timeout: float = 30.0,
                  fault: Callable[[str], None] | None = None) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
@@ -113,11 +113,24 @@ class Migrator:
         self.barrier_timeout = barrier_timeout
         self.flip_wait = flip_wait  # unused since the data plane orders the flip (kept for callers)
         self.drain_wait = drain_wait  # lossless: wait for punted == replayed before set_nic_port
+        # a flow still draining in the background after an earlier migration is waited for this long
+        # before it may move again
+        self.settle_timeout = settle_timeout
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
         self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
         self._lock = threading.Lock()
         self._fault = fault  # test hook: called with each step name; raising fails that step
+
+    def _wait_settled(self, drv: Any, tuples: Iterable[FiveTuple]) -> list[FiveTuple]:
+        """Wait (up to settle_timeout) until none of ``tuples`` is still draining on gateway ``drv``
+        after an earlier migration; returns those still draining then."""
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            busy = [t for t in tuples if t in drv.settling]
+            if not busy or time.monotonic() >= deadline:
+                return busy
+            time.sleep(0.01)
 
     @property
     def step_hook(self) -> Callable[[str], None] | None:
@@ -185,7 +198,7 @@ class Migrator:
                 except ValueError as exc:
                     raise MigrationError(f"cannot migrate {r.key}: {exc}") from None
             if ts:
-                busy = [t for t in ts if t in drv.settling]
+                busy = self._wait_settled(drv, ts)
                 if busy:
                     raise MigrationError(f"{ts[busy[0]][0]}: still draining through the controller on {g} "
                                          "after an earlier migration; retry later")
