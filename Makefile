@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 # p4c is used when installed (a P4 lab VM); else the embedded compiler.
 ifeq ($(TARGET),bmv2)
-P4C := p4c-bm2-ss --arch v1model
+P4C := p4c-bm2-ss
 else
 P4C := $(VENV)/bin/p4target-compile
 endif
