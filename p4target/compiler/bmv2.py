@@ -14,7 +14,7 @@ from typing import Any
 
 from . import ast as A
 from .check import Checked, expr_str, param_name
-from .control_lower import PipelineBuilder
+from .control_lower import PipelineBuilder, flatten_blocks
 from .errors import CompileError, unsupported
 from .layout import Layout, ScalarStore, StackStore, iter_headers, standard_metadata
 from .lower import Ctx, ex, field_ref, hexv
@@ -306,7 +306,7 @@ class Emitter:
     # ------------------------------------------------------------------ checksums
     def checksum_control(self, decl: A.ControlDecl, verify: bool) -> None:
         ctx = self.ctx()
-        for s in _flat(decl.body.stmts):
+        for s in flatten_blocks(decl.body.stmts):
             if isinstance(s, A.Empty):
                 continue
             if not isinstance(s, A.CallStmt) or not isinstance(s.call.func, A.Name):
@@ -338,7 +338,7 @@ class Emitter:
     def deparser(self, decl: A.ControlDecl) -> Json:
         ctx = self.ctx()
         order: list[str] = []
-        for s in _flat(decl.body.stmts):
+        for s in flatten_blocks(decl.body.stmts):
             if isinstance(s, A.Empty):
                 continue
             if not (isinstance(s, A.CallStmt) and isinstance(s.call.func, A.Member) and s.call.func.name == "emit"):
@@ -363,16 +363,6 @@ def _member_name(e: A.Expr) -> str:
     if isinstance(e, A.Member):
         return e.name
     raise CompileError("expected an enum constant", e.loc)
-
-
-def _flat(stmts: list[A.Stmt]) -> list[A.Stmt]:
-    out: list[A.Stmt] = []
-    for s in stmts:
-        if isinstance(s, A.Block):
-            out += _flat(s.stmts)
-        else:
-            out.append(s)
-    return out
 
 
 def _annotated_fields(store: Any, t: StructT, index: int) -> list[ScalarStore]:

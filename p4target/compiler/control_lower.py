@@ -25,11 +25,12 @@ def source_info(loc: Any, frag: str) -> Json:
     return {"filename": loc.file, "line": loc.line, "column": loc.col, "source_fragment": frag}
 
 
-def _flat(stmts: list[A.Stmt]) -> list[A.Stmt]:
+def flatten_blocks(stmts: list[A.Stmt]) -> list[A.Stmt]:
+    """The statements with nested blocks spliced in (scoping is already resolved by the checker)."""
     out: list[A.Stmt] = []
     for s in stmts:
         if isinstance(s, A.Block):
-            out += _flat(s.stmts)
+            out += flatten_blocks(s.stmts)
         else:
             out.append(s)
     return out
@@ -72,7 +73,7 @@ class PipelineBuilder:
         self.ret: list[str | None] = [None]      # where 'return' continues (per inlined control)
 
     def block(self, stmts: list[A.Stmt], nxt: str | None) -> str | None:
-        flat = _flat(stmts)
+        flat = flatten_blocks(stmts)
         for i, s in enumerate(flat):
             if isinstance(s, A.Exit):
                 flat = flat[: i + 1]
