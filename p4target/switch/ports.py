@@ -205,7 +205,7 @@ class Port:
         n = len(data)
         if n > self._tx_max:
             self.flush()  # keep the order, then send the odd big frame directly
-            self._send_direct(data)
+            Port.send(self, data)  # the plain socket send (self.send is this ring method)
             return
         if self.pcap_out is not None:
             self.pcap_out.write(data)
@@ -242,17 +242,6 @@ class Port:
             off = self._tx_base + i * self._frame
             if ring[off] & TP_STATUS_SEND_REQUEST:
                 ring[off:off + 4] = b"\x00\x00\x00\x00"
-
-    def _send_direct(self, data: bytes) -> None:
-        if self.pcap_out is not None:
-            self.pcap_out.write(data)
-        try:
-            self.sock.send(data)
-            self.tx_packets += 1
-        except BlockingIOError:
-            log.debug("port %d (%s): tx buffer full, frame dropped", self.number, self.iface)
-        except OSError as exc:
-            log.debug("port %d (%s): send failed: %s", self.number, self.iface, exc)
 
     def send(self, data: bytes) -> None:
         if self.pcap_out is not None:
