@@ -37,6 +37,7 @@ from .flowstate import FlowKey
 from .p4rt import codec
 from .p4rt.errors import P4RuntimeError
 from .runtime import Controller
+from .stats import PortSample
 
 __all__ = ["MonitorConfig", "Detector", "Sampler", "Sample", "PortCounters", "Event", "Monitor",
            "ports_from_config"]
@@ -151,13 +152,8 @@ class Detector:
 
 
 @dataclass
-class PortCounters:
-    rx_packets: int = 0
-    rx_bytes: int = 0
-    tx_packets: int = 0
-    tx_bytes: int = 0
-    queue_delay_sum_us: int = 0
-    queue_depth: int = 0
+class PortCounters(PortSample):
+    """A port's counters (the CLI's ``PortSample``) and its interface state."""
     up: bool = True
 
 
