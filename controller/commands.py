@@ -178,6 +178,15 @@ def command_fields() -> list[str]:
     return [f.name for f in fields(Command)]
 
 
+class _Waiter:
+    """Replies still awaited by one ``execute`` call."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+
 class CommandChannel:
     """Streams commands to one switch and collects their replies by request id."""
 
@@ -188,6 +197,7 @@ class CommandChannel:
         self.timeout = timeout
         self._cv = threading.Condition()
         self._pending: dict[int, Command | None] = {}
+        self._waiters: dict[int, _Waiter] = {}
         self._unsubscribe = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -201,9 +211,12 @@ class CommandChannel:
         except CommandError:
             return
         with self._cv:
-            if reply.request_id in self._pending:
+            if self._pending.get(reply.request_id, 0) is None:  # awaited, first reply
                 self._pending[reply.request_id] = reply
-                self._cv.notify_all()
+                waiter = self._waiters[reply.request_id]
+                waiter.left -= 1
+                if not waiter.left:
+                    self._cv.notify_all()
 
     def execute(self, commands: Sequence[Command], timeout: float | None = None) -> list[Command]:
         """Send every command back to back, wait for all replies; returns replies in request order.
@@ -215,21 +228,21 @@ class CommandChannel:
             return []
         timeout = self.timeout if timeout is None else timeout
         sent = []
+        waiter = _Waiter(len(commands))
         with self._cv:
             for cmd in commands:
                 rid = next(self._ids) & 0xFFFFFFFF
                 sent.append(replace(cmd, request_id=rid))
                 self._pending[rid] = None
+                self._waiters[rid] = waiter
         try:
             self.conn.packet_out_many((c.frame(), {"mode": PACKET_OUT_DIRECT}) for c in sent)
             deadline = time.monotonic() + timeout
             with self._cv:
-                while True:
-                    missing = [c for c in sent if self._pending[c.request_id] is None]
-                    if not missing:
-                        break
+                while waiter.left:  # counted down by the receiver: no rescan of the batch per reply
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        missing = [c for c in sent if self._pending[c.request_id] is None]
                         raise CommandError(f"{self.conn.name}: {len(missing)} of {len(sent)} commands got no "
                                            f"reply within {timeout:.1f}s (first: {missing[0].describe()})",
                                            command=missing[0])
@@ -239,6 +252,7 @@ class CommandChannel:
             with self._cv:
                 for c in sent:
                     self._pending.pop(c.request_id, None)
+                    self._waiters.pop(c.request_id, None)
 
     def ping(self, timeout: float | None = None) -> float:
         """One NOP round trip; returns its duration in seconds."""

@@ -145,7 +145,8 @@ class GatewayDriver:
         self.cpu_port = conn.options.cpu_port
         self._markers_seen: set[int] = set()
         self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
-        self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))
+        self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))   # cells known to be 0
+        self._drain_dirty: set[int] = set()                      # freed, cells not reset yet
         self._apply_lock = threading.Lock()
         self.settling: set[FiveTuple] = set()   # flows a background thread is still draining
         self._unsub = conn.subscribe_packets(self._on_packet)
@@ -316,43 +317,58 @@ class GatewayDriver:
 
     # ---- drain indexes --------------------------------------------------------------------------------
     def alloc_drains(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, int]:
-        """A drain register index per flow (kept if it has one), both cells of new ones reset to 0 in one
-        Write. RuntimeError when all DRAIN_SLOTS - 1 are taken."""
-        out, fresh = {}, []
+        """A drain register index per flow (kept if it has one). Free indexes are kept with both cells
+        at 0 (reset when freed, or at ``sync``), so allocating needs no Write on the suspend path.
+        RuntimeError when all DRAIN_SLOTS - 1 are taken."""
+        out = {}
         for t in tuples:
             if t not in self.drains:
+                if not self._drain_free and self._drain_dirty:
+                    self._reset_drains(sorted(self._drain_dirty))
                 if not self._drain_free:
                     raise RuntimeError(f"{self.name}: no free drain index ({DRAIN_SLOTS - 1} flows draining)")
                 self.drains[t] = self._drain_free.pop()
-                fresh.append(self.drains[t])
             out[t] = self.drains[t]
-        if fresh:
-            self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in fresh for r in (PUNTED, REPLAYED)])
         return out
 
+    def _reset_drains(self, indexes: Sequence[int]) -> None:
+        """Zero both cells of ``indexes`` (one Write) and make them free; on failure they stay dirty."""
+        if not indexes:
+            return
+        try:
+            self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in indexes
+                                 for r in (PUNTED, REPLAYED)])
+        except P4RuntimeError:
+            self._drain_dirty.update(indexes)
+            raise
+        self._drain_dirty.difference_update(indexes)
+        free = set(self._drain_free)
+        self._drain_free.extend(i for i in indexes if i not in free)
+
     def free_drains(self, tuples: Iterable[FiveTuple]) -> None:
-        for t in tuples:
-            i = self.drains.pop(t, None)
-            if i is not None:
-                self._drain_free.append(i)
+        """Release the flows' drain indexes, resetting their cells (one Write, off the suspend path).
+        Call once the flows' entries no longer use them (or their counts are equal: a reset keeps
+        them equal). A failed reset leaves the indexes dirty: reset before their next use."""
+        freed = [i for i in (self.drains.pop(t, None) for t in tuples) if i is not None]
+        self._drain_dirty.update(freed)
+        try:
+            self._reset_drains(freed)
+        except P4RuntimeError as exc:
+            log.warning("%s: resetting %d drain indexes failed (%s); retried on next use", self.name,
+                        len(freed), exc.message)
 
     def drain_counts(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[int, int]]:
-        """(punted, replayed) of each flow's drain index, in one Read."""
+        """(punted, replayed) of each flow's drain index, in one Read: the flows' cells, or both whole
+        registers when that is fewer bytes to move (big batches)."""
         want = {t: self.drains[t] for t in tuples if t in self.drains}
         if not want:
             return {}
-        ents = []
-        for i in want.values():
-            for r in (PUNTED, REPLAYED):
-                e = p4runtime_pb2.Entity()
-                e.register_entry.CopyFrom(self.helper.register_entry(r, i))
-                ents.append(e)
-        pid = self.helper.get("register", PUNTED).id
-        cells: dict[tuple[bool, int], int] = {}
-        for e in self.conn.read(ents):
-            re_ = e.register_entry
-            cells[(re_.register_id == pid, re_.index.index)] = int.from_bytes(re_.data.bitstring or b"\0", "big")
-        return {t: (cells.get((True, i), 0), cells.get((False, i), 0)) for t, i in want.items()}
+        pid, rid = self.helper.get_id("register", PUNTED), self.helper.get_id("register", REPLAYED)
+        if len(want) > DRAIN_SLOTS // 8:
+            cells = self.conn.read_registers([(pid, None), (rid, None)])
+        else:
+            cells = self.conn.read_registers([(r, i) for i in want.values() for r in (pid, rid)])
+        return {t: (cells.get((pid, i), 0), cells.get((rid, i), 0)) for t, i in want.items()}
 
     def drained(self, tuples: Iterable[FiveTuple]) -> list[FiveTuple]:
         """The flows of ``tuples`` whose punts have all been replayed (punted == replayed). Under
@@ -367,8 +383,7 @@ class GatewayDriver:
             done = self.drained(tuples)
             if len(done) == len(tuples) or time.monotonic() >= deadline:
                 break
-            # a Read of many cells is costly for this (pure-Python protobuf) client: poll big batches slower
-            time.sleep(0.002 if len(tuples) <= 16 else 0.02)
+            time.sleep(0.002 if len(tuples) <= 16 else 0.01)
         if done:
             self.apply({t: ("set_nic_port", {"port": port}) for t in done})
             self.free_drains(done)
@@ -443,7 +458,14 @@ class GatewayDriver:
             self.entries[t] = (action.rsplit(".", 1)[-1], params)
             if params.get("drain"):   # an index taken by an earlier controller process
                 self.drains[t] = params["drain"]
-        self._drain_free = [i for i in range(DRAIN_SLOTS - 1, 0, -1) if i not in set(self.drains.values())]
+        used = set(self.drains.values())
+        # cells of the other indexes may hold counts of an earlier controller's flows: reset them now
+        # (a backup controller cannot write: they stay dirty and are reset on first use)
+        self._drain_free, self._drain_dirty = [], {i for i in range(1, DRAIN_SLOTS) if i not in used}
+        try:
+            self._reset_drains(sorted(self._drain_dirty, reverse=True))
+        except P4RuntimeError as exc:
+            log.info("%s: drain registers not reset (%s)", self.name, exc.message)
         return len(self.entries)
 
     def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:

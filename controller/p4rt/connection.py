@@ -502,6 +502,26 @@ class SwitchConnection:
     def read_all(self, entities: Iterable[Any]) -> list[p4runtime_pb2.Entity]:
         return list(self.read(entities))
 
+    def read_registers(self, cells: Sequence[tuple[int, int | None]]) -> dict[tuple[int, int], int]:
+        """One Read of register cells, (register_id, index or None for all) → {(register_id, index):
+        value}; hand-encoded and decoded (controller.p4rt.wire), for polls of many cells."""
+        if self._stub is None:
+            raise ConnectionFailed(self.name, "not connected")
+        req = wire.register_read_request(self.options.device_id, cells, self.options.role_name)
+        if self._log_file is not None:
+            self._log(f"Read ({len(cells)} register cells)", p4runtime_pb2.ReadRequest.FromString(req)
+                      if len(cells) <= _LOG_MAX_UPDATES else p4runtime_pb2.ReadRequest(device_id=self.options.device_id))
+        call = self._channel.unary_stream("/p4.v1.P4Runtime/Read", request_serializer=None,
+                                          response_deserializer=None)
+        out: dict[tuple[int, int], int] = {}
+        try:
+            for rep in call(req, timeout=self.options.rpc_timeout):
+                for rid, index, value in wire.decode_register_read(rep):
+                    out[(rid, index)] = value
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, "Read", self.name) from None
+        return out
+
 
 _ENTITY_FIELDS = {
     p4runtime_pb2.TableEntry: "table_entry",

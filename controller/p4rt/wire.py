@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 __all__ = ["varint", "table_update", "register_update", "write_request", "packet_out_request",
-           "packet_metadata", "decode_packet_in", "WireError"]
+           "packet_metadata", "decode_packet_in", "register_read_request", "decode_register_read", "WireError"]
 
 
 class WireError(ValueError):
@@ -132,3 +132,40 @@ def decode_packet_in(data: bytes) -> tuple[bytes, list[tuple[int, bytes]]] | Non
                     value = v2  # type: ignore[assignment]
             md.append((mid, value))
     return payload, md
+
+
+def register_read_request(device_id: int, cells: Iterable[tuple[int, int | None]], role: str = "") -> bytes:
+    """A serialized ``ReadRequest`` for register cells: (register_id, index), index None = every cell."""
+    out = bytearray(_vi(1, device_id))
+    for rid, index in cells:
+        re_ = _vi(1, rid) + (_ld(2, _vi(1, index)) if index is not None else b"")
+        out += _ld(2, _ld(11, re_))
+    if role:
+        out += _ld(3, role.encode())
+    return bytes(out)
+
+
+def decode_register_read(data: bytes) -> list[tuple[int, int, int]]:
+    """(register_id, index, value) of every RegisterEntry in a serialized ``ReadResponse`` (value: the
+    bitstring as an unsigned integer). WireError on anything else."""
+    out = []
+    for num, wt, ent in _fields(data):
+        if num != 1 or wt != 2:
+            raise WireError(f"unexpected ReadResponse field {num}")
+        (enum_, ewt, reg), = _fields(ent)  # type: ignore[arg-type]
+        if enum_ != 11 or ewt != 2:
+            raise WireError("not a register entry")
+        rid = index = value = 0
+        for n, w, v in _fields(reg):  # type: ignore[arg-type]
+            if n == 1 and w == 0:
+                rid = v  # type: ignore[assignment]
+            elif n == 2 and w == 2:
+                for n2, w2, v2 in _fields(v):  # type: ignore[arg-type]
+                    if n2 == 1 and w2 == 0:
+                        index = v2  # type: ignore[assignment]
+            elif n == 3 and w == 2:
+                for n2, w2, v2 in _fields(v):  # type: ignore[arg-type]
+                    if n2 == 1 and w2 == 2:
+                        value = int.from_bytes(v2, "big")  # type: ignore[arg-type]
+        out.append((rid, index, value))
+    return out

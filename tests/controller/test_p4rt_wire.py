@@ -62,3 +62,26 @@ def test_packet_out_and_in():
     arb = pb.StreamMessageResponse()
     arb.arbitration.device_id = 1
     assert wire.decode_packet_in(arb.SerializeToString()) is None
+
+
+def test_register_read_request_and_response():
+    req = pb.ReadRequest(device_id=2, role="r1")
+    a = req.entities.add().register_entry
+    a.register_id, a.index.index = 369098753, 7
+    req.entities.add().register_entry.register_id = 369098754   # index unset: every cell
+    z = req.entities.add().register_entry
+    z.register_id, z.index.index = 369098753, 0                 # index 0 is set (not the wildcard)
+    raw = wire.register_read_request(2, [(369098753, 7), (369098754, None), (369098753, 0)], "r1")
+    assert pb.ReadRequest.FromString(raw) == req
+    rep = pb.ReadResponse()
+    for rid, i, v in ((369098753, 0, b"\x00"), (369098753, 1023, b"\x00\x00\x01\x02"), (369098754, 5, b"")):
+        e = rep.entities.add().register_entry
+        e.register_id, e.index.index, e.data.bitstring = rid, i, v
+    assert wire.decode_register_read(rep.SerializeToString()) == [
+        (369098753, 0, 0), (369098753, 1023, 258), (369098754, 5, 0)]
+    assert wire.decode_register_read(b"") == []
+    other = pb.ReadResponse()
+    other.entities.add().counter_entry.counter_id = 1
+    import pytest
+    with pytest.raises(wire.WireError):
+        wire.decode_register_read(other.SerializeToString())
