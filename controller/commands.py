@@ -2,13 +2,16 @@
 
 Owns the byte layout of the command header (p4src/include/headers.p4, docs/dataplane.md: 92 bytes
 after an Ethernet header with ethertype 0x88B5), the mapping between a command and a ``FlowState``,
-and ``CommandChannel``: per switch, it streams many commands as back-to-back PacketOuts and collects
-the replies (PacketIn, reason COMMAND_REPLY) by ``request_id`` — never one round-trip per flow.
+and ``CommandChannel``: per switch, it streams many commands as back-to-back PacketOuts — up to
+BATCH_MAX records per packet where the program executes batches (ethertype 0x88B6, one record per
+pipeline pass, one PacketIn with every reply) — and collects the replies (PacketIn, reason
+COMMAND_REPLY) by ``request_id``: never one round-trip per flow.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import struct
 import threading
 import time
@@ -18,16 +21,21 @@ from dataclasses import dataclass, fields, replace
 from .flowstate import FlowKey, FlowState, RoceState, TcpState, UdpState
 from .p4rt.connection import PacketIn, SwitchConnection
 
-__all__ = ["Command", "CommandError", "CommandChannel", "ETHERTYPE_FLOWMIG", "FLOWMIG_VERSION",
+__all__ = ["Command", "CommandError", "CommandChannel", "ETHERTYPE_FLOWMIG", "ETHERTYPE_FLOWMIG_BATCH", "BATCH_MAX",
+           "batch_frame", "replies_of_frame", "FLOWMIG_VERSION",
            "NOP", "SUSPEND", "SAVE", "LOAD", "RESUME", "CLEAR", "STATUS_NAMES", "KIND_CODES"]
 
 ETHERTYPE_FLOWMIG = 0x88B5
+ETHERTYPE_FLOWMIG_BATCH = 0x88B6   # a batch: 4-byte header (count, done, pad) + `count` command records
+BATCH_MAX = 16                     # FLOWMIG_BATCH_MAX of the programs
 FLOWMIG_VERSION = 1
 NOP, SUSPEND, SAVE, LOAD, RESUME, CLEAR = range(6)
 OPCODE_NAMES = {NOP: "NOP", SUSPEND: "SUSPEND", SAVE: "SAVE", LOAD: "LOAD", RESUME: "RESUME", CLEAR: "CLEAR"}
 STATUS_OK, STATUS_BAD_SLOT, STATUS_NOT_FOUND, STATUS_KEY_MISMATCH, STATUS_SLOT_BUSY = range(5)
 STATUS_NAMES = {0: "OK", 1: "BAD_SLOT", 2: "NOT_FOUND", 3: "KEY_MISMATCH", 4: "SLOT_BUSY", 5: "BAD_KIND",
                 6: "BAD_OPCODE", 7: "BAD_VERSION"}
+log = logging.getLogger(__name__)
+
 KIND_CODES = {"tcp": 1, "udp": 2, "roce": 3}
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
 SLOT_VALID, SLOT_SUSPENDED = 0x01, 0x02
@@ -178,6 +186,31 @@ def command_fields() -> list[str]:
     return [f.name for f in fields(Command)]
 
 
+def batch_frame(commands: Sequence[Command]) -> bytes:
+    """The Ethernet frame of a command batch (1..BATCH_MAX records, executed in order by the NIC)."""
+    if not 0 < len(commands) <= BATCH_MAX:
+        raise CommandError(f"a batch carries 1..{BATCH_MAX} commands, not {len(commands)}")
+    return CPU_MAC + CPU_MAC + struct.pack("!HBBH", ETHERTYPE_FLOWMIG_BATCH, len(commands), 0, 0) + \
+        b"".join(c.pack() for c in commands)
+
+
+def replies_of_frame(frame: bytes) -> list[Command]:
+    """The command replies a PacketIn frame carries: one for a single command, ``done`` for a batch
+    (its executed records, in request order). CommandError for anything else."""
+    if len(frame) < 14:
+        raise CommandError("not a flowmig command frame")
+    etype = struct.unpack("!H", frame[12:14])[0]
+    if etype == ETHERTYPE_FLOWMIG:
+        return [Command.unpack(frame[14:])]
+    if etype != ETHERTYPE_FLOWMIG_BATCH or len(frame) < 18:
+        raise CommandError("not a flowmig command frame")
+    done = frame[15]
+    body = frame[18:]
+    if len(body) < done * HEADER_LEN:
+        raise CommandError(f"batch reply truncated: {done} records in {len(body)} bytes")
+    return [Command.unpack(body[i * HEADER_LEN:(i + 1) * HEADER_LEN]) for i in range(done)]
+
+
 class _Waiter:
     """Replies still awaited by one ``execute`` call."""
 
@@ -198,6 +231,9 @@ class CommandChannel:
         self._cv = threading.Condition()
         self._pending: dict[int, Command | None] = {}
         self._waiters: dict[int, _Waiter] = {}
+        self.batch_max: int | None = None   # records per packet; None: not probed yet
+        self.probe_timeout = 0.5
+        self._probe_lock = threading.Lock()
         self._unsubscribe = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -207,25 +243,42 @@ class CommandChannel:
         if pkt.metadata.get("reason", PACKET_IN_COMMAND_REPLY) != PACKET_IN_COMMAND_REPLY:
             return
         try:
-            reply = Command.from_frame(pkt.payload)
+            replies = replies_of_frame(pkt.payload)
         except CommandError:
             return
         with self._cv:
-            if self._pending.get(reply.request_id, 0) is None:  # awaited, first reply
-                self._pending[reply.request_id] = reply
-                waiter = self._waiters[reply.request_id]
-                waiter.left -= 1
-                if not waiter.left:
-                    self._cv.notify_all()
+            for reply in replies:
+                if self._pending.get(reply.request_id, 0) is None:  # awaited, first reply
+                    self._pending[reply.request_id] = reply
+                    waiter = self._waiters[reply.request_id]
+                    waiter.left -= 1
+                    if not waiter.left:
+                        self._cv.notify_all()
 
-    def execute(self, commands: Sequence[Command], timeout: float | None = None) -> list[Command]:
+    def batches(self) -> bool:
+        """Whether the switch executes command batches (probed once: a batch of two NOPs; a program
+        without them never answers, and the channel keeps to one command per packet)."""
+        with self._probe_lock:
+            if self.batch_max is None:
+                self.batch_max = 1
+                try:
+                    self.execute([Command(opcode=NOP), Command(opcode=NOP)], self.probe_timeout, _batch=BATCH_MAX)
+                    self.batch_max = BATCH_MAX
+                except CommandError:
+                    log.info("%s: no reply to a command batch; sending one command per packet", self.conn.name)
+            return self.batch_max > 1
+
+    def execute(self, commands: Sequence[Command], timeout: float | None = None,
+                _batch: int | None = None) -> list[Command]:
         """Send every command back to back, wait for all replies; returns replies in request order.
 
-        Replies with a non-OK status are returned as they are (callers decide what an error means);
-        a missing reply raises CommandError.
+        Several commands go as batches of up to BATCH_MAX records per packet when the switch executes
+        batches (``batches``), else one per packet. Replies with a non-OK status are returned as they
+        are (callers decide what an error means); a missing reply raises CommandError.
         """
         if not commands:
             return []
+        per = _batch or (self.batch_max if len(commands) > 1 and self.batches() else 1)
         timeout = self.timeout if timeout is None else timeout
         sent = []
         waiter = _Waiter(len(commands))
@@ -236,7 +289,11 @@ class CommandChannel:
                 self._pending[rid] = None
                 self._waiters[rid] = waiter
         try:
-            self.conn.packet_out_many((c.frame(), {"mode": PACKET_OUT_DIRECT}) for c in sent)
+            if per > 1:
+                frames = (batch_frame(sent[i:i + per]) for i in range(0, len(sent), per))
+            else:
+                frames = (c.frame() for c in sent)
+            self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT}) for f in frames)
             deadline = time.monotonic() + timeout
             with self._cv:
                 while waiter.left:  # counted down by the receiver: no rescan of the batch per reply

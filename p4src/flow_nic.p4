@@ -28,11 +28,13 @@ control FlowNicIngress(inout headers_t hdr,
     NicForwarding() nic_forwarding;
     FlowKey() flow_key;
     FlowState() flow_state;
-    CpuPunt() cpu_punt;
+    CommandReply() command_reply;
     DropAccounting() drop_accounting;
 
     apply {
-        port_rx_stats.apply(std.ingress_port);
+        if (std.instance_type != PKT_INSTANCE_TYPE_RECIRC) {   // a batch going round is no RX
+            port_rx_stats.apply(std.ingress_port);
+        }
         packet_io.apply(hdr, meta, std);
         if (!meta.is_command && !meta.sent_direct && !meta.drop) {
             nic_forwarding.apply(hdr, meta, std);
@@ -43,7 +45,7 @@ control FlowNicIngress(inout headers_t hdr,
             flow_state.apply(hdr, meta, std);
         }
         if (meta.is_command) {
-            cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_COMMAND_REPLY, std);
+            command_reply.apply(hdr, meta, std);
         }
         drop_accounting.apply(meta, std);
     }
@@ -53,9 +55,13 @@ control FlowNicEgress(inout headers_t hdr,
                       inout local_metadata_t meta,
                       inout standard_metadata_t std) {
     PortTxStats() port_tx_stats;
+    CommandBatchEgress() command_batch;
 
     apply {
-        port_tx_stats.apply(meta, std);
+        command_batch.apply(meta);
+        if (!meta.batch_next) {
+            port_tx_stats.apply(meta, std);
+        }
     }
 }
 

@@ -24,6 +24,7 @@ const bit<32>    MAX_PORTS = 512;   // size of every per-port array (index = por
 // Ethertypes and protocols.
 const bit<16> ETHERTYPE_IPV4    = 0x0800;
 const bit<16> ETHERTYPE_FLOWMIG = 0x88B5;   // IEEE 802 local experimental ethertype 1
+const bit<16> ETHERTYPE_FLOWMIG_BATCH = 0x88B6;   // local experimental ethertype 2: a command batch
 const bit<8>  IP_PROTO_TCP      = 6;
 const bit<8>  IP_PROTO_UDP      = 17;
 const bit<16> ROCE_UDP_PORT     = 4791;     // RoCEv2: UDP destination port of every BTH packet
@@ -32,6 +33,13 @@ const bit<16> ROCE_UDP_PORT     = 4791;     // RoCEv2: UDP destination port of e
 const bit<8> PACKET_OUT_DIRECT  = 0;   // send the frame out of packet_out.egress_port as is
 const bit<8> PACKET_OUT_FORWARD = 1;   // forward as if it arrived on packet_out.ingress_port,
                                        // bypassing per-flow suspension (replay of buffered packets)
+
+// Command batches: at most this many commands in one frame, executed one per pipeline pass.
+#define FLOWMIG_BATCH_MAX 16
+// standard_metadata.instance_type of a recirculated packet (simple_switch's PKT_INSTANCE_TYPE_RECIRC)
+const bit<32> PKT_INSTANCE_TYPE_RECIRC = 4;
+// recirculate_preserving_field_list index of the command batch (see local_metadata_t.batch_next)
+const bit<8> FL_BATCH = 1;
 
 // packet_in.reason: why the pipeline sends a packet to the controller.
 const bit<8> PACKET_IN_COMMAND_REPLY = 1;   // the reply to a flowmig command

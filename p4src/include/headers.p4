@@ -124,10 +124,28 @@ header flowmig_cmd_t {
     bit<48>     last_seen;            // 86
 }
 
+// flowmig command batch (ethertype ETHERTYPE_FLOWMIG_BATCH, only from CPU_PORT): this header, then
+// `count` flowmig_cmd_t records. The NIC executes one record per pipeline pass: the first `done`
+// records are replies already made (parsed opaquely into flowmig_done), the next is parsed as
+// `flowmig` and executed, and the frame is recirculated until done == count; then the whole frame
+// (every record now a reply, in request order) goes to the controller as one PacketIn.
+header flowmig_batch_t {
+    bit<8>      count;                // 0: 1..FLOWMIG_BATCH_MAX
+    bit<8>      done;                 // 1: records executed so far
+    bit<16>     _pad0;                // 2
+}
+
+// One executed record of a batch, carried unparsed (92 bytes).
+header flowmig_raw_t {
+    bit<736>    data;
+}
+
 struct headers_t {
     packet_out_header_t packet_out;
     packet_in_header_t  packet_in;
     ethernet_t          ethernet;
+    flowmig_batch_t     flowmig_batch;
+    flowmig_raw_t[FLOWMIG_BATCH_MAX] flowmig_done;
     flowmig_cmd_t       flowmig;
     ipv4_t              ipv4;
     tcp_t               tcp;
@@ -156,6 +174,11 @@ struct local_metadata_t {
     // set by the parser
     l4_port_t   l4_src_port;
     l4_port_t   l4_dst_port;
+    bit<8>      batch_skip;        // batch records still to parse as executed ones
+
+    // command batch: the frame goes round again for its next record (egress recirculates it)
+    @field_list(FL_BATCH)
+    bool        batch_next;
 
     // forwarding decisions (both programs)
     port_num_t  ingress_port;      // the port the packet counts as arriving on (see PACKET_OUT_FORWARD)

@@ -5,7 +5,8 @@
  * packet is: a flowmig command (ethertype ETHERTYPE_FLOWMIG), a frame to send out of a given port
  * (PACKET_OUT_DIRECT), or a frame to forward as if it had arrived on a given port, bypassing per-flow
  * suspension (PACKET_OUT_FORWARD, the replay of buffered packets). Commands from data ports are
- * dropped: only the controller may issue them.
+ * dropped: only the controller may issue them. A command batch runs one record per pass: CommandReply
+ * and CommandBatchEgress send it round again (recirculation) until every record is executed.
  */
 #ifndef FLOWMIG_PACKET_IO_P4
 #define FLOWMIG_PACKET_IO_P4
@@ -24,7 +25,7 @@ control PacketIoIngress(inout headers_t hdr,
         meta.drop = false;
         meta.drop_reason = 0;
         if (hdr.packet_out.isValid()) {
-            if (hdr.flowmig.isValid()) {
+            if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
                 meta.is_command = true;
             } else if (hdr.packet_out.mode == PACKET_OUT_DIRECT) {
                 std.egress_spec = hdr.packet_out.egress_port;
@@ -37,9 +38,21 @@ control PacketIoIngress(inout headers_t hdr,
                 meta.drop_reason = DROP_BAD_PACKET_OUT;
             }
             hdr.packet_out.setInvalid();
-        } else if (hdr.flowmig.isValid()) {
+        } else if (std.instance_type == PKT_INSTANCE_TYPE_RECIRC && hdr.flowmig_batch.isValid()
+                   && hdr.flowmig.isValid()) {
+            // the next record of a batch the NIC recirculated (only a batch from CPU_PORT gets here)
+            meta.is_command = true;
+        } else if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
             meta.drop = true;
             meta.drop_reason = DROP_COMMAND_NOT_FROM_CPU;
+        }
+        if (meta.is_command && hdr.flowmig_batch.isValid()) {
+            if (!hdr.flowmig.isValid() || hdr.flowmig_batch.count > FLOWMIG_BATCH_MAX
+                || hdr.flowmig_batch.done >= hdr.flowmig_batch.count) {
+                meta.is_command = false;
+                meta.drop = true;
+                meta.drop_reason = DROP_BAD_PACKET_OUT;
+            }
         }
     }
 }
@@ -66,6 +79,36 @@ control DropAccounting(inout local_metadata_t meta, inout standard_metadata_t st
         if (meta.drop) {
             drops.count(meta.drop_reason);
             mark_to_drop(std);
+        }
+    }
+}
+
+// After a command record ran: a batch with records left goes round again (CommandBatchEgress
+// recirculates it); anything else is the reply, sent to the controller.
+control CommandReply(inout headers_t hdr,
+                     inout local_metadata_t meta,
+                     inout standard_metadata_t std) {
+    CpuPunt() cpu_punt;
+
+    apply {
+        meta.batch_next = false;
+        if (hdr.flowmig_batch.isValid()) {
+            hdr.flowmig_batch.done = hdr.flowmig_batch.done + 1;
+            if (hdr.flowmig_batch.done < hdr.flowmig_batch.count) {
+                meta.batch_next = true;
+                std.egress_spec = CPU_PORT;   // any port: egress recirculates instead of sending
+            }
+        }
+        if (!meta.batch_next) {
+            cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_COMMAND_REPLY, std);
+        }
+    }
+}
+
+control CommandBatchEgress(inout local_metadata_t meta) {
+    apply {
+        if (meta.batch_next) {
+            recirculate_preserving_field_list(FL_BATCH);
         }
     }
 }

@@ -2,7 +2,8 @@
  * flowmig: the parser and deparser shared by both programs.
  *
  * Packets from CPU_PORT carry the packet_out controller header first. A flowmig command is an
- * Ethernet frame with ethertype ETHERTYPE_FLOWMIG; the ingress controls accept it only from CPU_PORT.
+ * Ethernet frame with ethertype ETHERTYPE_FLOWMIG, a command batch one with ETHERTYPE_FLOWMIG_BATCH;
+ * the ingress controls accept them only from CPU_PORT (and a batch recirculated by the NIC itself).
  * L4 is parsed only for unfragmented IPv4 without options (ihl == 5); anything else reaches the
  * controls with tcp/udp invalid and is forwarded untracked.
  */
@@ -16,9 +17,12 @@ parser FlowmigParser(packet_in packet,
                      inout local_metadata_t meta,
                      inout standard_metadata_t std) {
     state start {
-        transition select(std.ingress_port) {
-            CPU_PORT: parse_packet_out;
-            default:  parse_ethernet;
+        // A recirculated command batch has no packet_out header (the ingress consumed it), whatever
+        // ingress_port the target gives a recirculated packet (0 or the original port).
+        transition select(std.instance_type, std.ingress_port) {
+            (PKT_INSTANCE_TYPE_RECIRC, _): parse_ethernet;
+            (_, CPU_PORT):                 parse_packet_out;
+            default:                       parse_ethernet;
         }
     }
 
@@ -32,7 +36,27 @@ parser FlowmigParser(packet_in packet,
         transition select(hdr.ethernet.ether_type) {
             ETHERTYPE_IPV4:    parse_ipv4;
             ETHERTYPE_FLOWMIG: parse_flowmig;
+            ETHERTYPE_FLOWMIG_BATCH: parse_flowmig_batch;
             default:           accept;
+        }
+    }
+
+    // A command batch: `done` executed records (opaque), then the record to execute now.
+    state parse_flowmig_batch {
+        packet.extract(hdr.flowmig_batch);
+        meta.batch_skip = hdr.flowmig_batch.done;
+        transition select(hdr.flowmig_batch.done) {
+            0:       parse_flowmig;
+            default: parse_flowmig_done;
+        }
+    }
+
+    state parse_flowmig_done {
+        packet.extract(hdr.flowmig_done.next);
+        meta.batch_skip = meta.batch_skip - 1;
+        transition select(meta.batch_skip) {
+            0:       parse_flowmig;
+            default: parse_flowmig_done;
         }
     }
 
@@ -79,6 +103,8 @@ control FlowmigDeparser(packet_out packet, in headers_t hdr) {
     apply {
         packet.emit(hdr.packet_in);
         packet.emit(hdr.ethernet);
+        packet.emit(hdr.flowmig_batch);
+        packet.emit(hdr.flowmig_done);
         packet.emit(hdr.flowmig);
         packet.emit(hdr.ipv4);
         packet.emit(hdr.tcp);

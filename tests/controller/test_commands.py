@@ -52,3 +52,21 @@ def test_flowstate_through_load_command(fs):
     assert back == fs
     assert cmd.flags == C.SLOT_VALID
     assert Command.load(fs, 1, suspended=True).flags == C.SLOT_VALID | C.SLOT_SUSPENDED
+
+
+def test_batch_frames():
+    cmds = [Command(opcode=C.SAVE, slot=i, request_id=100 + i) for i in range(3)]
+    frame = C.batch_frame(cmds)
+    assert frame[12:14] == b"\x88\xb6" and frame[14:18] == bytes([3, 0, 0, 0])
+    assert len(frame) == 18 + 3 * C.HEADER_LEN
+    # the NIC's reply: done == count, every record a reply
+    reply = frame[:15] + bytes([3]) + frame[16:]
+    assert [r.request_id for r in C.replies_of_frame(reply)] == [100, 101, 102]
+    assert C.replies_of_frame(frame) == []                     # nothing executed yet
+    assert C.replies_of_frame(cmds[0].frame()) == [cmds[0]]   # single-command frames too
+    with pytest.raises(CommandError):
+        C.replies_of_frame(reply[:-10])
+    with pytest.raises(CommandError):
+        C.batch_frame([])
+    with pytest.raises(CommandError):
+        C.batch_frame([Command()] * (C.BATCH_MAX + 1))

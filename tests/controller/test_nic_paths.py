@@ -45,6 +45,7 @@ class PipelineConn:
         self.helper = helper
         self.subs: list = []
         self.t = 1000
+        self.packets_out = 0
 
     def subscribe_packets(self, cb):
         self.subs.append(cb)
@@ -64,6 +65,7 @@ class PipelineConn:
                     for cb in self.subs:
                         cb(pin)
             n += 1
+        self.packets_out += n
         return n
 
     def read(self, entities):
@@ -200,3 +202,44 @@ def test_hash_slots_match_the_pipeline(nic):
         if event == 1:
             assert slot in drv.hash_slots(k), (k, slot, drv.hash_slots(k))
     assert len(got) == 40
+
+
+def test_commands_go_in_batches_in_order(nic):
+    """Many commands travel as batches of BATCH_MAX records per PacketOut; replies come back in request
+    order, a failing record does not stop the ones after it."""
+    from controller.flowstate import FlowState, UdpState
+    drv = NicDriver(nic, path="inband")
+    keys = [FlowKey("udp", A, B, 1000 + i, 9) for i in range(40)]
+    states = [FlowState(k, UdpState(i, 10 * i, 1, 2)) for i, k in enumerate(keys)]
+    assert drv.channel.batches() and drv.channel.batch_max == C.BATCH_MAX
+    before = nic.packets_out
+    replies = drv.load(states, list(range(200, 240)))
+    assert nic.packets_out - before == 3            # 16 + 16 + 8 records
+    assert [r.status for r in replies] == [C.STATUS_OK] * 40
+    items = [(k, 200 + i) for i, k in enumerate(keys)]
+    items[5] = (keys[5], 300)                        # nothing there
+    saved = drv.run(C.SAVE, items)
+    assert [r.slot for r in saved] == [s for _, s in items]
+    assert saved[5].status == C.STATUS_NOT_FOUND
+    assert [r.packets for i, r in enumerate(saved) if i != 5] == [i for i in range(40) if i != 5]
+    # one command alone keeps the single-command frame
+    before = nic.packets_out
+    assert drv.run(C.SAVE, items[:1])[0].packets == 0 and nic.packets_out - before == 1
+
+
+def test_a_program_without_batches_gets_one_command_per_packet(nic):
+    drv = NicDriver(nic, path="inband")
+    real = nic.packet_out_many
+
+    def old_program(pkts):   # a flow_nic without batch support never answers a batch frame
+        pkts = list(pkts)
+        if any(p[12:14] == b"\x88\xb6" for p, _ in pkts):
+            return len(pkts)
+        return real(pkts)
+    nic.packet_out_many = old_program
+    drv.channel.probe_timeout = 0.05
+    assert not drv.channel.batches()
+    before = nic.packets_out
+    keys = [FlowKey("udp", A, B, 1000 + i, 9) for i in range(3)]
+    assert [r.status for r in drv.run(C.SAVE, [(k, 10) for k in keys])] == [C.STATUS_NOT_FOUND] * 3
+    assert nic.packets_out - before == 3

@@ -51,6 +51,9 @@ CMD_FIELDS = [("version", 1), ("opcode", 1), ("status", 1), ("kind", 1), ("slot"
 assert sum(n for _, n in CMD_FIELDS) == 92
 STATE_FIELDS = [n for n, _ in CMD_FIELDS[12:] if not n.startswith("_")]
 CMD_ETH = b"\x02\x00\x00\x00\x00\xff" * 2 + b"\x88\xb5"
+BATCH_ETH = b"\x02\x00\x00\x00\x00\xff" * 2 + b"\x88\xb6"
+BATCH_MAX = 16
+DROP_BAD_PACKET_OUT = 8
 
 
 def cmd_pack(**fields: int) -> bytes:
@@ -402,6 +405,57 @@ class CommandTest(FlowNicTest):
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 1)
+        self.assertEqual(self.read_register(FS + "slot_flags", 6), 0)
+
+
+class CommandBatchTest(FlowNicTest):
+    """A batch of commands in one PacketOut runs in order, one per pass, and comes back as one PacketIn
+    with every reply; bad batches and batches from data ports are dropped unexecuted."""
+
+    def batch(self, records: list[bytes], count: int | None = None, done: int = 0) -> bytes:
+        n = len(records) if count is None else count
+        return BATCH_ETH + bytes([n, done, 0, 0]) + b"".join(records)
+
+    @autocleanup
+    def runTest(self):
+        state = dict(tcp_phase=ESTABLISHED, tcp_next_seq_fwd=7000, tcp_next_seq_rev=9000, packets=3, bytes=300)
+        keys = [dict(TCP_KEY, key_port_lo=C_PORT + i) for i in range(BATCH_MAX)]
+        # LOAD 16 references, then a batch that reads one back, clears another, and misses (NOT_FOUND)
+        loads = [cmd_pack(opcode=LOAD, slot=100 + i, request_id=i + 1, **keys[i], **dict(state, packets=i))
+                 for i in range(BATCH_MAX)]
+        self.send_packet_out(self.batch(loads), egress_port=0, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        payload, md = self.get_packet_in(timeout=3)
+        self.assertEqual(md.get("reason"), 1)
+        self.assertEqual(payload[:14], BATCH_ETH)
+        self.assertEqual(payload[14:16], bytes([BATCH_MAX, BATCH_MAX]), "count, done")
+        self.assertEqual(len(payload), 18 + 92 * BATCH_MAX)
+        for i in range(BATCH_MAX):
+            r = cmd_unpack(payload[18 + 92 * i:18 + 92 * (i + 1)])
+            self.assertEqual((r["request_id"], r["status"], r["flags"], r["slot"]), (i + 1, OK, VALID, 100 + i))
+        self.verify_no_packet_in()
+        for i in (0, 7, 15):
+            self.assertEqual(self.save(100 + i, keys[i])["packets"], i)
+        mixed = [cmd_pack(opcode=SAVE, slot=103, request_id=31, **keys[3]),
+                 cmd_pack(opcode=CLEAR, slot=104, request_id=32, **keys[4]),
+                 cmd_pack(opcode=SAVE, slot=104, request_id=33, **keys[4])]
+        self.send_packet_out(self.batch(mixed), egress_port=0, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        payload, _ = self.get_packet_in(timeout=3)
+        r = [cmd_unpack(payload[18 + 92 * i:18 + 92 * (i + 1)]) for i in range(3)]
+        self.assertEqual([x["request_id"] for x in r], [31, 32, 33])
+        self.assertEqual([x["status"] for x in r], [OK, OK, NOT_FOUND], "in order: the CLEAR ran before the SAVE")
+        self.assertEqual((r[0]["packets"], r[0]["tcp_next_seq_rev"]), (3, 9000))
+        # malformed: more records than FLOWMIG_BATCH_MAX, or nothing left to execute -> dropped
+        before = self.drops(DROP_BAD_PACKET_OUT)
+        for bad in (self.batch([cmd_pack(opcode=NOP)] * (BATCH_MAX + 1)),
+                    self.batch([cmd_pack(opcode=NOP)], count=1, done=1)):
+            self.send_packet_out(bad, egress_port=1, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        verify_no_other_packets(self, timeout=0.3)   # not executed, not sent anywhere (egress_port ignored)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_BAD_PACKET_OUT), before + 2)
+        # from a data port: dropped, nothing executed
+        send_packet(self, 1, self.batch([cmd_pack(opcode=LOAD, slot=6, **TCP_KEY)]))
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
         self.assertEqual(self.read_register(FS + "slot_flags", 6), 0)
 
 
