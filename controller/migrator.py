@@ -386,28 +386,35 @@ class Migrator:
     def _load(self, tnic: Any, states: list[FlowState],
               done: list[tuple[FlowKey, int]] | None = None) -> list[tuple[FlowKey, int]]:
         """Load ``states`` on ``tnic``; returns (key, slot) in order. Each reference goes to one of its
-        hash slots when free (found by the data plane without a lookup entry), else to an allocated
-        slot with a ``flow_slots`` entry. ``done`` collects what is loaded, for a rollback."""
+        hash slots not known to be taken (found by the data plane without a lookup entry), else to an
+        allocated slot with a ``flow_slots`` entry: planned from the inventory, so usually one round of
+        LOADs. A hash slot held by a reference we did not know of (SLOT_BUSY) falls back to an
+        allocated slot. ``done`` collects what is loaded, for a rollback."""
         done = [] if done is None else done
         out: list[tuple[FlowKey, int] | None] = [None] * len(states)
-        pending = [i for i, fs in enumerate(states) if fs.key not in tnic.placed]
-        for which in (0, 1):
-            if not pending:
-                break
-            slots = [tnic.hash_slots(states[i].key)[which] for i in pending]
-            replies = tnic.load([states[i] for i in pending], slots)
-            busy = []
-            for i, slot, r in zip(pending, slots, replies, strict=True):
+        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)} | set(tnic.placed.values()) | \
+            {s for _, s in done}
+        hashed: list[tuple[int, int]] = []
+        rest: list[int] = []
+        for i, fs in enumerate(states):
+            slot = None if fs.key in tnic.placed else next((h for h in tnic.hash_slots(fs.key) if h not in busy), None)
+            if slot is None:
+                rest.append(i)
+            else:
+                busy.add(slot)
+                hashed.append((i, slot))
+        if hashed:
+            replies = tnic.load([states[i] for i, _ in hashed], [s for _, s in hashed])
+            for (i, slot), r in zip(hashed, replies, strict=True):
                 if r.status == C.STATUS_OK:
                     out[i] = (states[i].key, slot)
                     done.append(out[i])
                 elif r.status == C.STATUS_SLOT_BUSY:
-                    busy.append(i)
+                    rest.append(i)
                 else:
                     tnic.check([r], [(states[i].key, slot)], "load")
-            pending = busy
-        rest = pending + [i for i, fs in enumerate(states) if fs.key in tnic.placed]
         if rest:
+            rest.sort()
             for i, item in zip(rest, self._load_placed(tnic, [states[i] for i in rest], done), strict=True):
                 out[i] = item
         return [o for o in out if o is not None]

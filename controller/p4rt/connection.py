@@ -99,8 +99,7 @@ class SwitchConnection:
         self._packet_subs: list[Callable[[PacketIn], None]] = []
         self._digest_subs: list[Callable[[DigestList], None]] = []
         self._error_subs: list[Callable[[p4runtime_pb2.StreamError], None]] = []
-        self._log_lock = threading.Lock()
-        self._log_file = None
+        self._log_file: RequestLog | None = None
         self._generation = 0
         self.reconnects = 0
         self._pin_names: dict[int, str] | None = None
@@ -133,7 +132,7 @@ class SwitchConnection:
         self._closing = False
         if self.options.log_dir and self._log_file is None:
             Path(self.options.log_dir).mkdir(parents=True, exist_ok=True)
-            self._log_file = open(Path(self.options.log_dir) / f"{self.name}-p4runtime-requests.txt", "a")  # noqa: SIM115
+            self._log_file = RequestLog(Path(self.options.log_dir) / f"{self.name}-p4runtime-requests.txt")
         channel = self._make_channel()
         try:
             grpc.channel_ready_future(channel).result(timeout=max(0.05, deadline - time.monotonic()))
@@ -219,10 +218,9 @@ class SwitchConnection:
             self._rx_thread.join(timeout=2)
         if self._channel is not None:
             self._channel.close()
-        with self._log_lock:
-            if self._log_file is not None:
-                self._log_file.close()
-                self._log_file = None
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     # ---- receiver thread ---------------------------------------------------------------------------
     def _receive(self, stream: Any, gen: int) -> None:
@@ -354,23 +352,10 @@ class SwitchConnection:
 
     # ---- unary RPCs -------------------------------------------------------------------------------
     def _log(self, what: str, msg: Any) -> None:
-        if self._log_file is None:
-            return
-        if isinstance(msg, p4runtime_pb2.WriteRequest) and len(msg.updates) > _LOG_MAX_UPDATES:
-            head = p4runtime_pb2.WriteRequest()
-            head.CopyFrom(msg)
-            del head.updates[_LOG_MAX_UPDATES:]
-            body = text_format.MessageToString(head) + f"... {len(msg.updates) - _LOG_MAX_UPDATES} more updates\n"
-        elif isinstance(msg, p4runtime_pb2.SetForwardingPipelineConfigRequest):
-            body = f"device_id: {msg.device_id} action: {msg.action} cookie: {msg.config.cookie.cookie} " \
-                   f"p4info: {len(msg.config.p4info.tables)} tables, device_config: " \
-                   f"{len(msg.config.p4_device_config)} bytes\n"
-        else:
-            body = text_format.MessageToString(msg)
-        with self._log_lock:
-            if self._log_file is not None:
-                self._log_file.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {what}\n{body}---\n")
-                self._log_file.flush()
+        """Record a request in the request log (``msg``: a message, or a callable making it — parsed
+        and formatted later by the log's writer thread, off the request's path)."""
+        if self._log_file is not None:
+            self._log_file.record(what, msg)
 
     def _call(self, op: str, fn: Callable[..., Any], req: Any, timeout: float | None = None) -> Any:
         if self._stub is None:
@@ -449,9 +434,9 @@ class SwitchConnection:
                                  self.options.role_name, 3 if atomic else 0)
         if self._log_file is not None:
             if len(updates) <= _LOG_MAX_UPDATES:
-                self._log("Write", p4runtime_pb2.WriteRequest.FromString(req))
+                self._log("Write", lambda: p4runtime_pb2.WriteRequest.FromString(req))
             else:
-                self._log(f"Write ({len(updates)} updates, not shown)", p4runtime_pb2.WriteRequest(
+                self._log(f"Write ({len(updates)} updates, not shown)", lambda: p4runtime_pb2.WriteRequest(
                     device_id=self.options.device_id))
         call = self._channel.unary_unary("/p4.v1.P4Runtime/Write", request_serializer=None,
                                          response_deserializer=p4runtime_pb2.WriteResponse.FromString)
@@ -509,7 +494,7 @@ class SwitchConnection:
             raise ConnectionFailed(self.name, "not connected")
         req = wire.register_read_request(self.options.device_id, cells, self.options.role_name)
         if self._log_file is not None:
-            self._log(f"Read ({len(cells)} register cells)", p4runtime_pb2.ReadRequest.FromString(req)
+            self._log(f"Read ({len(cells)} register cells)", lambda: p4runtime_pb2.ReadRequest.FromString(req)
                       if len(cells) <= _LOG_MAX_UPDATES else p4runtime_pb2.ReadRequest(device_id=self.options.device_id))
         call = self._channel.unary_stream("/p4.v1.P4Runtime/Read", request_serializer=None,
                                           response_deserializer=None)
@@ -521,6 +506,77 @@ class SwitchConnection:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, "Read", self.name) from None
         return out
+
+
+class RequestLog:
+    """The per-switch request log (``<switch>-p4runtime-requests.txt``, like the tutorials'
+    p4runtime_lib), written by a thread of its own: a request is only queued on its way out; the
+    writer waits ``delay`` after the first queued one (a migration's burst of RPCs is over by then),
+    then formats and writes everything queued, in order. ``close`` writes what is left."""
+
+    def __init__(self, path: Path, delay: float = 0.2) -> None:
+        self.path = path
+        self.delay = delay
+        self._file = open(path, "a")  # noqa: SIM115 - closed by close()
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"p4rt-log-{path.stem}", daemon=True)
+        self._thread.start()
+
+    def record(self, what: str, msg: Any) -> None:
+        self._q.put((time.time(), what, msg))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is _SENTINEL:
+                return
+            time.sleep(self.delay)
+            if not self._write([item]):
+                return
+
+    def _write(self, items: list) -> bool:
+        """Write ``items`` and everything queued behind them; False once the sentinel was seen."""
+        alive = True
+        while True:
+            try:
+                nxt = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is _SENTINEL:
+                alive = False
+                break
+            items.append(nxt)
+        with self._lock:
+            if self._file is None:
+                return False
+            for t, what, msg in items:
+                self._file.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))}] {what}\n"
+                                 f"{_format(msg() if callable(msg) else msg)}---\n")
+            self._file.flush()
+        return alive
+
+    def close(self) -> None:
+        self._q.put(_SENTINEL)
+        self._thread.join(timeout=5)
+        self._write([])
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def _format(msg: Any) -> str:
+    if isinstance(msg, p4runtime_pb2.WriteRequest) and len(msg.updates) > _LOG_MAX_UPDATES:
+        head = p4runtime_pb2.WriteRequest()
+        head.CopyFrom(msg)
+        del head.updates[_LOG_MAX_UPDATES:]
+        return text_format.MessageToString(head) + f"... {len(msg.updates) - _LOG_MAX_UPDATES} more updates\n"
+    if isinstance(msg, p4runtime_pb2.SetForwardingPipelineConfigRequest):
+        return f"device_id: {msg.device_id} action: {msg.action} cookie: {msg.config.cookie.cookie} " \
+               f"p4info: {len(msg.config.p4info.tables)} tables, device_config: " \
+               f"{len(msg.config.p4_device_config)} bytes\n"
+    return text_format.MessageToString(msg)
 
 
 _ENTITY_FIELDS = {

@@ -83,6 +83,14 @@ class PipelineConn:
     def read_all(self, entities):
         return list(self.read(entities))
 
+    def read_registers(self, cells):
+        out = {}
+        for rid, index in cells:
+            reg = self._reg(rid)
+            for i in [index] if index is not None else range(reg.size):
+                out[(rid, i)] = reg.read(i)
+        return out
+
     def write_raw(self, updates):
         self.write([p4runtime_pb2.Update.FromString(u) for u in updates])
 

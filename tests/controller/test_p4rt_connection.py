@@ -284,3 +284,25 @@ def test_tls_when_certificates_are_given(tmp_path):
             SwitchConnection(plain).connect()
     finally:
         srv.stop(0)
+
+
+def test_request_log_is_written_off_the_request_path(tmp_path):
+    from controller.p4rt.connection import RequestLog
+    log = RequestLog(tmp_path / "sw-p4runtime-requests.txt", delay=0.05)
+    made = []
+
+    def lazy():
+        made.append(1)
+        return p4runtime_pb2.ReadRequest(device_id=7)
+    log.record("Read", lazy)
+    log.record("Write", p4runtime_pb2.WriteRequest(device_id=8))
+    assert made == []                      # nothing parsed or formatted while the request goes out
+    deadline = time.monotonic() + 3
+    text = ""
+    while "device_id: 8" not in text and time.monotonic() < deadline:
+        time.sleep(0.02)
+        text = (tmp_path / "sw-p4runtime-requests.txt").read_text()
+    assert text.index("device_id: 7") < text.index("device_id: 8") and made == [1]
+    log.record("Read", p4runtime_pb2.ReadRequest(device_id=9))
+    log.close()                            # what is still queued is written on close
+    assert "device_id: 9" in (tmp_path / "sw-p4runtime-requests.txt").read_text()
