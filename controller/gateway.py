@@ -147,6 +147,7 @@ class GatewayDriver:
         self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
         self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))   # cells known to be 0
         self._drain_dirty: set[int] = set()                      # freed, cells not reset yet
+        self._drain_lock = threading.Lock()
         self._apply_lock = threading.Lock()
         self.settling: set[FiveTuple] = set()   # flows a background thread is still draining
         self._unsub = conn.subscribe_packets(self._on_packet)
@@ -322,12 +323,17 @@ class GatewayDriver:
         RuntimeError when all DRAIN_SLOTS - 1 are taken."""
         out = {}
         for t in tuples:
+            with self._drain_lock:
+                if t not in self.drains and self._drain_free:
+                    self.drains[t] = self._drain_free.pop()
+                dirty = sorted(self._drain_dirty) if t not in self.drains else []
+            if dirty:   # every clean index is taken: reset the freed ones now
+                self._reset_drains(dirty)
+                with self._drain_lock:
+                    if self._drain_free:
+                        self.drains[t] = self._drain_free.pop()
             if t not in self.drains:
-                if not self._drain_free and self._drain_dirty:
-                    self._reset_drains(sorted(self._drain_dirty))
-                if not self._drain_free:
-                    raise RuntimeError(f"{self.name}: no free drain index ({DRAIN_SLOTS - 1} flows draining)")
-                self.drains[t] = self._drain_free.pop()
+                raise RuntimeError(f"{self.name}: no free drain index ({DRAIN_SLOTS - 1} flows draining)")
             out[t] = self.drains[t]
         return out
 
@@ -335,27 +341,33 @@ class GatewayDriver:
         """Zero both cells of ``indexes`` (one Write) and make them free; on failure they stay dirty."""
         if not indexes:
             return
-        try:
-            self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in indexes
-                                 for r in (PUNTED, REPLAYED)])
-        except P4RuntimeError:
-            self._drain_dirty.update(indexes)
-            raise
-        self._drain_dirty.difference_update(indexes)
-        free = set(self._drain_free)
-        self._drain_free.extend(i for i in indexes if i not in free)
+        self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in indexes for r in (PUNTED, REPLAYED)])
+        with self._drain_lock:
+            back = [i for i in indexes if i in self._drain_dirty]   # not handed out meanwhile
+            self._drain_dirty.difference_update(back)
+            self._drain_free.extend(back)
 
-    def free_drains(self, tuples: Iterable[FiveTuple]) -> None:
-        """Release the flows' drain indexes, resetting their cells (one Write, off the suspend path).
-        Call once the flows' entries no longer use them (or their counts are equal: a reset keeps
-        them equal). A failed reset leaves the indexes dirty: reset before their next use."""
-        freed = [i for i in (self.drains.pop(t, None) for t in tuples) if i is not None]
-        self._drain_dirty.update(freed)
-        try:
-            self._reset_drains(freed)
-        except P4RuntimeError as exc:
-            log.warning("%s: resetting %d drain indexes failed (%s); retried on next use", self.name,
-                        len(freed), exc.message)
+    def free_drains(self, tuples: Iterable[FiveTuple], background: bool = False) -> None:
+        """Release the flows' drain indexes: their cells are reset (one Write; in a thread of its own
+        with ``background``, e.g. after a migration's flip) before they are handed out again. Call
+        once the flows' entries no longer use them (or their counts are equal: a reset keeps them
+        equal). A failed reset leaves the indexes dirty: reset before their next use."""
+        with self._drain_lock:
+            freed = [i for i in (self.drains.pop(t, None) for t in tuples) if i is not None]
+            self._drain_dirty.update(freed)
+        if not freed:
+            return
+
+        def reset() -> None:
+            try:
+                self._reset_drains(freed)
+            except P4RuntimeError as exc:
+                log.warning("%s: resetting %d drain indexes failed (%s); retried on next use", self.name,
+                            len(freed), exc.message)
+        if background:
+            threading.Thread(target=reset, name=f"drain-reset-{self.name}", daemon=True).start()
+        else:
+            reset()
 
     def drain_counts(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[int, int]]:
         """(punted, replayed) of each flow's drain index, in one Read: the flows' cells, or both whole
@@ -386,7 +398,7 @@ class GatewayDriver:
             time.sleep(0.002 if len(tuples) <= 16 else 0.01)
         if done:
             self.apply({t: ("set_nic_port", {"port": port}) for t in done})
-            self.free_drains(done)
+            self.free_drains(done, background=True)
         return done
 
     def settle_drains_later(self, tuples: Sequence[FiveTuple], port: int, wait: float = 30.0) -> threading.Thread:
@@ -461,7 +473,8 @@ class GatewayDriver:
         used = set(self.drains.values())
         # cells of the other indexes may hold counts of an earlier controller's flows: reset them now
         # (a backup controller cannot write: they stay dirty and are reset on first use)
-        self._drain_free, self._drain_dirty = [], {i for i in range(1, DRAIN_SLOTS) if i not in used}
+        with self._drain_lock:
+            self._drain_free, self._drain_dirty = [], {i for i in range(1, DRAIN_SLOTS) if i not in used}
         try:
             self._reset_drains(sorted(self._drain_dirty, reverse=True))
         except P4RuntimeError as exc:

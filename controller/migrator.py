@@ -19,7 +19,8 @@ source NICs) to one target NIC, following ../shared/DESIGN.md "The migration pro
 6. resume   — lossless: once a flow's counts are equal (final: nothing more is punted) its entry becomes
               ``set_nic_port(target)`` and the drain index is freed; a flow not drained within
               ``drain_wait`` stays on ``forward_after_drain`` and is settled in the background;
-7. release  — the references are cleared from the source NICs and their lookup entries deleted.
+7. release  — the references are cleared from the source NICs and their lookup entries deleted
+              (concurrently with 6: other switches).
 
 A failure before redirect completes rolls back: the target is cleaned, the sources resumed, the
 buffered packets replayed toward the old NIC and the gateways' entries restored. Every step is one
@@ -310,6 +311,15 @@ class Migrator:
         #    replayed (punted == replayed: final, nothing more is punted) its entry becomes plain
         #    set_nic_port and its drain index is freed; the others are settled in the background.
         rec.downtime_ms = (time.perf_counter() - t_suspend) * 1000
+
+        # 7. release, while the gateways settle (other switches): the references are cleared from the
+        #    source NICs — nothing reaches them any more — and their lookup entries deleted
+        def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
+            drv = ctrl.nic(s)
+            drv.run(C.CLEAR, items)
+            drv.unplace([k for k, _ in items if k in drv.placed])  # placed: synced from the device at start
+        releasing = fabric.submit(self._step, rec, "release", lambda: fabric.parallel(
+            {s: (lambda s=s, items=items: release(s, items)) for s, items in by_src.items()}))
         if lossless:
             settled: dict[str, list[FiveTuple]] = {g: [] for g in gw_tuples}
 
@@ -335,14 +345,8 @@ class Migrator:
                     rec.packets_replayed += buf.replayed
                     rec.packets_late += buf.late
 
-        # 7. release
-        def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
-            drv = ctrl.nic(s)
-            drv.run(C.CLEAR, items)
-            drv.unplace([k for k, _ in items if k in drv.placed])  # placed: synced from the device at start
         try:
-            self._step(rec, "release", lambda: fabric.parallel(
-                {s: (lambda s=s, items=items: release(s, items)) for s, items in by_src.items()}))
+            releasing.result()
         except _StepFailed as failure:
             rec.reason = f"release failed (stale state left on the source): {failure.exc}"
         for k, slot in loaded:
@@ -427,7 +431,7 @@ class Migrator:
         allocated = list(slots)
         try:
             items0 = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
-            placing = self.ctrl.fabric._pool.submit(tnic.place, items0)  # lookup entries while loading
+            placing = self.ctrl.fabric.submit(tnic.place, items0)  # lookup entries while loading
             replies = tnic.load(states, slots)
             placing.result()
             moved: list[int] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from .connection import SwitchConnection, SwitchOptions
@@ -52,6 +52,10 @@ class Fabric:
                 self.add(c)
         if errors:
             raise errors[0]
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` on the fabric's pool (one call alongside others on other switches)."""
+        return self._pool.submit(fn, *args)
 
     def parallel(self, calls: dict[str, Callable[[], T]], raise_first: bool = True) -> dict[str, Any]:
         """Run ``calls[name]()`` for every name concurrently; return {name: result or exception}."""
