@@ -40,6 +40,10 @@ class CliError(Exception):
     """A runtime failure to report on stderr with exit code 1."""
 
 
+class UsageError(CliError):
+    """A bad argument (option value, --config file, --switch spec): one line on stderr, exit code 2."""
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="flowmig", description="Flow migration controller (P4Runtime).")
     ap.add_argument("--config", "-c", help="controller config JSON (default: $FLOWMIG_CONFIG)")
@@ -98,12 +102,15 @@ def _parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace) -> ControllerConfig:
     path = args.config or os.environ.get(DEFAULT_CONFIG_ENV)
     if path is None and not args.switch:
-        raise CliError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
-    cfg = load_config(path, args.switch, args.hmac_key)
+        raise UsageError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
+    try:
+        cfg = load_config(path, args.switch, args.hmac_key)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     try:
         hi, lo = (int(x) for x in args.election_id.split(","))
     except ValueError:
-        raise CliError(f"bad --election-id {args.election_id!r}: expected HIGH,LOW") from None
+        raise UsageError(f"bad --election-id {args.election_id!r}: expected HIGH,LOW") from None
     cfg.election_id = (hi, lo)
     cfg.log_dir = "logs"
     cfg.connect_timeout = args.timeout
@@ -327,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.cmd](args)
+    except UsageError as exc:
+        print(f"flowmig: error: {exc}", file=sys.stderr)
+        return 2
     except (CliError, ConfigError, ControllerError, UnknownFlow, FlowStateError) as exc:
         print(f"flowmig: error: {exc}", file=sys.stderr)
     except P4RuntimeError as exc:

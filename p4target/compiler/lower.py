@@ -463,18 +463,25 @@ class Ctx(ExternLowering):
             return
         raise unsupported(f"call '{expr_str(f)}'", s.loc)
 
-    def inline_action(self, sym: ActionSym, args: list[A.Expr], out: list[Json]) -> None:
+    def _bind_args(self, params: list, psyms: list, args: list[A.Expr], out: list[Json]) -> dict:
+        """The environment of an inlined action or function body: in/directionless scalar arguments
+        are copied in (evaluated once, at the call, into a temporary); the others stand for the
+        argument expression itself, evaluated in the caller's environment."""
         saved = self.env
         env = dict(saved)
-        for p, a in zip(sym.decl.params, args, strict=True):
-            psym = self.param_sym(sym, p.name)
+        for p, psym, a in zip(params, psyms, args, strict=True):
             if p.direction in ("", "in") and a.const is None and isinstance(psym.type, (BitsT, BoolT, EnumT)):
-                # copy-in semantics: the argument is evaluated once, at the call
                 tmp = self.layout.temp(psym.type, p.name)
                 out.append(self.prim("assign", [field_ref(tmp), top(self.data(a))], a))
                 env[id(psym)] = ("store", tmp)
             else:
                 env[id(psym)] = ("expr", a, saved)
+        return env
+
+    def inline_action(self, sym: ActionSym, args: list[A.Expr], out: list[Json]) -> None:
+        saved = self.env
+        params = sym.decl.params
+        env = self._bind_args(params, [self.param_sym(sym, p.name) for p in params], args, out)
         self.env = env
         self.ret_patches.append([])
         try:
@@ -487,15 +494,8 @@ class Ctx(ExternLowering):
     def inline_function(self, sym: FunctionSym, args: list[A.Expr], dst: Store | None, out: list[Json]) -> None:
         """Inline a P4 function; 'return v' assigns dst and jumps past the inlined body."""
         saved = self.env
-        env = dict(saved)
-        for p, a in zip(sym.decl.params, args, strict=True):
-            psym = sym.decl._param_syms[p.name]
-            if p.direction in ("", "in") and a.const is None and isinstance(psym.type, (BitsT, BoolT, EnumT)):
-                tmp = self.layout.temp(psym.type, p.name)
-                out.append(self.prim("assign", [field_ref(tmp), top(self.data(a))], a))
-                env[id(psym)] = ("store", tmp)
-            else:
-                env[id(psym)] = ("expr", a, saved)
+        params = sym.decl.params
+        env = self._bind_args(params, [sym.decl._param_syms[p.name] for p in params], args, out)
         start = len(out)
         self.env = env
         self.ret_patches.append([])
