@@ -28,7 +28,8 @@ from .flowstate import FlowKey
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
 
-__all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "MARKER", "SUSPEND_PUNT", "SUSPEND_DROP"]
+__all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "marker_token", "MARKER",
+           "PACKET_IN_PATH_MARKER", "SUSPEND_PUNT", "SUSPEND_DROP"]
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ class FiveTuple:
                 "dst_port": self.dport}
 
 
-# The path marker's 5-tuple (0.0.0.0/8 is never a host): every gateway traps it (suspend_flow, punt).
+# The path marker's 5-tuple (0.0.0.0/8 is never a host): the NICs answer it (PacketIn PATH_MARKER).
 MARKER = FiveTuple(1, 2, 17, 0xFA1B, 0xFA1B)
+PACKET_IN_PATH_MARKER = 3
 
 
 def _ipv4_checksum(hdr: bytes) -> int:
@@ -73,6 +75,13 @@ def marker_frame(token: int) -> bytes:
     ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, MARKER.src, MARKER.dst)
     ip = ip[:10] + struct.pack("!H", _ipv4_checksum(ip)) + ip[12:]
     return b"\xff" * 6 + b"\x02\x00\x00\x00\x00\xfa" + b"\x08\x00" + ip + udp
+
+
+def marker_token(frame: bytes) -> int | None:
+    """The token of a path marker frame (None for any other frame)."""
+    if len(frame) < 50 or five_tuple_of(frame) != MARKER:
+        return None
+    return int.from_bytes(frame[42:50], "big")
 
 
 def five_tuple_of(frame: bytes) -> FiveTuple | None:
@@ -143,7 +152,6 @@ class GatewayDriver:
         self._barriers_seen: set[int] = set()
         self._barrier_ids = iter(range(1, 1 << 62))
         self.cpu_port = conn.options.cpu_port
-        self._markers_seen: set[int] = set()
         self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
         self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))   # cells known to be 0
         self._drain_dirty: set[int] = set()                      # freed, cells not reset yet
@@ -178,11 +186,6 @@ class GatewayDriver:
         if reason != PACKET_IN_SUSPENDED:
             return
         t = five_tuple_of(pkt.payload)
-        if t == MARKER:
-            with self._barrier_cv:
-                self._markers_seen.add(int.from_bytes(pkt.payload[42:50], "big"))
-                self._barrier_cv.notify_all()
-            return
         with self._lock:
             buf = self._buffers.get(t) if t is not None else None
             if buf is None:
@@ -298,23 +301,13 @@ class GatewayDriver:
         return ok
 
     # ---- path markers ---------------------------------------------------------------------------------
-    def install_marker_trap(self) -> None:
-        """Make this gateway punt the marker 5-tuple (so markers sent through a NIC come back to us)."""
-        if self.entries.get(MARKER, ("",))[0] != "suspend_flow":
-            self.apply({MARKER: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": 0, "drain": 0})})
-
     def send_marker(self, port: int) -> int:
-        """Send a marker out of ``port`` (toward a NIC); returns its token for ``wait_marker`` at the far
-        gateway. It follows the data packets already sent that way (FIFO along the path)."""
+        """Send a path marker out of ``port`` (toward a NIC); returns its token, for ``wait_marker`` at
+        that NIC's driver. It follows the data packets already sent that way (FIFO along the link), and
+        the NIC answers it from its ingress (docs/dataplane.md "Path markers")."""
         token = next(self._barrier_ids) | (id(self) & 0xFFFF) << 40
         self.conn.packet_out(marker_frame(token), mode=PACKET_OUT_DIRECT, egress_port=port)
         return token
-
-    def wait_marker(self, token: int, timeout: float) -> bool:
-        with self._barrier_cv:
-            ok = self._barrier_cv.wait_for(lambda: token in self._markers_seen, timeout)
-            self._markers_seen.discard(token)
-        return ok
 
     # ---- drain indexes --------------------------------------------------------------------------------
     def alloc_drains(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, int]:

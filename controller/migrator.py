@@ -40,7 +40,7 @@ from typing import Any
 
 from . import commands as C
 from .flowstate import FlowKey, FlowState, FlowStateError
-from .gateway import MARKER, SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
+from .gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
 from .inventory import UnknownFlow
 from .nic import NicError
 from .p4rt.errors import ConnectionFailed, P4RuntimeError
@@ -258,16 +258,16 @@ class Migrator:
                 drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[ks[0]]),
                                                 "drain": drains.get(t, 0)})
                            for t, ks in ts.items()})
-                for src, far in (paths or {}).get(g, ()):
-                    tokens.append((far, drv.send_marker(drv.port_of(src))))
+                for src in (paths or {}).get(g, ()):
+                    tokens.append((src, drv.send_marker(drv.port_of(src))))
             t_suspend = time.perf_counter()
             self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
 
-            # 2. quiesce: a marker sent down each old path behind the reference's packets comes back
-            #    through the far gateway; when all are back, nothing of R is left on its way to OLD.
-            #    Without markers (or on timeout): the source counters are sampled until stable.
+            # 2. quiesce: a marker sent down each old path behind the reference's packets is answered
+            #    by the old NIC from its ingress; when all are back, every packet of R sent toward OLD
+            #    has updated R's state there. On timeout: the source counters are sampled until stable.
             def quiesce() -> dict[str, list[int] | None]:
-                if paths is not None and self._wait_markers(tokens):
+                if self._wait_markers(tokens):
                     return {s: None for s in by_src}
                 return fabric.parallel({s: (lambda s=s, items=items: self._sample(s, items))
                                         for s, items in by_src.items()})
@@ -355,22 +355,19 @@ class Migrator:
         rec.outcome = "ok"
 
     def _marker_paths(self, gw_tuples: dict[str, dict[FiveTuple, list[FlowKey]]],
-                      src_of: dict[FlowKey, str]) -> dict[str, set[tuple[str, str]]] | None:
-        """{ingress gateway: {(old NIC, far gateway)}}, or None when some path cannot be marked."""
-        paths: dict[str, set[tuple[str, str]]] = defaultdict(set)
+                      src_of: dict[FlowKey, str]) -> dict[str, set[str]]:
+        """{ingress gateway: {old NICs its suspended directions went to}}: one marker on each link."""
+        paths: dict[str, set[str]] = defaultdict(set)
         for g, ts in gw_tuples.items():
-            for t, ks in ts.items():
-                far = next((f for f, d in self.ctrl.gateways.items() if t.dst in d.host_ips), None)
-                if far is None or MARKER not in self.ctrl.gateway(far).entries:
-                    return None
-                paths[g].update((src_of[k], far) for k in ks)
+            for ks in ts.values():
+                paths[g].update(src_of[k] for k in ks)
         return paths
 
     def _wait_markers(self, tokens: list[tuple[str, int]]) -> bool:
         deadline = time.monotonic() + self.quiesce_timeout
         ok = True
-        for far, token in tokens:
-            ok = self.ctrl.gateway(far).wait_marker(token, max(0.0, deadline - time.monotonic())) and ok
+        for nic, token in tokens:
+            ok = self.ctrl.nic(nic).wait_marker(token, max(0.0, deadline - time.monotonic())) and ok
         if not ok:
             log.warning("path markers not back within %.0f ms; sampling counters instead", self.quiesce_timeout * 1000)
         return ok

@@ -24,7 +24,8 @@ from p4.v1 import p4runtime_pb2
 from . import commands as C
 from .commands import Command, CommandChannel, CommandError
 from .flowstate import FlowKey, FlowState
-from .p4rt.connection import SwitchConnection
+from .gateway import PACKET_IN_PATH_MARKER, marker_token
+from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
 
 __all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
@@ -108,9 +109,31 @@ class NicDriver:
         self._alloc_lock = threading.Lock()
         self._reserved: set[int] = set()
         self.placed: dict[FlowKey, int] = {}  # flow_slots entries this controller inserted
+        self._marker_cv = threading.Condition()
+        self._markers_seen: set[int] = set()
+        self._unsub_markers = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
         self.channel.close()
+        self._unsub_markers()
+
+    # ---- path markers -------------------------------------------------------------------------------
+    def _on_packet(self, pkt: PacketIn) -> None:
+        if pkt.metadata.get("reason") != PACKET_IN_PATH_MARKER:
+            return
+        token = marker_token(pkt.payload)
+        if token is not None:
+            with self._marker_cv:
+                self._markers_seen.add(token)
+                self._marker_cv.notify_all()
+
+    def wait_marker(self, token: int, timeout: float) -> bool:
+        """Wait until the path marker ``token`` (sent by a gateway toward this NIC) reached the NIC's
+        ingress: every packet sent ahead of it on that link has then updated its flow's state."""
+        with self._marker_cv:
+            ok = self._marker_cv.wait_for(lambda: token in self._markers_seen, timeout)
+            self._markers_seen.discard(token)
+        return ok
 
     def _reg_name(self, short: str) -> str:
         for name in self.helper.names("register"):

@@ -94,8 +94,6 @@ class Controller:
             nic_ports = {m["nic"]: int(m["port"]) for m in getattr(sc, "nic_group", None) or []}
             self.gateways[sc.name] = gw = GatewayDriver(conn, host_ips, nic_ports)
             gw.sync()
-            if conn.is_primary:
-                gw.install_marker_trap()
 
     def _enable_digest(self, nic: str) -> None:
         conn = self.fabric[nic]

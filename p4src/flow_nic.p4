@@ -3,8 +3,9 @@
  *
  * A two-port bump in the wire that tracks every TCP connection, UDP flow and RoCEv2 queue pair it
  * forwards, learns new ones in the data plane (digest to the controller), drops TCP packets that
- * its state says are invalid, and executes the controller's in-band flowmig commands (suspend, save,
- * load, resume, clear) on that state. Everything is in include/; this file only wires it together.
+ * its state says are invalid, executes the controller's in-band flowmig commands (suspend, save,
+ * load, resume, clear) on that state, and answers the controller's path markers. Everything is in
+ * include/; this file only wires it together.
  * Contract with the controller: docs/dataplane.md.
  */
 #include <core.p4>
@@ -29,6 +30,7 @@ control FlowNicIngress(inout headers_t hdr,
     FlowKey() flow_key;
     FlowState() flow_state;
     CommandReply() command_reply;
+    CpuPunt() marker_punt;
     DropAccounting() drop_accounting;
 
     apply {
@@ -36,12 +38,19 @@ control FlowNicIngress(inout headers_t hdr,
             port_rx_stats.apply(std.ingress_port);
         }
         packet_io.apply(hdr, meta, std);
+        meta.is_marker = false;
         if (!meta.is_command && !meta.sent_direct && !meta.drop) {
-            nic_forwarding.apply(hdr, meta, std);
-            flow_key.apply(hdr, meta);
+            if (hdr.udp.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR && hdr.udp.dst_port == MARKER_PORT) {
+                // a path marker: every packet that came in ahead of it has updated its flow's state
+                meta.is_marker = true;
+                marker_punt.apply(hdr, meta.ingress_port, PACKET_IN_PATH_MARKER, std);
+            } else {
+                nic_forwarding.apply(hdr, meta, std);
+                flow_key.apply(hdr, meta);
+            }
         }
         // One place applies the flow state: commands, and data packets still being forwarded.
-        if (meta.is_command || (!meta.sent_direct && !meta.drop)) {
+        if (meta.is_command || (!meta.sent_direct && !meta.drop && !meta.is_marker)) {
             flow_state.apply(hdr, meta, std);
         }
         if (meta.is_command) {

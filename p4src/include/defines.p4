@@ -44,6 +44,13 @@ const bit<8> FL_BATCH = 1;
 // packet_in.reason: why the pipeline sends a packet to the controller.
 const bit<8> PACKET_IN_COMMAND_REPLY = 1;   // the reply to a flowmig command
 const bit<8> PACKET_IN_SUSPENDED     = 2;   // a data packet of a suspended flow (lossless mode)
+const bit<8> PACKET_IN_PATH_MARKER   = 3;   // NIC: a path marker reached ingress (all before it is done)
+
+// Path markers: the controller's quiesce probe, UDP 0.0.0.1:64027 -> 0.0.0.2:64027 (0.0.0.0/8 is never
+// a host). A gateway sends one toward a NIC behind a suspended flow's packets; the NIC answers it to the
+// controller from its ingress, where every packet ahead of it has already updated the flow state.
+const ipv4_addr_t MARKER_DST_ADDR = 32w0x00000002;
+const l4_port_t   MARKER_PORT     = 16w0xFA1B;
 
 // flowmig command header.
 const bit<8> FLOWMIG_VERSION = 1;

@@ -184,6 +184,7 @@ struct local_metadata_t {
     port_num_t  ingress_port;      // the port the packet counts as arriving on (see PACKET_OUT_FORWARD)
     bool        replay;            // injected by the controller with PACKET_OUT_FORWARD
     bool        is_command;        // a flowmig command from the controller
+    bool        is_marker;         // NIC: a path marker (answered to the controller, not forwarded)
     bool        sent_direct;       // injected with PACKET_OUT_DIRECT: egress already chosen
     bool        punt;              // send to the controller (suspended flow, lossless mode)
     bool        drop;              // drop at the end of ingress, counted under drop_reason

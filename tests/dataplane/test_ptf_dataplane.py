@@ -22,7 +22,7 @@ from harness import run_ptf  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 SUITES = {
-    "flow_nic": 14,
+    "flow_nic": 15,
     "gateway": 8,
 }
 

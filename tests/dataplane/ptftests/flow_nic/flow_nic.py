@@ -459,6 +459,31 @@ class CommandBatchTest(FlowNicTest):
         self.assertEqual(self.read_register(FS + "slot_flags", 6), 0)
 
 
+class PathMarkerTest(FlowNicTest):
+    """A path marker (UDP 0.0.0.1:64027 -> 0.0.0.2:64027) is answered to the controller from ingress
+    (PacketIn reason PATH_MARKER, the frame as received), after the packets sent ahead of it have
+    updated their state; it is neither forwarded nor learned."""
+
+    @autocleanup
+    def runTest(self):
+        slot, _ = self.learn_tcp()
+        before = self.save(slot)["packets"]
+        data = tcp_pkt("C", "PA", ISN_C + 101, ISN_S + 201, payload=b"d" * 64)
+        marker = (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
+                  IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=0xFA1B, dport=0xFA1B) /
+                  Raw(struct.pack("!Q", 0x1234)))
+        send_packet(self, 1, data)
+        send_packet(self, 1, marker)
+        verify_packet(self, data, 2)
+        payload, md = self.get_packet_in(timeout=3)
+        self.assertEqual((md.get("reason"), md.get("ingress_port")), (3, 1))
+        self.assertEqual(payload, bytes(marker))
+        self.assertEqual(self.save(slot)["packets"], before + 1, "the packet ahead of the marker was counted")
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.events(EV_LEARNED), 1, "the marker is not learned as a reference")
+
+
 class SuspendResumeTest(FlowNicTest):
     """A suspended slot forwards its packets but its state does not move until RESUME."""
 
