@@ -117,6 +117,11 @@ class Inventory:
         with self._lock:
             return sorted((r for r in self._flows.values() if r.device == device), key=lambda r: r.slot)
 
+    def slots_on(self, device: str) -> set[int]:
+        """The slots of ``device`` known to hold a reference (no sorting: the migrator's load plan)."""
+        with self._lock:
+            return {r.slot for r in self._flows.values() if r.device == device}
+
     def of_host(self, ip: int) -> list[FlowRecord]:
         """Every reference with ``ip`` as one of its endpoints (a VM's connections)."""
         with self._lock:

@@ -258,7 +258,7 @@ class Migrator:
                 drv.apply({t: ("suspend_flow", {"mode": susp_mode, "port": drv.port_of(src_of[ks[0]]),
                                                 "drain": drains.get(t, 0)})
                            for t, ks in ts.items()})
-                for src in (paths or {}).get(g, ()):
+                for src in paths.get(g, ()):
                     tokens.append((src, drv.send_marker(drv.port_of(src))))
             t_suspend = time.perf_counter()
             self._step(rec, "suspend", lambda: self._gw_parallel(suspend, gw_tuples))
@@ -393,8 +393,7 @@ class Migrator:
         allocated slot. ``done`` collects what is loaded, for a rollback."""
         done = [] if done is None else done
         out: list[tuple[FlowKey, int] | None] = [None] * len(states)
-        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)} | set(tnic.placed.values()) | \
-            {s for _, s in done}
+        busy = self.ctrl.inventory.slots_on(tnic.name) | set(tnic.placed.values()) | {s for _, s in done}
         hashed: list[tuple[int, int]] = []
         rest: list[int] = []
         for i, fs in enumerate(states):
@@ -423,7 +422,7 @@ class Migrator:
     def _load_placed(self, tnic: Any, states: list[FlowState],
                      done: list[tuple[FlowKey, int]]) -> list[tuple[FlowKey, int]]:
         # slots known taken: the target's inventory and what this batch just loaded at hash slots
-        busy = {r.slot for r in self.ctrl.inventory.on_device(tnic.name)} | {s for _, s in done}
+        busy = self.ctrl.inventory.slots_on(tnic.name) | {s for _, s in done}
         slots = tnic.allocate(len(states), busy)
         allocated = list(slots)
         try:
