@@ -166,6 +166,12 @@ class Migrator:
                 recs.append(inv.get(k))
             except UnknownFlow as exc:
                 raise MigrationError(str(exc)) from None
+        portless = [r for r in recs if r.key.kind == "roce" and r.udp_ports is None]
+        for dev in {r.device for r in portless}:   # QPs whose learn digest we missed: ask their NIC
+            ports = self.ctrl.nic(dev).roce_udp_ports([r.slot for r in portless if r.device == dev])
+            for r in portless:
+                if r.device == dev and r.slot in ports:
+                    r.udp_ports = ports[r.slot]
         # RoCE QPs that share their 5-tuple with a QP of the batch (same IPs and UDP ports): a gateway
         # entry is exact on the 5-tuple, so it suspends and redirects all of them: they move together
         chosen = {r.key for r in recs}

@@ -33,6 +33,7 @@ __all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
 log = logging.getLogger(__name__)
 
 FLOW_SLOTS = 4096
+ROCE_UDP_PORT = 4791
 BATCH_THRESHOLD = 16
 FLOW_SLOTS_TABLE = "flow_slots"
 USE_SLOT_ACTION = "use_slot"
@@ -325,7 +326,14 @@ class NicDriver:
             replies.append(reply)
         if changed:
             self._write_registers(changed, only=None if opcode == C.CLEAR else ["slot_flags"])
+            if opcode == C.CLEAR:   # as the CLEAR command does
+                self._reset_roce_ports([c.slot for c in changed])
         return replies
+
+    def _reset_roce_ports(self, slots: Sequence[int]) -> None:
+        name = self._reg_name("roce_udp_sport")
+        if slots and self.helper.has("register", name):
+            self.conn.write_raw([self.helper.register_update_raw(name, s, 0) for s in slots])
 
     def _load_registers(self, cmds: Sequence[Command]) -> list[Command]:
         key_regs = ["slot_flags", "slot_kind", "slot_key_addr_lo", "slot_key_addr_hi", "slot_key_ports",
@@ -342,6 +350,8 @@ class NicDriver:
             ok.append(c)
             replies.append(replace(c, status=C.STATUS_OK))
         self._write_registers(ok)
+        # as the LOAD command does: a new occupant starts without the previous QP's UDP port
+        self._reset_roce_ports([c.slot for c in ok if not raw[c.slot].get("slot_flags", 0) & C.SLOT_VALID])
         return replies
 
     def scan(self) -> list[Command]:
@@ -351,6 +361,17 @@ class NicDriver:
         flags = self.conn.read_registers([(self.helper.get_id("register", self._regs["slot_flags"]), None)])
         valid = sorted(i for (_, i), v in flags.items() if v & C.SLOT_VALID)
         return self.read_slots(valid) if valid else []
+
+    def roce_udp_ports(self, slots: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """The UDP ports (source, 4791) of the RoCE QPs at ``slots``, from the NIC's ``roce_udp_sport``
+        register (one Read): for QPs whose learn digest the controller missed. Slots with no packet
+        seen yet (port 0) are left out; {} where registers cannot be read or the program lacks it."""
+        name = self._reg_name("roce_udp_sport")
+        if not self.registers_ok or not self.helper.has("register", name) or not slots:
+            return {}
+        rid = self.helper.get_id("register", name)
+        cells = self.conn.read_registers([(rid, s) for s in slots])
+        return {s: (cells[(rid, s)], ROCE_UDP_PORT) for s in slots if cells.get((rid, s))}
 
     # ---- slot allocation and the flow_slots lookup table ------------------------------------------
     def hash_slots(self, key: FlowKey) -> tuple[int, int]:

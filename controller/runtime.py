@@ -150,6 +150,7 @@ class Controller:
 
         results = self.fabric.parallel({d.name: (lambda d=d: one(d)) for d in targets})
         for name, cmds in results.items():
+            portless = []
             for c in cmds:
                 try:
                     key = c.key()
@@ -159,7 +160,13 @@ class Controller:
                     continue
                 rec = self.inventory.learn(key, name, c.slot)   # RoCE UDP ports: kept from digests
                 rec.packets, rec.bytes = c.packets, c.bytes
+                if rec.key.kind == "roce" and rec.udp_ports is None:
+                    portless.append(rec)
                 found += 1
+            if portless:   # QPs learned before we listened: their ports from the NIC's register
+                ports = self.nic(name).roce_udp_ports([r.slot for r in portless])
+                for rec in portless:
+                    rec.udp_ports = ports.get(rec.slot, rec.udp_ports)
         return found
 
     # ---- lookups -----------------------------------------------------------------------------------

@@ -53,6 +53,9 @@ control FlowState(inout headers_t hdr,
     register<bit<24>>(FLOW_SLOTS) roce_expected_psn;    // PSN of the next request packet
     register<bit<24>>(FLOW_SLOTS) roce_acked_psn;       // PSN carried by the last ACK
     register<bit<32>>(FLOW_SLOTS) roce_oos_count;       // requests whose PSN was not the expected one
+    // Not state, not key: the UDP source port of a queue pair's last packet (RoCEv2 QPs are keyed
+    // without ports, but the gateways' entries need the 5-tuple). 0 until the QP's first packet here.
+    register<bit<16>>(FLOW_SLOTS) roce_udp_sport;
 
     // Bloom filter of TCP connections passed untracked for lack of a slot: once a connection has
     // been let through untracked it keeps passing, even after a slot frees up (no set bit is ever
@@ -359,6 +362,9 @@ control FlowState(inout headers_t hdr,
                     } else if ((meta.st_flags & SLOT_VALID) != 0 && !meta.cmd_key_match) {
                         meta.cmd_status = STATUS_SLOT_BUSY;
                     } else {
+                        if (!meta.cmd_key_match) {
+                            roce_udp_sport.write(hdr.flowmig.slot, 0);   // a new occupant
+                        }
                         command_to_state();
                         store_state(hdr.flowmig.slot);
                         state_to_command();
@@ -380,6 +386,7 @@ control FlowState(inout headers_t hdr,
                     if (hdr.flowmig.opcode == CMD_CLEAR) {
                         clear_state();
                         store_state(hdr.flowmig.slot);
+                        roce_udp_sport.write(hdr.flowmig.slot, 0);
                     }
                 }
             }
@@ -473,6 +480,7 @@ control FlowState(inout headers_t hdr,
                             flow_events.count(EVENT_TCP_REINCARNATED);
                         }
                     } else if (meta.flow_kind == KIND_ROCE) {
+                        roce_udp_sport.write(meta.slot, meta.l4_src_port);
                         roce_tracking.apply(hdr, meta);
                         if (meta.roce_out_of_seq) {
                             flow_events.count(EVENT_ROCE_OUT_OF_SEQ);

@@ -309,3 +309,38 @@ def _roce_psns(vf) -> dict[int, list[int]]:
         if len(fr) >= 54 and fr[36:38] == b"\x12\xb7":
             out.setdefault(int.from_bytes(fr[47:50], "big"), []).append(int.from_bytes(fr[51:54], "big"))
     return out
+
+
+def test_a_roce_qp_learned_before_the_controller_gets_its_ports_from_the_nic(vf, ctrl, tmp_path):
+    """A controller that missed a QP's learn digest (the NIC key has no UDP ports) reads the QP's port
+    from the NIC's roce_udp_sport register when scanning, and can move it."""
+    qpn, sport = 0x1F1, 50111
+    sent = 0
+    for _ in range(5):
+        vf.send("hostA", roce_frame(sport, qpn, sent))
+        sent += 1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(r.key.qpn == qpn for r in ctrl.inventory.all()):
+        time.sleep(0.05)
+    cfg = load_config(vf.write_config(tmp_path / "config.json"))
+    cfg.log_dir = None
+    cfg.election_id = (1, 7)                  # a later controller process, primary while it runs
+    later = Controller(cfg, hosts=cfg.hosts).start()
+    try:
+        assert later.scan() > 0
+        rec = next(r for r in later.inventory.all() if r.key.kind == "roce" and r.key.qpn == qpn)
+        assert rec.udp_ports == (sport, 4791)
+        rec.udp_ports = None                  # as if the scan had not filled it: the migrator asks too
+        target = next(n for n in ("nic1", "nic2", "nic3") if n != rec.device)
+        moved = Migrator(later).migrate([rec.key], target)
+        assert moved.outcome == "ok", moved.summary()
+        assert later.inventory.get(rec.key).device == target
+        for _ in range(5):
+            vf.send("hostA", roce_frame(sport, qpn, sent))
+            sent += 1
+    finally:
+        later.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(_roce_psns(vf).get(qpn, [])) < sent:
+        time.sleep(0.05)
+    assert _roce_psns(vf).get(qpn) == list(range(sent))

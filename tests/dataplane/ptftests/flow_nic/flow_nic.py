@@ -359,6 +359,18 @@ class RocePsnTest(FlowNicTest):
         self.forward(roce_pkt(0x04, resp_qpn, 0), 1)
         s = self.save(slot, key)
         self.assertEqual((s["roce_expected_psn"], s["roce_oos_count"]), (1, 2))
+        # The QPs' UDP source ports are kept beside their state (not in the key, not in commands) for a
+        # controller that missed the digests; CLEAR and the LOAD of a new occupant reset the cell.
+        self.assertEqual(self.read_register(FS + "roce_udp_sport", slot), 49152)
+        self.assertEqual(self.read_register(FS + "roce_udp_sport", d[2]), 49153)
+        self.ok_command(opcode=CLEAR, slot=d[2], **ack_key)
+        self.assertEqual(self.read_register(FS + "roce_udp_sport", d[2]), 0)
+        self.ok_command(opcode=LOAD, slot=slot, **key, roce_expected_psn=7)    # same QP: port kept
+        self.assertEqual(self.read_register(FS + "roce_udp_sport", slot), 49152)
+        self.ok_command(opcode=CLEAR, slot=slot, **key)
+        self.write_register(FS + "roce_udp_sport", slot, 1234)                # e.g. left by a register write
+        self.ok_command(opcode=LOAD, slot=slot, **ack_key)                    # a new occupant: reset
+        self.assertEqual(self.read_register(FS + "roce_udp_sport", slot), 0)
 
 
 class CommandTest(FlowNicTest):
