@@ -24,6 +24,7 @@ control PacketIoIngress(inout headers_t hdr,
         meta.punt = false;
         meta.drop = false;
         meta.drop_reason = 0;
+        meta.batch_next = false;   // (preserved across a batch's recirculation; decided anew each pass)
         if (hdr.packet_out.isValid()) {
             if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
                 meta.is_command = true;
