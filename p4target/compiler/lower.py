@@ -62,6 +62,16 @@ class Ctx(ExternLowering):
             self.vars[id(sym)] = st
         return st
 
+    def _in_binding_env(self, binding: tuple, fn: Any) -> Any:
+        """``fn`` of an inlined parameter's argument expression (binding ("expr", arg, env)), evaluated in
+        the caller's environment ``env`` it was bound in."""
+        saved = self.env
+        self.env = binding[2]
+        try:
+            return fn(binding[1])
+        finally:
+            self.env = saved
+
     def store(self, e: A.Expr) -> Store | None:
         """Storage an l-value-like expression denotes, or None if it is not storage."""
         if isinstance(e, _StoreRef):
@@ -71,26 +81,12 @@ class Ctx(ExternLowering):
             b = self.env.get(id(sym))
             if b is not None and b[0] == "store":
                 return b[1]
-            if isinstance(sym, ParamSym) and b is not None and b[0] == "expr":
-                saved = self.env
-                self.env = b[2]
-                try:
-                    return self.store(b[1])
-                finally:
-                    self.env = saved
+            if isinstance(sym, (ParamSym, ActionParamSym)) and b is not None and b[0] == "expr":
+                return self._in_binding_env(b, self.store)
             if isinstance(sym, ParamSym):
                 return self.roots.get(sym.role)
             if isinstance(sym, VarSym):
                 return self.var_store(sym)
-            if isinstance(sym, ActionParamSym):
-                b = self.env.get(id(sym))
-                if b is not None and b[0] == "expr":
-                    saved = self.env
-                    self.env = b[2]
-                    try:
-                        return self.store(b[1])
-                    finally:
-                        self.env = saved
             return None
         if isinstance(e, A.Member):
             base = self.store(e.expr)
@@ -133,12 +129,7 @@ class Ctx(ExternLowering):
             if b[0] == "rt":
                 node = {"type": "local", "value": b[1]}
                 return ex("d2b", None, node) if isinstance(t, BoolT) else node
-            saved = self.env
-            self.env = b[2]
-            try:
-                return self.rv(b[1])
-            finally:
-                self.env = saved
+            return self._in_binding_env(b, self.rv)
         if isinstance(e, A.Member) and isinstance(e.expr, A.Call) and isinstance(e.expr.func, A.Member) \
                 and e.expr.func.name == "lookahead" and self.in_parser and isinstance(e.expr.ty, StructT):
             off = 0
