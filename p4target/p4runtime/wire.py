@@ -143,6 +143,20 @@ class FastTableEntry:
 _MATCH_KINDS = {2: "exact", 3: "ternary", 4: "lpm", 6: "range", 7: "optional"}
 
 
+def _id_and_bytes(buf: bytes, span: tuple[int, int], id_num: int, bytes_num: int, what: str) -> tuple[int, bytes]:
+    """(id, value) of a message made of a varint id and a bytes value (an action Param, a
+    PacketMetadata), given their field numbers; WireError for any other field."""
+    ident, value = 0, b""
+    for num, wt, v in _fields(buf, *span):
+        if num == id_num and wt == 0:
+            ident = v
+        elif num == bytes_num and wt == 2:
+            value = buf[v[0]:v[1]]
+        else:
+            raise WireError(f"unexpected field in {what}")
+    return ident, value
+
+
 def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
@@ -199,14 +213,7 @@ def _table_entry(buf: bytes, start: int, end: int) -> FastTableEntry | None:
                     if n3 == 1 and w3 == 0:
                         ta.action.action_id = v3
                     elif n3 == 4 and w3 == 2:
-                        pid, value = 0, b""
-                        for n4, w4, v4 in _fields(buf, *v3):
-                            if n4 == 2 and w4 == 0:
-                                pid = v4
-                            elif n4 == 3 and w4 == 2:
-                                value = buf[v4[0]:v4[1]]
-                            else:
-                                raise WireError("unexpected field in an action param")
+                        pid, value = _id_and_bytes(buf, v3, 2, 3, "an action param")
                         ta.action.params.append(_Obj(param_id=pid, value=value))
                     else:
                         raise WireError("unexpected field in an action")
@@ -420,15 +427,7 @@ def decode_stream_request(data: bytes) -> Any:
                 if num == 1 and wt == 2:
                     payload = data[val[0]:val[1]]
                 elif num == 2 and wt == 2:
-                    mid, value = 0, b""
-                    for n2, w2, v2 in _fields(data, *val):
-                        if n2 == 1 and w2 == 0:
-                            mid = v2
-                        elif n2 == 2 and w2 == 2:
-                            value = data[v2[0]:v2[1]]
-                        else:
-                            raise WireError("unexpected field in packet metadata")
-                    md.append((mid, value))
+                    md.append(_id_and_bytes(data, val, 1, 2, "packet metadata"))
                 else:
                     raise WireError("unexpected field in a packet out")
             return FastPacketOut(payload, md, data[s:e])
