@@ -464,12 +464,17 @@ class GatewayDriver:
             if params.get("drain"):   # an index taken by an earlier controller process
                 self.drains[t] = params["drain"]
         used = set(self.drains.values())
-        # cells of the other indexes may hold counts of an earlier controller's flows: reset them now
-        # (a backup controller cannot write: they stay dirty and are reset on first use)
+        # the other indexes are free; cells still holding counts of an earlier controller's flows are
+        # dirty: reset now (one Read finds them; usually none), or on first use by a backup controller
+        # (it cannot write)
+        pid, rid = self.helper.get_id("register", PUNTED), self.helper.get_id("register", REPLAYED)
+        cells = self.conn.read_registers([(pid, None), (rid, None)])
+        dirty = {i for (_, i), v in cells.items() if v and 0 < i < DRAIN_SLOTS and i not in used}
         with self._drain_lock:
-            self._drain_free, self._drain_dirty = [], {i for i in range(1, DRAIN_SLOTS) if i not in used}
+            self._drain_free = [i for i in range(DRAIN_SLOTS - 1, 0, -1) if i not in used and i not in dirty]
+            self._drain_dirty = dirty
         try:
-            self._reset_drains(sorted(self._drain_dirty, reverse=True))
+            self._reset_drains(sorted(dirty, reverse=True))
         except P4RuntimeError as exc:
             log.info("%s: drain registers not reset (%s)", self.name, exc.message)
         return len(self.entries)

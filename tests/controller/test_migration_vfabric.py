@@ -344,3 +344,25 @@ def test_a_roce_qp_learned_before_the_controller_gets_its_ports_from_the_nic(vf,
     while time.monotonic() < deadline and len(_roce_psns(vf).get(qpn, [])) < sent:
         time.sleep(0.05)
     assert _roce_psns(vf).get(qpn) == list(range(sent))
+
+
+def test_sync_resets_only_the_drain_cells_an_earlier_controller_left(vf, ctrl):
+    from controller.gateway import PUNTED, REPLAYED
+    gw = ctrl.gateway("gwA")
+    deadline = time.monotonic() + 10
+    while gw.settling and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gw.conn.write_raw([gw.helper.register_update_raw(PUNTED, 900, 5), gw.helper.register_update_raw(REPLAYED, 901, 2)])
+    written = []
+    real = gw.conn.write_raw
+    gw.conn.write_raw = lambda ups, *a, **k: (written.append(len(ups)), real(ups, *a, **k))[1]
+    try:
+        gw.sync()
+    finally:
+        gw.conn.write_raw = real
+    assert written == [4]                       # one Write: both cells of the two dirty indexes
+    pid, rid = gw.helper.get_id("register", PUNTED), gw.helper.get_id("register", REPLAYED)
+    cells = gw.conn.read_registers([(pid, 900), (rid, 901)])
+    assert cells == {(pid, 900): 0, (rid, 901): 0}
+    assert {900, 901} <= set(gw._drain_free) and not gw._drain_dirty
+    assert set(gw.drains.values()).isdisjoint(gw._drain_free)
