@@ -6,8 +6,8 @@ import socket
 import threading
 import time
 
-from topologies.apps.common import Reporter
-from topologies.apps.tcp_stream import StallTracker, TcpStreamReceiver, stream_bytes
+from topologies.apps.common import Reporter, StallTracker
+from topologies.apps.tcp_stream import TcpStreamReceiver, stream_bytes
 from topologies.apps.tcpinfo import COUNTERS, TcpInfoSampler, tcp_info
 
 

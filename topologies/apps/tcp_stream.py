@@ -8,7 +8,7 @@ socket error) is reported as such. Both ends emit JSON lines: ``sample`` records
 (bytes so far, throughput over the interval), ``tcp`` records with the kernel's TCP_INFO counters
 whenever one changes (:mod:`topologies.apps.tcpinfo`: retransmitted and out-of-order segments, what the
 wire saw), and one ``end`` record. The receiver's ``end`` also carries the client-visible stalls: every
-interval longer than ``STALL_MIN_S`` in which no new byte reached the application (``stalls``:
+interval longer than ``common.STALL_MIN_S`` in which no new byte reached the application (``stalls``:
 [[start epoch s, ms], ...]) and the longest (``stall_ms``).
 
     python -m topologies.apps.tcp_stream recv --port 5001 [--count 1] [--interval 0.1]
@@ -25,33 +25,11 @@ import time
 
 import numpy as np
 
-from topologies.apps.common import Pacer, Reporter, parse_rate
+from topologies.apps.common import Pacer, Reporter, StallTracker, parse_rate
 from topologies.apps.tcpinfo import TcpInfoSampler
 
 log = logging.getLogger(__name__)
 WORD = 8
-STALL_MIN_S = 0.005        # shorter pauses between deliveries are not listed as stalls
-STALLS_KEPT = 2000         # the longest ones are kept when a connection has more
-
-
-class StallTracker:
-    """Intervals with no new application bytes: each one longer than ``STALL_MIN_S`` is kept."""
-
-    def __init__(self) -> None:
-        self.last: float | None = None        # wall time of the last delivery
-        self.stalls: list[tuple[float, float]] = []
-
-    def delivered(self, now: float) -> None:
-        if self.last is not None and now - self.last > STALL_MIN_S:
-            self.stalls.append((self.last, now - self.last))
-            if len(self.stalls) > 2 * STALLS_KEPT:
-                self.stalls = sorted(self.stalls, key=lambda s: -s[1])[:STALLS_KEPT]
-        self.last = now
-
-    def record(self) -> dict:
-        kept = sorted(sorted(self.stalls, key=lambda s: -s[1])[:STALLS_KEPT])
-        return {"stall_ms": round(max((d for _, d in kept), default=0.0) * 1000, 3),
-                "stalls": [[round(t, 6), round(d * 1000, 3)] for t, d in kept]}
 
 
 def stream_bytes(offset: int, length: int) -> bytes:
