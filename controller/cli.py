@@ -235,7 +235,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 port_rows = []
                 for name in sorted(ctrl.config.switches):
                     conn = ctrl.fabric[name]
-                    for port, s in sorted(port_sample(conn).items()):
+                    for port, s in sorted(port_sample(conn, regs=ctrl.registers.get(name)).items()):
                         rx_pps, rx_bps, tx_pps, tx_bps, qd, tx_n = tracker.update(
                             (name, port), (s.rx_packets, s.rx_bytes * 8, s.tx_packets, s.tx_bytes * 8,
                                            s.queue_delay_sum_us, s.tx_packets), now)
