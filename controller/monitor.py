@@ -9,7 +9,7 @@ ports' operstate, read from sysfs when the switch runs on this machine, else the
 ``show_ports``: BMv2 Thrift or the embedded runtime CLI), ``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis)
 and ``Monitor`` (a background thread that turns samples into rates and events).
 
-Signals and the events they raise (../shared/DESIGN.md, "Monitoring and policies"):
+Signals and the events they raise (docs/design.md, "Monitoring and policies"):
 
 - per reference: bandwidth (bit/s) and message rate (packets/s) — degraded when below
   ``drop_fraction`` × baseline for ``k`` consecutive samples;

@@ -1,7 +1,7 @@
 """Scenario reports: the JSON summary of a run and its plot.
 
 Owns ``build_report`` (receivers' JSON-lines records + the monitor's events + the migrations →
-the report fields of ../shared/DESIGN.md: scenario, target, connections, connections_survived,
+the report fields of docs/design.md: scenario, target, connections, connections_survived,
 packets_lost, packets_reordered, detection_ms, downtime_ms {p50, p99, max}, throughput
 {before, during, after}, plus per-migration records), ``summary_table`` (the text printed at the end of
 a run) and ``plot`` (PNG, matplotlib's Agg backend: per-flow throughput over time with the fault,
