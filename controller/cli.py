@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a scenario (topology + traffic + fault + expectation)")
     p.add_argument("--scenario", required=True)
-    p.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    p.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
+                   help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
+                        "else embedded)")
     p.add_argument("--report")
     p.add_argument("--plot")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options")
