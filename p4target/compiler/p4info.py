@@ -178,9 +178,9 @@ class P4InfoBuilder:
             if info.timeout:
                 tm.idle_timeout_behavior = P.Table.NOTIFY_CONTROL
             if info.entries is not None:
-                # p4c: const entries make a const table; both kinds set has_initial_entries
+                # p4c: const entries make a const table; has_initial_entries when there is an entry
                 tm.is_const_table = info.entries_const
-                tm.has_initial_entries = True
+                tm.has_initial_entries = bool(info.entries)
         for a, keeps_params in acts:
             am = p.actions.add()
             pre(am, "action", a.fqname, decl=a.decl)
