@@ -234,8 +234,8 @@ class Sampler:
         except Exception:  # noqa: BLE001 - unknown state counts as up; counters still show a dead path
             return {p: True for p in ports}
         state = {}
-        for line in text.splitlines()[1:]:
-            cols = [c.strip() for c in line.split("|")]
+        for line in text.splitlines()[2:]:  # simple_switch_CLI's table: port #, iface name, status
+            cols = line.split()
             if len(cols) >= 3 and cols[0].isdigit():
                 state[int(cols[0])] = cols[2] == "UP"
         return {p: state.get(p, True) for p in ports}
