@@ -218,7 +218,7 @@ class TableCommands:
         if table.needs_priority:
             self.out(f"Priority: {PRIORITY_PIVOT - e.priority}")
         self.out(self._action_entry_line(e.action, e.params))
-        ttl = self._timeouts.get((tdef.name, e.handle))
+        ttl = self._timeouts.get((tdef.name, e.handle & INDEX_MASK))
         if ttl is not None:
             since = int((time.monotonic() - ttl[1]) * 1000)
             self.out(f"Life: {since}ms since hit, timeout is {ttl[0]}ms")
@@ -326,7 +326,6 @@ class TableCommands:
             table.delete(entry.match, entry.priority)
         except Exception as exc:
             raise _table_error(exc) from None
-        self._timeouts.pop((tdef.name, handle), None)
 
     def do_table_clear(self, line: str) -> None:
         "Clear all entries in a match table (direct or indirect), but not the default entry: table_clear <table name>"
@@ -380,7 +379,8 @@ class TableCommands:
         timeout = _int_arg(args[2], "timeout")
         self.out("Setting a", timeout, "ms timeout for entry", handle)
         self._entry(table, handle)
-        self._timeouts[(tdef.name, handle)] = (timeout, time.monotonic())
+        # like BMv2, the timeout belongs to the entry's slot: an entry added later in it keeps it
+        self._timeouts[(tdef.name, handle & INDEX_MASK)] = (timeout, time.monotonic())
 
     # ------------------------------------------------------------------ dumps
     def do_table_dump(self, line: str) -> None:
