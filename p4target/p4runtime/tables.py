@@ -299,7 +299,7 @@ class TableCodec:
         if meter and tinfo.direct_meter_id and getattr(e, "meter_config", None):
             (cir, cburst), (pir, pburst) = e.meter_config
             mtr = (round(cir * 1e6), int(cburst), round(pir * 1e6), int(pburst))
-        return wire.table_entry(tinfo.id, e.priority, matches, aid, params, tinfo.is_const, ctr, mtr)
+        return wire.table_entry(tinfo.id, e.priority, matches, aid, params, False, ctr, mtr)
 
     def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> Any:
         msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, priority=e.priority)
@@ -331,8 +331,7 @@ class TableCodec:
                 fm = msg.match.add(field_id=fid)
                 fm.range.low, fm.range.high = encode(m.value), encode(high)
         self._fill_action(msg.action, e.action, e.params)
-        if tinfo.is_const:
-            msg.is_const = True
+        # is_const is not set on reads: PI (simple_switch_grpc) leaves it unset, and BMv2 is the reference
         if counter and tinfo.direct_counter_id:
             pk, by = e.counter[0], e.counter[1]
             msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by

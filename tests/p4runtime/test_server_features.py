@@ -152,7 +152,8 @@ def test_indirect_meter(rt):
 def test_const_entries_and_action_scopes(rt):
     fwd = rt.ids["MyIngress.forward"]
     got = rt.read(p4runtime_pb2.Entity(table_entry=p4runtime_pb2.TableEntry(table_id=fwd.preamble.id)))
-    assert len(got) == 3 and all(e.table_entry.is_const for e in got)
+    # as PI: const entries read back without is_const, priorities 2^31 - 1 - JSON priority
+    assert len(got) == 3 and not any(e.table_entry.is_const for e in got)
     with pytest.raises(grpc.RpcError) as ei:
         rt.write(U(type=U.DELETE, entity=p4runtime_pb2.Entity(table_entry=got[0].table_entry)))
     assert write_errors(ei.value)[0][0] == code_pb2.PERMISSION_DENIED
