@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -67,16 +68,16 @@ class Entities:
         for i in _indices(info, reg.size, e):
             reg.write(i, value)
 
-    def read_register(self, e: Any) -> list[bytes]:
-        """Encoded Entity messages (see wire.py: protobuf is too slow for 10k cells)."""
+    def read_register(self, e: Any) -> Iterator[bytes]:
+        """Encoded Entity messages (see wire.py: protobuf is too slow for 10k cells), produced lazily so
+        the server can read big registers in slices of the switch lock."""
         infos = ([P4InfoIndex.lookup("register", self.index.registers, e.register_id)] if e.register_id
                  else list(self.index.registers.values()))
-        out = []
         for info in infos:
             reg = _obj("register", self.pipeline.registers, info)
             rid, read = info.id, reg.read
-            out.extend([entity_register(rid, i, read(i)) for i in _indices(info, reg.size, e)])
-        return out
+            for i in _indices(info, reg.size, e):
+                yield entity_register(rid, i, read(i))
 
     # ------------------------------------------------------------ counters
     def write_counter(self, utype: int, e: Any) -> None:
@@ -87,17 +88,15 @@ class Entities:
         for i in _indices(info, ctr.size, e):
             ctr.write(i, e.data.packet_count, e.data.byte_count)
 
-    def read_counter(self, e: Any) -> list[bytes]:
-        """Encoded Entity messages."""
+    def read_counter(self, e: Any) -> Iterator[bytes]:
+        """Encoded Entity messages, produced lazily."""
         infos = ([P4InfoIndex.lookup("counter", self.index.counters, e.counter_id)] if e.counter_id
                  else list(self.index.counters.values()))
-        out = []
         for info in infos:
             ctr = _obj("counter", self.pipeline.counters, info)
             for i in _indices(info, ctr.size, e):
                 pk, by = ctr.read(i)
-                out.append(entity_counter(info.id, i, pk, by))
-        return out
+                yield entity_counter(info.id, i, pk, by)
 
     # ------------------------------------------------------------ meters
     def write_meter(self, utype: int, e: Any) -> None:
@@ -117,10 +116,10 @@ class Entities:
                 raise
             self.meter_cfg[(info.name, i)] = rates
 
-    def read_meter(self, e: Any) -> list:
+    def read_meter(self, e: Any) -> Iterator[Any]:
+        """MeterEntry messages, produced lazily."""
         infos = ([P4InfoIndex.lookup("meter", self.index.meters, e.meter_id)] if e.meter_id
                  else list(self.index.meters.values()))
-        out = []
         for info in infos:
             meter = _obj("meter", self.pipeline.meters, info)
             for i in _indices(info, meter.size, e):
@@ -130,8 +129,7 @@ class Entities:
                 rates = get(i) if get is not None else self.meter_cfg.get((info.name, i))
                 if rates:
                     fill_meter_config(msg.config, rates)
-                out.append(msg)
-        return out
+                yield msg
 
     # ------------------------------------------------------------ packet replication engine
     @staticmethod

@@ -8,6 +8,7 @@ actions allowed by the table's action refs and scopes, every action parameter gi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -224,19 +225,18 @@ class TableCodec:
         return entry
 
     # ------------------------------------------------------------ reads
-    def read(self, te: Any, encoded: bool = False) -> list:
+    def read(self, te: Any, encoded: bool = False) -> Iterator[Any]:
         """TableEntry protobufs, or with ``encoded`` encoded TableEntry bytes (default entries stay
-        protobufs)."""
+        protobufs); produced lazily, so the server can read big tables in slices of the switch lock."""
         if te.table_id == 0:
             if te.is_default_action or len(te.match):
                 raise invalid("a wildcard read over all tables takes no match and no default flag")
-            out = []
             for tinfo in self.index.tables.values():
-                out.extend(self._read_table(tinfo, te, encoded))
-            return out
-        return self._read_table(self.index.table(te.table_id), te, encoded)
+                yield from self._read_table(tinfo, te, encoded)
+            return
+        yield from self._read_table(self.index.table(te.table_id), te, encoded)
 
-    def _read_table(self, tinfo: TableInfo, te: Any, encoded: bool = False) -> list:
+    def _read_table(self, tinfo: TableInfo, te: Any, encoded: bool = False) -> Iterator[Any]:
         table = self.ptable(tinfo)
         want_counter = te.HasField("counter_data")
         want_meter = te.HasField("meter_config")
@@ -248,16 +248,17 @@ class TableCodec:
             if want_counter and tinfo.direct_counter_id:
                 pk, by = table.default_counter[0], table.default_counter[1]
                 msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by
-            return [msg]
+            yield msg
+            return
         if len(te.match):
             entries = [self.find_entry(tinfo, te)]
         else:
             entries = table.entries()
             if te.priority:
                 entries = [e for e in entries if e.priority == te.priority]
-        if encoded:
-            return [self.entry_to_bytes(tinfo, e, want_counter, want_meter) for e in entries]
-        return [self.entry_to_proto(tinfo, e, want_counter, want_meter) for e in entries]
+        convert = self.entry_to_bytes if encoded else self.entry_to_proto
+        for e in entries:
+            yield convert(tinfo, e, want_counter, want_meter)
 
     def _fill_action(self, msg: Any, action: str, params: list[int]) -> None:
         aid = self.action_ids.get(action)
@@ -379,11 +380,10 @@ def set_direct_counter(codec: TableCodec, dce: Any) -> None:
     _set_counter(codec.find_entry(tinfo, dce.table_entry), dce.data)
 
 
-def read_direct_counters(codec: TableCodec, dce: Any) -> list:
-    """Entity protobufs (default entries) or encoded Entity bytes."""
+def read_direct_counters(codec: TableCodec, dce: Any) -> Iterator[Any]:
+    """Entity protobufs (default entries) or encoded Entity bytes, produced lazily."""
     te = dce.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_counter_id]
-    out = []
     for tid in tids:
         tinfo = codec.index.table(tid)
         if not tinfo.direct_counter_id:
@@ -393,12 +393,11 @@ def read_direct_counters(codec: TableCodec, dce: Any) -> list:
             msg = p4runtime_pb2.DirectCounterEntry()
             msg.table_entry.table_id, msg.table_entry.is_default_action = tid, True
             msg.data.packet_count, msg.data.byte_count = table.default_counter[0], table.default_counter[1]
-            out.append(p4runtime_pb2.Entity(direct_counter_entry=msg))
+            yield p4runtime_pb2.Entity(direct_counter_entry=msg)
             continue
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else table.entries()
-        out.extend(wire.entity_direct_counter(codec.entry_to_bytes(tinfo, e), e.counter[0], e.counter[1])
-                   for e in entries)
-    return out
+        for e in entries:
+            yield wire.entity_direct_counter(codec.entry_to_bytes(tinfo, e), e.counter[0], e.counter[1])
 
 
 def set_direct_meter(codec: TableCodec, dme: Any) -> None:
@@ -409,10 +408,10 @@ def set_direct_meter(codec: TableCodec, dme: Any) -> None:
     codec.set_entry_meter(tinfo, codec.find_entry(tinfo, dme.table_entry), dme.config)
 
 
-def read_direct_meters(codec: TableCodec, dme: Any) -> list:
+def read_direct_meters(codec: TableCodec, dme: Any) -> Iterator[Any]:
+    """DirectMeterEntry messages, produced lazily."""
     te = dme.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_meter_id]
-    out = []
     for tid in tids:
         tinfo = codec.index.table(tid)
         if not tinfo.direct_meter_id:
@@ -423,5 +422,4 @@ def read_direct_meters(codec: TableCodec, dme: Any) -> list:
             msg.table_entry.CopyFrom(codec.entry_to_proto(tinfo, e))
             if getattr(e, "meter_config", None):
                 fill_meter_config(msg.config, e.meter_config)
-            out.append(msg)
-    return out
+            yield msg
