@@ -210,7 +210,8 @@ class Sampler:
         for port, iface in self.ports[switch].items():
             p = Path(f"/sys/class/net/{iface}/operstate")
             try:
-                out[port] = p.read_text().strip() != "down"
+                # "lowerlayerdown": the interface is up but its peer is not (no carrier)
+                out[port] = p.read_text().strip() not in ("down", "lowerlayerdown", "notpresent")
             except OSError:
                 missing.append(port)
         if missing:
