@@ -109,6 +109,14 @@ def set_queue_depth(thrift_port: int, packets: int, port: int | None = None, tar
     return switch_cli(thrift_port, cmd, target)
 
 
+def limit_queue(thrift_port: int, pps: int, port: int | None = None, target: str = "embedded",
+                depth: int = 64) -> None:
+    """A rate-limited egress queue as the embedded switch has one: ``pps`` packets/s, ``depth`` packets
+    (64: both targets' default; BMv2 labs deepen their queues, so the depth is set with the rate)."""
+    set_queue_depth(thrift_port, depth, port, target)
+    set_queue_rate(thrift_port, pps, port, target)
+
+
 # ---- tc ----
 def _tc(node, args: str) -> str:
     out = node.cmd(f"tc {args} 2>&1; echo rc=$?")

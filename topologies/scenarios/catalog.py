@@ -29,7 +29,7 @@ DEGRADE_PPS = 100        # NIC2's egress after the fault: ~1.2 Mbit/s of full fr
 
 def _queue_rate(switch: str, pps: int, port: int):
     def fault(run: ScenarioRun) -> dict[str, Any]:
-        degrade.set_queue_rate(run.thrift_port(switch), pps, port, run.target)
+        degrade.limit_queue(run.thrift_port(switch), pps, port, run.target)
         return {"kind": "queue_rate", "what": f"{switch} egress port {port} limited to {pps} packets/s",
                 "device": switch}
     return fault
