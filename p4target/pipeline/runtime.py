@@ -75,6 +75,7 @@ def _fmt(fmt: str, values: tuple[int, ...]) -> str:
 def _la(P: Any, d: bytes, off: int, bitoff: int, width: int) -> int:  # noqa: N803
     nbytes = (bitoff + width + 7) // 8
     if off + nbytes > len(d):
+        P.off = off  # what the state extracted before the lookahead is parsed (BMv2's bytes_parsed)
         raise ParserAbort(1)
     v = int.from_bytes(d[off:off + nbytes], "big")
     return (v >> (nbytes * 8 - bitoff - width)) & ((1 << width) - 1)

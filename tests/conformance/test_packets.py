@@ -31,7 +31,7 @@ from controller.p4rt import load_p4info
 
 from . import build
 from .packets import Plan, make_plan
-from .switches import Result, Stimulus, SwitchRig
+from .switches import Entry, Result, Stimulus, SwitchRig
 
 pytestmark = [pytest.mark.bmv2, pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root (veths, raw sockets)")]
@@ -40,9 +40,9 @@ PROGRAMS = {p.stem: p for p in build.programs()}
 REFERENCE = ("p4c", "bmv2")
 COMBOS = [("embedded", "embedded"), ("embedded", "bmv2"), ("p4c", "embedded")]
 SWITCH_NAMES = {"embedded": "p4target-switch", "bmv2": "simple_switch_grpc"}
-# p4c-bm2-ss 1.2.4.8 rejects these (legacy clone3/resubmit/recirculate with data): the reference is
-# simple_switch_grpc running the embedded JSON, and only the embedded switch is compared with it.
-P4C_REJECTS = {"legacy_ops"}
+# Programs p4c-bm2-ss rejects: the reference is simple_switch_grpc running the embedded JSON, and
+# only the embedded switch is compared with it (none since legacy_ops uses *_preserving_field_list).
+P4C_REJECTS: set[str] = set()
 SLOW_QUIET = 0.25
 
 
@@ -62,6 +62,11 @@ VOLATILE: dict[str, Callable[[bytes], bytes]] = {"link_monitor": _mask_probe_tim
 # goes round forever (and blocks the next SetForwardingPipelineConfig).
 LOOPS_FOREVER: dict[str, Callable[[Stimulus], bool]] = {
     "features": lambda st: len(st.data) > 1000 or st.data[12:14] == b"\x81\x00",
+}
+# Entries left out of a program's setup for the same reason. legacy_ops: set_mode(m = 1) (MIRROR)
+# clones to session 5 on every pass and egress recirculates the clone: it never ends on either switch.
+SKIP_ENTRY: dict[str, Callable[[Entry], bool]] = {
+    "legacy_ops": lambda e: e.action.endswith("set_mode") and e.params.get("m") == 1,
 }
 # (program, compiler, switch) -> reason: differences not fixed yet (docs/compiler.md)
 KNOWN: dict[tuple[str, str, str], str] = {}
@@ -131,6 +136,9 @@ def run_parallel(rigs: dict[str, SwitchRig], jobs: dict[str, list[tuple[str, str
 
 def plan_for(prog: str, bmv2_json: dict, p4info: object) -> Plan:
     plan = make_plan(bmv2_json, p4info)
+    skip = SKIP_ENTRY.get(prog)
+    if skip is not None:
+        plan.setup.entries = [e for e in plan.setup.entries if not skip(e)]
     loops = LOOPS_FOREVER.get(prog)
     if loops is not None:
         plan.stimuli = [st for st in plan.stimuli if not loops(st)]
@@ -211,6 +219,7 @@ def test_same_outputs_as_reference(prog: str, compiler: str, switch: str, rigs, 
 
 def test_p4c_rejects_are_still_rejected(tmp_path: Path) -> None:
     """P4C_REJECTS must not rot: p4c-bm2-ss really fails on those programs."""
+    assert P4C_REJECTS <= set(PROGRAMS)
     for prog in P4C_REJECTS:
         with pytest.raises(build.P4cError):
             build.compile_p4c(PROGRAMS[prog], tmp_path)
