@@ -19,11 +19,10 @@ import grpc
 from google.protobuf.message import DecodeError
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
-from p4target.p4runtime import wire
 from p4target.p4runtime.arbitration import Arbitrator, Connection
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
-from p4target.p4runtime.p4info import P4InfoIndex, decode, pack_metadata, unpack_metadata
+from p4target.p4runtime.p4info import P4InfoIndex, decode, encode, pack_metadata, unpack_metadata
 from p4target.p4runtime.rollback import undo_for
 from p4target.p4runtime.tables import (
     TableCodec,
@@ -92,12 +91,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return self
 
     def _handlers(self) -> grpc.GenericRpcHandler:
-        """The P4Runtime service, with Write taking raw bytes and Read yielding raw bytes (wire.py)."""
+        """The P4Runtime service; requests are parsed in the handlers (see ``parsed``)."""
         pb = p4runtime_pb2
-
-        def passthrough(msg: Any) -> bytes:
-            return msg if isinstance(msg, bytes) else msg.SerializeToString()
-
         unary = grpc.unary_unary_rpc_method_handler
 
         def parsed(cls: Any, fn: Any) -> Any:
@@ -120,9 +115,9 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             return handler
 
         return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", {
-            "Write": unary(self.WriteRaw, response_serializer=pb.WriteResponse.SerializeToString),
+            "Write": unary(parsed(pb.WriteRequest, self.Write), response_serializer=pb.WriteResponse.SerializeToString),
             "Read": grpc.unary_stream_rpc_method_handler(parsed_stream(pb.ReadRequest, self.Read),
-                                                         response_serializer=passthrough),
+                                                         response_serializer=pb.ReadResponse.SerializeToString),
             "SetForwardingPipelineConfig": unary(
                 parsed(pb.SetForwardingPipelineConfigRequest, self.SetForwardingPipelineConfig),
                 response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
@@ -130,8 +125,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 parsed(pb.GetForwardingPipelineConfigRequest, self.GetForwardingPipelineConfig),
                 response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
             "StreamChannel": grpc.stream_stream_rpc_method_handler(
-                self.StreamChannel, request_deserializer=wire.decode_stream_request,
-                response_serializer=passthrough),
+                self.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
+                response_serializer=pb.StreamMessageResponse.SerializeToString),
             "Capabilities": unary(parsed(pb.CapabilitiesRequest, self.Capabilities),
                                   response_serializer=pb.CapabilitiesResponse.SerializeToString),
         })
@@ -259,22 +254,6 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return resp
 
     # ------------------------------------------------------------------ Write
-    def WriteRaw(self, data: bytes, context: Any) -> Any:
-        """Write with the hand-written decoder (falls back to protobuf on anything it does not take)."""
-        try:
-            hdr, updates = wire.decode_write(data)
-        except (wire.WireError, UnicodeDecodeError):
-            try:
-                request = p4runtime_pb2.WriteRequest.FromString(data)
-            except DecodeError as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed WriteRequest: {exc}")
-            return self.Write(request, context)
-        eid = p4runtime_pb2.Uint128()
-        if hdr.election_id is not None:
-            eid.high, eid.low = hdr.election_id
-        return self._write(context, hdr.device_id, hdr.role, eid, hdr.election_id is not None, hdr.atomicity,
-                           updates)
-
     def Write(self, request: Any, context: Any) -> Any:
         updates = []
         for upd in request.updates:
@@ -378,21 +357,19 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
             return
         if not out:
-            yield b""
+            yield p4runtime_pb2.ReadResponse()
             return
         for i in range(0, len(out), READ_CHUNK):
-            yield wire.read_response(out[i:i + READ_CHUNK])
+            resp = p4runtime_pb2.ReadResponse()
+            resp.entities.extend(out[i:i + READ_CHUNK])
+            yield resp
 
-    def _read(self, ent: Any) -> list[bytes]:
-        """Encoded Entity messages for one read request entity."""
-        return [m if isinstance(m, bytes) else m.SerializeToString() for m in self._read_entities(ent)]
-
-    def _read_entities(self, ent: Any) -> list:
+    def _read(self, ent: Any) -> list:
+        """Entity messages for one read request entity."""
         which = ent.WhichOneof("entity")
         E = p4runtime_pb2.Entity
         if which == "table_entry":
-            return [wire.entity_table(m) if isinstance(m, bytes) else E(table_entry=m)
-                    for m in self.codec.read(ent.table_entry, encoded=True)]
+            return self.codec.read(ent.table_entry, entities=True)
         if which == "register_entry":
             return self.entities.read_register(ent.register_entry)
         if which == "counter_entry":
@@ -433,15 +410,14 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _stream_reader(self, conn: Connection, requests: Any) -> None:
         try:
             for req in requests:
-                fast = isinstance(req, wire.FastPacketOut)
-                which = "packet" if fast else req.WhichOneof("update")
+                which = req.WhichOneof("update")
                 try:
                     if which == "arbitration":
                         self.arbitrator.update(conn, req.arbitration)
                     elif conn.role is None:
                         raise _precondition("the first stream message must be a MasterArbitrationUpdate")
                     elif which == "packet":
-                        self._packet_out(conn, req if fast else req.packet)
+                        self._packet_out(conn, req.packet)
                     elif which == "digest_ack":
                         if self.digests is not None:
                             self.digests.ack(req.digest_ack.digest_id, req.digest_ack.list_id)
@@ -451,8 +427,6 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     if which == "arbitration":
                         conn.close(err)
                         return
-                    if fast:
-                        req = p4runtime_pb2.StreamMessageRequest(packet=req.to_proto())
                     self._stream_error(conn, err, req)
         except Exception as exc:  # cancelled RPC, client gone, or a request gRPC could not decode
             log.debug("stream %d ended: %s", conn.id, exc)
@@ -481,9 +455,8 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         if fields:
             known = {fid: (name, width) for fid, name, width in fields}
             values: dict[int, int] = {}
-            pairs = pkt.metadata if isinstance(pkt, wire.FastPacketOut) else \
-                [(md.metadata_id, md.value) for md in pkt.metadata]
-            for mid, raw in pairs:
+            for md in pkt.metadata:
+                mid, raw = md.metadata_id, md.value
                 if mid not in known:
                     raise invalid(f"unknown packet_out metadata id {mid}")
                 name, width = known[mid]
@@ -516,8 +489,13 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                 log.warning("packet-in dropped: %s", err.message)
                 self.stats["packet_in_dropped"] += 1
                 return
-            msg = wire.packet_in(payload, metadata)
         else:
-            msg = wire.packet_in(data, [])
+            metadata, payload = [], data
+        msg = p4runtime_pb2.StreamMessageResponse()
+        pkt = msg.packet
+        pkt.payload = payload
+        for mid, value in metadata:
+            md = pkt.metadata.add()
+            md.metadata_id, md.value = mid, encode(value)
         if not self._send_to_primary(msg):
             self.stats["packet_in_dropped"] += 1
