@@ -10,19 +10,27 @@ SHELL_VENV := .venv-shell
 SHELL_STAMP := $(SHELL_VENV)/.installed
 APT_STAMP  := $(VENV)/.apt-installed
 APT_PKGS   := mininet iproute2 iputils-ping ethtool tcpdump procps psmisc
-TARGET     ?= embedded
+TARGET     ?= auto
 P4_SRCS    := $(wildcard p4src/*.p4)
 P4_JSON    := $(patsubst p4src/%.p4,build/%.json,$(P4_SRCS))
 PYTEST_ARGS ?=
 
-# p4c is used when installed (a P4 lab VM); else the embedded compiler.
-ifeq ($(TARGET),bmv2)
+# TARGET=auto (the default) is bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH (a P4 lab VM),
+# else embedded; TARGET=bmv2 or TARGET=embedded force one (topologies/targets.py makes the same choice).
+ifeq ($(TARGET),auto)
+RESOLVED := $(if $(and $(shell command -v p4c-bm2-ss),$(shell command -v simple_switch_grpc)),bmv2,embedded)
+else ifneq ($(filter $(TARGET),bmv2 embedded),)
+RESOLVED := $(TARGET)
+else
+$(error TARGET must be auto, bmv2 or embedded (got '$(TARGET)'))
+endif
+ifeq ($(RESOLVED),bmv2)
 P4C := p4c-bm2-ss
 else
 P4C := $(VENV)/bin/p4target-compile
 endif
 
-.PHONY: all install apt venv shell-venv build test test-unit lint run bench clean distclean
+.PHONY: all install apt venv shell-venv build test test-unit lint run bench clean distclean FORCE
 
 all: build
 
@@ -61,9 +69,15 @@ $(SHELL_STAMP): | $(APT_STAMP)
 	@touch $@
 
 build: $(P4_JSON)
+	@echo "build/: compiled for the $(RESOLVED) target ($(P4C))"
 
-build/%.json: p4src/%.p4 $(wildcard p4src/include/*.p4) | $(STAMP)
+# build/.compiler names the compiler of what is in build/; a change of target rebuilds everything.
+build/.compiler: FORCE
 	@mkdir -p build
+	@echo "$(P4C)" | cmp -s - $@ || echo "$(P4C)" > $@
+
+build/%.json: p4src/%.p4 $(wildcard p4src/include/*.p4) build/.compiler | $(STAMP)
+	@command -v $(P4C) >/dev/null || { echo "$(P4C) not found (TARGET=$(TARGET)); use TARGET=embedded"; exit 1; }
 	$(P4C) $< -I p4src/include -o $@ --p4runtime-files build/$*.p4info.txtpb
 
 lint: $(STAMP)
@@ -76,10 +90,10 @@ test: $(STAMP) build
 test-unit: $(STAMP) build
 	$(PY) -m pytest -m "not mininet and not root" $(PYTEST_ARGS)
 
-# The main job: a live migration on the default topology (fig2), embedded target.
+# The main job: a live migration on the default topology (fig2), on the resolved target.
 run: $(STAMP) build
 	@mkdir -p out
-	$(VENV)/bin/flowmig run --scenario degrade --target $(TARGET) --report out/report.json --plot out/report.png
+	$(VENV)/bin/flowmig run --scenario degrade --target $(RESOLVED) --report out/report.json --plot out/report.png
 
 bench: $(STAMP) build
 	$(PY) -m bench

@@ -1,40 +1,55 @@
-"""Switch benchmark: forwarding rate and latency of p4target-switch on veth pairs, P4Runtime write and
-read rates. ``run()`` returns ``{"switch": {"lpm_pps", "flow_nic_pps", "latency_us_p50",
-"p4rt_writes_per_s", "register_read_10k_ms"}}`` (plus ``"simple_switch_lpm_pps"`` where simple_switch
-is installed). Needs root (veth pairs, raw sockets).
+"""Switch benchmark, side by side: p4target-switch and simple_switch on the same JSON, generator and loads.
 
-Method: the switch process is pinned to one core (``taskset -c 1``), the traffic generator to the other;
-the generator sends a pre-built burst of frames in a tight raw-socket loop (offered load well above the
-switch's rate) and the rate is read from the receiving veth's kernel rx counter over fixed windows (best of
-three 2 s windows, since the 2-core machine is shared), so counting costs nothing. Latency is send→receive of single frames, one at a time, through an idle switch
-(it includes the generator's raw-socket send and receive, so it is an upper bound).
+``run()`` returns ``{"switch": {...}}`` with, for each switch (``p4target_switch``, ``simple_switch``):
 
-P4Runtime rates are the server's: WriteRequests (10 batches of 1,000 LPM entries) are serialized before
-the clock starts and sent as bytes, and the 10,000-cell register Read is timed up to the received
-response bytes (``register_read_10k_decoded_ms`` adds the client's decoding with the pure-Python
-protobuf of this machine, which alone costs ~0.4 s for 10k entities).
+- ``pps.<switch>.<load>`` for load in ``load_25000``, ``load_50000``, ``load_100000``, ``saturation``:
+  ``{"target_pps", "offered_pps", "delivered_pps", "loss_pct", "windows_delivered_pps",
+  "latency_us": {"p50", "p99", "samples"}}`` — the LPM forwarding program below;
+- ``latency_idle_us.<switch>``: ``{"p50", "p99", "samples"}`` at 1,000 pps, every frame a probe;
+- ``flow_nic_pps.<switch>.saturation``: the same figures for ``p4src/flow_nic.p4`` (the NIC program);
+- ``p4rt.<switch>``: P4Runtime rates (10 WriteRequests of 1,000 LPM entries, a 10,000-entry table Read,
+  a 10,000-cell register Read — BMv2's P4Runtime server answers UNIMPLEMENTED to the latter);
+- ``ratio_simple_switch_to_p4target.<load>``: delivered pps of simple_switch / p4target-switch;
+- ``setup``: compiler, binaries, method. A switch that cannot run here is ``{"skipped": "<reason>"}``.
+
+Same JSON: the programs are compiled once, by ``p4c-bm2-ss`` when it is on PATH (else by the embedded
+compiler, and the BMv2 part is skipped), and that JSON and P4Info are pushed to both switches through
+P4Runtime ``SetForwardingPipelineConfig``. The BMv2 switch is ``simple_switch_grpc`` (simple_switch plus
+its gRPC server; the same data plane), so both are driven by the same P4Runtime client code.
+
+Method (bench/traffic.py): each switch is pinned to core 1 (``taskset -c 1``), the generator to core 0.
+The generator offers 25k, 50k and 100k pps (paced) and saturation (a tight send loop); each load runs
+0.5 s of warm-up, then three 1.5 s windows. Offered = the switch's ingress veth rx counter, delivered =
+the receiving veth's rx counter; a load's figures are those of its median window (by delivered pps),
+its latency is over the probes of all windows (one frame in 64 carries its send time; the receive time is
+the kernel's stamp). The switches run one after the other on a 2-core machine that may be shared, so
+compare switches by the ratios of one run. Needs root (veth pairs, raw sockets).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+
+from bench.traffic import Ports, Traffic, make_traffic, measure_load
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+LOADS: tuple[int | None, ...] = (25_000, 50_000, 100_000, None)   # None: saturation
+SWITCHES = ("p4target_switch", "simple_switch")
+SWITCH_CPU, GENERATOR_CPU = 1, 0
 
 LPM_P4 = r"""
 #include <core.p4>
@@ -90,6 +105,18 @@ V1Switch(MyParser(), MyVerifyChecksum(), MyIngress(), MyEgress(), MyComputeCheck
 
 
 # ---------------------------------------------------------------------------- plumbing
+class Skip(Exception):
+    """This switch (or program) cannot run on this machine; the message says why."""
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    json: bytes
+    p4info: object          # p4.config.v1.p4info_pb2.P4Info
+    compiler: str
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,16 +125,21 @@ def _free_port() -> int:
 
 def _veths(n: int) -> list[tuple[str, str]]:
     tag = "bs" + uuid.uuid4().hex[:5]
-    pairs = []
-    for i in range(n):
-        a, b = f"{tag}{i}a", f"{tag}{i}b"
-        subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
-        pairs.append((a, b))
-        for dev in (a, b):
-            subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
-            if shutil.which("ethtool"):
-                subprocess.run(["ethtool", "-K", dev, "tx", "off", "rx", "off", "gro", "off"], capture_output=True)
-            subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+    pairs: list[tuple[str, str]] = []
+    try:
+        for i in range(n):
+            a, b = f"{tag}{i}a", f"{tag}{i}b"
+            subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True)
+            pairs.append((a, b))
+            for dev in (a, b):
+                subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
+                if shutil.which("ethtool"):
+                    subprocess.run(["ethtool", "-K", dev, "tx", "off", "rx", "off", "gro", "off"],
+                                   capture_output=True)
+                subprocess.run(["ip", "link", "set", dev, "up"], check=True)
+    except BaseException:
+        _del_veths(pairs)
+        raise
     return pairs
 
 
@@ -116,65 +148,84 @@ def _del_veths(pairs: list[tuple[str, str]]) -> None:
         subprocess.run(["ip", "link", "del", a], capture_output=True)
 
 
-def _compile(source_or_path: str, work: Path, name: str) -> tuple[bytes, object]:
-    from p4target.compiler import compile_file
+def _compile(name: str, source: Path, include: list[str], work: Path) -> Program:
+    """Compile with p4c-bm2-ss when on PATH (the JSON both switches load), else the embedded compiler."""
+    from google.protobuf import text_format
+    from p4.config.v1 import p4info_pb2
 
-    if source_or_path.endswith(".p4"):
-        path = Path(source_or_path)
-        incs = [str(path.parent / "include")]
+    p4c = shutil.which("p4c-bm2-ss")
+    if p4c is None:
+        from p4target.compiler import compile_file
+
+        res = compile_file(str(source), include_dirs=include)
+        return Program(name, json.dumps(res.bmv2_json).encode(), res.p4info, "p4target-compile")
+    out_json, out_info = work / f"{name}.json", work / f"{name}.p4info.txtpb"
+    cmd = [p4c, "--arch", "v1model", *[f"-I{d}" for d in include], "-o", str(out_json),
+           "--p4runtime-files", str(out_info), str(source)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"p4c-bm2-ss failed on {source.name} ({proc.returncode}):\n{proc.stderr}")
+    p4info = text_format.Parse(out_info.read_text(), p4info_pb2.P4Info())
+    return Program(name, out_json.read_bytes(), p4info, "p4c-bm2-ss")
+
+
+def _switch_argv(switch: str, ifaces: dict[int, str], work: Path, grpc_port: int) -> list[str]:
+    """The daemon's argv (the two share simple_switch_grpc's command line); Skip when not runnable here."""
+    if switch == "p4target_switch":
+        argv = [str(BIN / "p4target-switch"), "--log-file", str(work / "p4target-switch.log")]
     else:
-        path = work / f"{name}.p4"
-        path.write_text(source_or_path)
-        incs = []
-    res = compile_file(str(path), include_dirs=incs)
-    return json.dumps(res.bmv2_json).encode(), res.p4info
+        binary = shutil.which("simple_switch_grpc")
+        if binary is None:
+            raise Skip("simple_switch_grpc not on PATH")
+        # own notifications socket: the default (/tmp/bmv2-<device>-notifications.ipc) is shared machine-wide
+        argv = [binary, "--notifications-addr", f"ipc://{work}/bmv2-notifications-{grpc_port}.ipc"]
+    for port, iface in sorted(ifaces.items()):
+        argv += ["-i", f"{port}@{iface}"]
+    argv += ["--device-id", "0", "--thrift-port", str(_free_port()), "--no-p4",
+             "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--cpu-port", "255"]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > SWITCH_CPU:
+        argv = ["taskset", "-c", str(SWITCH_CPU), *argv]
+    return argv
 
 
 class _Switch:
-    """p4target-switch pinned to one core, plus a primary P4Runtime session with the pipeline pushed."""
+    """A switch daemon plus a primary P4Runtime session with the program pushed."""
 
-    def __init__(self, ifaces: dict[int, str], json_bytes: bytes, p4info, work: Path) -> None:
+    def __init__(self, switch: str, ifaces: dict[int, str], program: Program, work: Path) -> None:
+        import queue
+
         import grpc
         from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
         self.pb = p4runtime_pb2
-        self.p4info = p4info
+        self.p4info = program.p4info
         gport = _free_port()
-        argv = [str(BIN / "p4target-switch")]
-        for port, iface in ifaces.items():
-            argv += ["-i", f"{port}@{iface}"]
-        argv += ["--no-p4", "--thrift-port", str(_free_port()), "--log-file", str(work / "switch.log"),
-                 "--", "--grpc-server-addr", f"127.0.0.1:{gport}", "--cpu-port", "255"]
-        if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-            argv = ["taskset", "-c", "1", *argv]
+        argv = _switch_argv(switch, ifaces, work, gport)
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.channel = grpc.insecure_channel(f"127.0.0.1:{gport}")
-        self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                self.stub.Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=0.3)
-                break
-            except grpc.RpcError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.close()
-                    raise RuntimeError("p4target-switch did not start") from None
-                time.sleep(0.05)
-        import queue
-
         self._out: queue.Queue = queue.Queue()
-        self._stream = self.stub.StreamChannel(iter(self._out.get, None))
-        req = p4runtime_pb2.StreamMessageRequest()
-        req.arbitration.device_id = 0
-        req.arbitration.election_id.low = 1
-        self._out.put(req)
-        next(self._stream)
-        cfg = p4runtime_pb2.SetForwardingPipelineConfigRequest(device_id=0)
-        cfg.election_id.low = 1
-        cfg.action = cfg.VERIFY_AND_COMMIT
-        cfg.config.p4info.CopyFrom(p4info)
-        cfg.config.p4_device_config = json_bytes
-        self.stub.SetForwardingPipelineConfig(cfg)
+        try:
+            try:
+                grpc.channel_ready_future(self.channel).result(timeout=15)
+            except grpc.FutureTimeoutError:
+                raise RuntimeError(f"{switch}: no P4Runtime server on port {gport} after 15 s "
+                                   f"(exit code {self.proc.poll()})") from None
+            self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
+            self._stream = self.stub.StreamChannel(iter(self._out.get, None))
+            req = p4runtime_pb2.StreamMessageRequest()
+            req.arbitration.device_id = 0
+            req.arbitration.election_id.low = 1
+            self._out.put(req)
+            next(self._stream)
+            cfg = p4runtime_pb2.SetForwardingPipelineConfigRequest(device_id=0)
+            cfg.election_id.low = 1
+            cfg.action = cfg.VERIFY_AND_COMMIT
+            cfg.config.p4info.CopyFrom(program.p4info)
+            cfg.config.p4_device_config = program.json
+            self.stub.SetForwardingPipelineConfig(cfg)
+        except BaseException:
+            self.close()
+            raise
 
     def ids(self, kind: str) -> dict[str, object]:
         return {o.preamble.name: o for o in getattr(self.p4info, kind)}
@@ -185,23 +236,16 @@ class _Switch:
         req.updates.extend(updates)
         self.stub.Write(req)
 
-    def read(self, entity) -> list:
-        req = self.pb.ReadRequest(device_id=0)
-        req.entities.append(entity)
-        return [e for r in self.stub.Read(req) for e in r.entities]
-
     def close(self) -> None:
-        try:
-            self._out.put(None)
-            self.channel.close()
-        except Exception:  # noqa: BLE001 - best effort
-            pass
+        self._out.put(None)
+        self.channel.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait()
 
 
 def _lpm_entry(sw: _Switch, prefix: int, plen: int, port: int):
@@ -218,146 +262,81 @@ def _lpm_entry(sw: _Switch, prefix: int, plen: int, port: int):
     return u
 
 
-def _frames(kind: str, n: int = 64) -> list[bytes]:
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.l2 import Ether
-
-    out = []
-    for i in range(n):
-        eth = Ether(dst="00:00:00:00:00:aa", src="00:00:00:00:00:01")
-        if kind == "lpm":
-            p = eth / IP(src="10.0.0.1", dst=f"10.0.{1 + i % 200}.{1 + i % 250}") / TCP(sport=1000 + i, dport=80)
-        else:
-            p = eth / IP(src="10.0.0.1", dst="10.0.1.1") / UDP(sport=1000 + i % 16, dport=5000) / (b"x" * 18)
-        out.append(bytes(p))
-    return out
-
-
-def _blast(iface: str, frames: list[bytes], stop, cpu: int) -> None:
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError:
-        pass
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    s.bind((iface, 0))
-    send = s.send
-    while not stop.is_set():
-        for f in frames:
-            try:
-                send(f)
-            except OSError:
-                pass
-
-
-def _rx(iface: str) -> int:
-    return int(Path(f"/sys/class/net/{iface}/statistics/rx_packets").read_text())
-
-
-def _measure_pps(tx_iface: str, rx_iface: str, frames: list[bytes], seconds: float = 2.0,
-                 windows: int = 3) -> float:
-    """Best of ``windows`` measurement windows (the machine is shared: other work steals the core)."""
-    ctx = mp.get_context("fork")
-    stop = ctx.Event()
-    proc = ctx.Process(target=_blast, args=(tx_iface, frames, stop, 0), daemon=True)
-    proc.start()
-    rates = []
-    try:
-        time.sleep(0.5)  # warm-up
-        for _ in range(windows):
-            c0, t0 = _rx(rx_iface), time.monotonic()
-            time.sleep(seconds)
-            c1, t1 = _rx(rx_iface), time.monotonic()
-            rates.append((c1 - c0) / (t1 - t0))
-    finally:
-        stop.set()
-        proc.join(timeout=5)
-        if proc.is_alive():
-            proc.kill()
-    log.info("pps windows: %s", [round(r) for r in rates])
-    return max(rates)
-
-
-def _measure_latency(tx_iface: str, rx_iface: str, frame: bytes, n: int = 500) -> float:
-    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    tx.bind((tx_iface, 0))
-    rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-    rx.bind((rx_iface, 0))
-    rx.settimeout(0.5)
-    samples = []
-    time.sleep(0.2)
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        tx.send(frame)
-        try:
-            while True:
-                _data, addr = rx.recvfrom(65536)
-                if addr[2] != socket.PACKET_OUTGOING:
-                    break
-        except TimeoutError:
-            continue
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-    tx.close()
-    rx.close()
-    return statistics.median(samples) if samples else float("nan")
+def _load_key(rate: int | None) -> str:
+    return "saturation" if rate is None else f"load_{rate}"
 
 
 # ---------------------------------------------------------------------------- benchmarks
-def _bench_lpm(work: Path) -> dict:
-    json_bytes, p4info = _compile(LPM_P4, work, "bench_lpm")
-    pairs = _veths(2)
-    sw = None
+def _p4runtime_rates(sw: _Switch) -> dict:
+    """10,000 /32 routes in 10 Writes of 1,000 (pre-serialized), a table Read and a register Read."""
+    import grpc
+
+    updates = [_lpm_entry(sw, (11 << 24) | i, 32, 2) for i in range(10_000)]
+    batches = []
+    for i in range(0, len(updates), 1000):
+        req = sw.pb.WriteRequest(device_id=0)
+        req.election_id.low = 1
+        req.updates.extend(updates[i:i + 1000])
+        batches.append(req.SerializeToString())
+    raw_write = sw.channel.unary_unary("/p4.v1.P4Runtime/Write")
+    t0 = time.perf_counter()
+    for b in batches:
+        raw_write(b)
+    out: dict = {"writes_per_s": round(len(updates) / (time.perf_counter() - t0))}
+    raw_read = sw.channel.unary_stream("/p4.v1.P4Runtime/Read")
+    treq = sw.pb.ReadRequest(device_id=0)
+    treq.entities.add().table_entry.table_id = sw.ids("tables")["MyIngress.ipv4_lpm"].preamble.id
+    t0 = time.perf_counter()
+    chunks = list(raw_read(treq.SerializeToString()))
+    out["table_read_10k_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    n = sum(len(sw.pb.ReadResponse.FromString(c).entities) for c in chunks)
+    if n != 10_000:
+        raise RuntimeError(f"table Read returned {n} entries, 10,000 written")
+    rreq = sw.pb.ReadRequest(device_id=0)
+    rreq.entities.add().register_entry.register_id = sw.ids("registers")["MyIngress.bench_reg"].preamble.id
+    raw_req = rreq.SerializeToString()
+    times, decoded = [], []
     try:
-        sw = _Switch({1: pairs[0][0], 2: pairs[1][0]}, json_bytes, p4info, work)
-        # control plane: 10,000 /32 routes in batches of 1,000, then a /8 that carries the traffic
-        updates = [_lpm_entry(sw, (11 << 24) | i, 32, 2) for i in range(10_000)]
-        batches = []
-        for i in range(0, len(updates), 1000):
-            req = sw.pb.WriteRequest(device_id=0)
-            req.election_id.low = 1
-            req.updates.extend(updates[i:i + 1000])
-            batches.append(req.SerializeToString())
-        raw_write = sw.channel.unary_unary("/p4.v1.P4Runtime/Write")
-        t0 = time.perf_counter()
-        for b in batches:
-            raw_write(b)
-        writes_per_s = len(updates) / (time.perf_counter() - t0)
-        sw.write([_lpm_entry(sw, 10 << 24, 8, 2)])
-        raw_read = sw.channel.unary_stream("/p4.v1.P4Runtime/Read")
-        treq = sw.pb.ReadRequest(device_id=0)
-        treq.entities.add().table_entry.SetInParent()
-        t0 = time.perf_counter()
-        chunks = list(raw_read(treq.SerializeToString()))
-        table_read_ms = (time.perf_counter() - t0) * 1000
-        assert sum(len(sw.pb.ReadResponse.FromString(c).entities) for c in chunks) == 10_001
-        reg = sw.ids("registers")["MyIngress.bench_reg"]
-        rreq = sw.pb.ReadRequest(device_id=0)
-        rreq.entities.add().register_entry.register_id = reg.preamble.id
-        raw_req = rreq.SerializeToString()
-        times, decoded = [], []
         for _ in range(3):
             t0 = time.perf_counter()
             chunks = list(raw_read(raw_req))
             times.append((time.perf_counter() - t0) * 1000)
             cells = [e for c in chunks for e in sw.pb.ReadResponse.FromString(c).entities]
             decoded.append((time.perf_counter() - t0) * 1000)
-        assert len(cells) == 10_000, len(cells)
-        latency = _measure_latency(pairs[0][1], pairs[1][1], _frames("lpm", 1)[0])
-        pps = _measure_pps(pairs[0][1], pairs[1][1], _frames("lpm"))
-        return {"lpm_pps": round(pps), "latency_us_p50": round(latency, 1),
-                "p4rt_writes_per_s": round(writes_per_s), "register_read_10k_ms": round(min(times), 1),
-                "register_read_10k_decoded_ms": round(min(decoded), 1), "table_read_10k_ms": round(table_read_ms, 1)}
+    except grpc.RpcError as exc:
+        out["register_read_10k_ms"] = None
+        out["register_read_error"] = f"{exc.code().name}: {exc.details()}"
+        return out
+    if len(cells) != 10_000:
+        raise RuntimeError(f"register Read returned {len(cells)} cells, the register has 10,000")
+    out["register_read_10k_ms"] = round(min(times), 1)
+    out["register_read_10k_decoded_ms"] = round(min(decoded), 1)
+    return out
+
+
+def _bench_lpm(switch: str, program: Program, traffic: Traffic, work: Path) -> dict:
+    pairs = _veths(2)
+    sw = None
+    try:
+        sw = _Switch(switch, {1: pairs[0][0], 2: pairs[1][0]}, program, work)
+        p4rt = _p4runtime_rates(sw)
+        sw.write([_lpm_entry(sw, 10 << 24, 8, 2)])      # the /8 that carries the traffic
+        ports = Ports(tx=pairs[0][1], ingress=pairs[0][0], rx=pairs[1][1])
+        idle = Traffic("idle", [traffic.probe], traffic.probe)   # every frame a probe
+        lat = measure_load(ports, idle, 1000, windows=1, seconds=1.0, cpu=GENERATOR_CPU).summary()
+        pps = {_load_key(r): measure_load(ports, traffic, r, cpu=GENERATOR_CPU).summary() for r in LOADS}
+        return {"pps": pps, "latency_idle_us": lat["latency_us"], "p4rt": p4rt}
     finally:
         if sw is not None:
             sw.close()
         _del_veths(pairs)
 
 
-def _bench_flow_nic(work: Path) -> dict:
-    json_bytes, p4info = _compile(str(ROOT / "p4src" / "flow_nic.p4"), work, "flow_nic")
+def _bench_flow_nic(switch: str, program: Program, traffic: Traffic, work: Path) -> dict:
     pairs = _veths(2)
     sw = None
     try:
-        sw = _Switch({1: pairs[0][0], 2: pairs[1][0]}, json_bytes, p4info, work)
+        sw = _Switch(switch, {1: pairs[0][0], 2: pairs[1][0]}, program, work)
         t = sw.ids("tables")["FlowNicIngress.nic_forwarding.nic_ports"]
         a = sw.ids("actions")["FlowNicIngress.nic_forwarding.set_egress_port"]
         ups = []
@@ -370,29 +349,74 @@ def _bench_flow_nic(work: Path) -> dict:
             te.action.action.params.add(param_id=a.params[0].id, value=bytes([dst]))
             ups.append(u)
         sw.write(ups)
-        return {"flow_nic_pps": round(_measure_pps(pairs[0][1], pairs[1][1], _frames("udp")))}
+        ports = Ports(tx=pairs[0][1], ingress=pairs[0][0], rx=pairs[1][1])
+        return {"saturation": measure_load(ports, traffic, None, cpu=GENERATOR_CPU).summary()}
     finally:
         if sw is not None:
             sw.close()
         _del_veths(pairs)
 
 
+def _each_switch(out: dict, key: str, bench, skip: dict[str, str]) -> None:
+    """Run ``bench(switch)`` for every switch into ``out[key][switch]``; a failure or skip is recorded."""
+    slot = out.setdefault(key, {})
+    for switch in SWITCHES:
+        if switch in skip:
+            slot[switch] = {"skipped": skip[switch]}
+            continue
+        try:
+            slot[switch] = bench(switch)
+        except Skip as exc:
+            slot[switch] = {"skipped": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - keep the other switch's figures
+            log.exception("%s on %s failed", key, switch)
+            slot[switch] = {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def run() -> dict:
     if os.geteuid() != 0:
         raise PermissionError("the switch benchmark needs root (veth pairs, raw sockets)")
-    results: dict = {}
+    skip: dict[str, str] = {}
+    if shutil.which("p4c-bm2-ss") is None:
+        skip["simple_switch"] = "p4c-bm2-ss not on PATH (both switches must load the same p4c JSON)"
+    elif shutil.which("simple_switch_grpc") is None:
+        skip["simple_switch"] = "simple_switch_grpc not on PATH"
+    res: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench-switch-") as tmp:
         work = Path(tmp)
-        results.update(_bench_lpm(work))
-        try:
-            results.update(_bench_flow_nic(work))
-        except Exception as exc:  # noqa: BLE001 - keep the LPM numbers when flow_nic cannot run
-            log.exception("flow_nic benchmark failed")
-            results["flow_nic_error"] = f"{type(exc).__name__}: {exc}"
-    out: dict = {"switch": results}
-    if shutil.which("simple_switch"):
-        out["switch"]["simple_switch_lpm_pps"] = None  # measured only where BMv2 exists (not on this machine)
-    return out
+        lpm_src = work / "bench_lpm.p4"
+        lpm_src.write_text(LPM_P4)
+        lpm = _compile("bench_lpm", lpm_src, [], work)
+        lpm_traffic = make_traffic("lpm")
+        by_switch: dict = {}
+        _each_switch(by_switch, "lpm", lambda s: _bench_lpm(s, lpm, lpm_traffic, work), skip)
+        for switch, r in by_switch["lpm"].items():
+            if "pps" in r:
+                res.setdefault("pps", {})[switch] = r["pps"]
+                res.setdefault("latency_idle_us", {})[switch] = r["latency_idle_us"]
+                res.setdefault("p4rt", {})[switch] = r["p4rt"]
+            else:
+                for key in ("pps", "latency_idle_us", "p4rt"):
+                    res.setdefault(key, {})[switch] = r
+        nic = _compile("flow_nic", ROOT / "p4src" / "flow_nic.p4", [str(ROOT / "p4src" / "include")], work)
+        udp = make_traffic("udp")
+        _each_switch(res, "flow_nic_pps", lambda s: _bench_flow_nic(s, nic, udp, work), skip)
+    ratio = {}
+    for key in map(_load_key, LOADS):
+        a = res["pps"].get("p4target_switch", {}).get(key, {}).get("delivered_pps")
+        b = res["pps"].get("simple_switch", {}).get(key, {}).get("delivered_pps")
+        if a and b:
+            ratio[key] = round(b / a, 2)
+    res["ratio_simple_switch_to_p4target"] = ratio or {"skipped": "needs figures of both switches"}
+    res["setup"] = {
+        "program": "bench_lpm (LPM forwarding, in bench_switch.py) and p4src/flow_nic.p4",
+        "compiler": lpm.compiler,
+        "binaries": {"p4target_switch": "p4target-switch", "simple_switch": "simple_switch_grpc"},
+        "cpus": {"switch": SWITCH_CPU, "generator": GENERATOR_CPU, "count": os.cpu_count()},
+        "method": "warm-up 0.5 s, 3 windows of 1.5 s per load; the median window's figures; probes 1/64",
+        "loads": [_load_key(r) for r in LOADS],
+    }
+    return {"switch": res}
 
 
 if __name__ == "__main__":

@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a scenario (topology + traffic + fault + expectation)")
     p.add_argument("--scenario", required=True)
-    p.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    p.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
+                   help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
+                        "else embedded)")
     p.add_argument("--report")
     p.add_argument("--plot")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options")
@@ -235,7 +237,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 port_rows = []
                 for name in sorted(ctrl.config.switches):
                     conn = ctrl.fabric[name]
-                    for port, s in sorted(port_sample(conn).items()):
+                    for port, s in sorted(port_sample(conn, regs=ctrl.registers.get(name)).items()):
                         rx_pps, rx_bps, tx_pps, tx_bps, qd, tx_n = tracker.update(
                             (name, port), (s.rx_packets, s.rx_bytes * 8, s.tx_packets, s.tx_bytes * 8,
                                            s.queue_delay_sum_us, s.tx_packets), now)

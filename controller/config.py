@@ -72,7 +72,8 @@ class ControllerConfig:
                                   election_id=self.election_id, cpu_port=sc.cpu_port, log_dir=self.log_dir,
                                   connect_timeout=self.connect_timeout,
                                   cacert=self.tls.get("cacert"), cert=self.tls.get("cert"),
-                                  private_key=self.tls.get("private_key"))
+                                  private_key=self.tls.get("private_key"),
+                                  extra={"thrift_port": sc.thrift_port} if sc.thrift_port else {})
         kw.update(overrides)
         return SwitchOptions(**kw)
 

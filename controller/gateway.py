@@ -4,7 +4,8 @@ Owns ``GatewayDriver`` (one per gateway switch): the ``flow_forwarding`` entries
 manages (exact 5-tuple as the packet carries it → ``set_nic_port(port)`` or
 ``suspend_flow(mode, port, drain)`` / ``forward_after_drain(port, drain)``), written as one batched
 Write per step; the per-flow drain indexes (cells of the gateway's ``drain_punted``/``drain_replayed``
-registers, allocated here, reset on allocation); the buffer of punted packets of suspended flows
+registers, allocated here, reset when freed; read and written through ``RegisterAccess``: P4Runtime, or
+BMv2's Thrift where P4Runtime has no registers); the buffer of punted packets of suspended flows
 (PacketIn reason SUSPENDED, kept in arrival order per flow); and their in-order replay (PacketOut mode
 FORWARD with the original ingress port, which bypasses the suspension and sends the packet to the
 entry's port, counted by ``forward_after_drain``).
@@ -27,6 +28,7 @@ from p4.v1 import p4runtime_pb2
 from .flowstate import FlowKey
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
+from .p4rt.registers import RegisterAccess, RegisterError
 
 __all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "marker_token", "MARKER",
            "PACKET_IN_PATH_MARKER", "SUSPEND_PUNT", "SUSPEND_DROP"]
@@ -136,12 +138,13 @@ class GatewayDriver:
     """Per-flow forwarding entries and suspended-flow buffers on one gateway."""
 
     def __init__(self, conn: SwitchConnection, host_ips: Iterable[int] = (),
-                 nic_ports: dict[str, int] | None = None) -> None:
+                 nic_ports: dict[str, int] | None = None, registers: RegisterAccess | None = None) -> None:
         if conn.helper is None:
             raise RuntimeError(f"{conn.name}: no P4Info (is the gateway pipeline set?)")
         self.conn = conn
         self.name = conn.name
         self.helper = conn.helper
+        self.regs = registers if registers is not None else RegisterAccess(conn)   # P4Runtime, else Thrift
         self.host_ips = set(host_ips)          # hosts cabled to this gateway
         self.nic_ports = dict(nic_ports or {})  # NIC name -> port on this gateway
         self.entries: dict[FiveTuple, tuple[str, dict[str, int]]] = {}
@@ -334,7 +337,7 @@ class GatewayDriver:
         """Zero both cells of ``indexes`` (one Write) and make them free; on failure they stay dirty."""
         if not indexes:
             return
-        self.conn.write_raw([self.helper.register_update_raw(r, i, 0) for i in indexes for r in (PUNTED, REPLAYED)])
+        self.regs.write([(r, i, 0) for r in (PUNTED, REPLAYED) for i in indexes])
         with self._drain_lock:
             back = [i for i in indexes if i in self._drain_dirty]   # not handed out meanwhile
             self._drain_dirty.difference_update(back)
@@ -354,9 +357,9 @@ class GatewayDriver:
         def reset() -> None:
             try:
                 self._reset_drains(freed)
-            except P4RuntimeError as exc:
+            except RegisterError as exc:
                 log.warning("%s: resetting %d drain indexes failed (%s); retried on next use", self.name,
-                            len(freed), exc.message)
+                            len(freed), exc)
         if background:
             threading.Thread(target=reset, name=f"drain-reset-{self.name}", daemon=True).start()
         else:
@@ -370,9 +373,9 @@ class GatewayDriver:
             return {}
         pid, rid = self.helper.get_id("register", PUNTED), self.helper.get_id("register", REPLAYED)
         if len(want) > DRAIN_SLOTS // 8:
-            cells = self.conn.read_registers([(pid, None), (rid, None)])
+            cells = self.regs.read([(pid, None), (rid, None)])
         else:
-            cells = self.conn.read_registers([(r, i) for i in want.values() for r in (pid, rid)])
+            cells = self.regs.read([(r, i) for i in want.values() for r in (pid, rid)])
         return {t: (cells.get((pid, i), 0), cells.get((rid, i), 0)) for t, i in want.items()}
 
     def drained(self, tuples: Iterable[FiveTuple]) -> list[FiveTuple]:
@@ -468,15 +471,22 @@ class GatewayDriver:
         # dirty: reset now (one Read finds them; usually none), or on first use by a backup controller
         # (it cannot write)
         pid, rid = self.helper.get_id("register", PUNTED), self.helper.get_id("register", REPLAYED)
-        cells = self.conn.read_registers([(pid, None), (rid, None)])
+        try:
+            cells = self.regs.read([(pid, None), (rid, None)])
+        except P4RuntimeError as exc:
+            if not exc.is_unimplemented():
+                raise
+            log.warning("%s: no register access (P4Runtime UNIMPLEMENTED, no BMv2 Thrift): lossless "
+                        "replay cannot check its drain counts", self.name)
+            cells = {}
         dirty = {i for (_, i), v in cells.items() if v and 0 < i < DRAIN_SLOTS and i not in used}
         with self._drain_lock:
             self._drain_free = [i for i in range(DRAIN_SLOTS - 1, 0, -1) if i not in used and i not in dirty]
             self._drain_dirty = dirty
         try:
             self._reset_drains(sorted(dirty, reverse=True))
-        except P4RuntimeError as exc:
-            log.info("%s: drain registers not reset (%s)", self.name, exc.message)
+        except RegisterError as exc:
+            log.info("%s: drain registers not reset (%s)", self.name, exc)
         return len(self.entries)
 
     def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:

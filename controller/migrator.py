@@ -1,7 +1,7 @@
 """The migration engine: suspend → quiesce → save → load → redirect → resume → release.
 
 Owns ``Migrator`` and ``MigrationRecord``. One call moves a batch of references (possibly from several
-source NICs) to one target NIC, following ../shared/DESIGN.md "The migration protocol":
+source NICs) to one target NIC, following docs/design.md "The migration protocol":
 
 1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port, drain)``; in
               lossless mode its packets come to us (PacketIn), counted in the gateway's

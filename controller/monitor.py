@@ -3,12 +3,13 @@
 Owns ``Sampler`` (one Read RPC per switch per sample, all switches concurrently: the per-port
 ``rx_port_counter`` / ``tx_port_counter`` cells and egress queue registers of the ports the topology
 cables, plus — on NICs — each tracked reference's ``flow_packets`` / ``flow_bytes`` / ``tcp_phase``
-registers; SAVE commands where the target has no register access), interface state (the switch
-ports' operstate, read from sysfs when the switch runs on this machine, else the runtime CLI's
-``show_ports``), ``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis)
+registers; SAVE commands where P4Runtime has no register access — on BMv2 the queue registers are
+then read through its Thrift API instead, ``Controller.registers``), interface state (the switch
+ports' operstate, read from sysfs when the switch runs on this machine, else the switch's runtime
+``show_ports``: BMv2 Thrift or the embedded runtime CLI), ``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis)
 and ``Monitor`` (a background thread that turns samples into rates and events).
 
-Signals and the events they raise (../shared/DESIGN.md, "Monitoring and policies"):
+Signals and the events they raise (docs/design.md, "Monitoring and policies"):
 
 - per reference: bandwidth (bit/s) and message rate (packets/s) — degraded when below
   ``drop_fraction`` × baseline for ``k`` consecutive samples;
@@ -36,6 +37,7 @@ from . import commands as C
 from .flowstate import FlowKey
 from .p4rt import codec
 from .p4rt.errors import P4RuntimeError
+from .p4rt.thrift import ThriftError
 from .runtime import Controller
 from .stats import PortSample
 
@@ -216,6 +218,13 @@ class Sampler:
         return out
 
     def _runtime_link_state(self, switch: str, ports: list[int]) -> dict[int, bool]:
+        regs = getattr(self.ctrl, "registers", {}).get(switch)
+        if regs is not None and regs.via == "thrift" and regs.thrift is not None:
+            try:   # BMv2: its device manager's port list
+                up = {p.port: p.up for p in regs.thrift.show_ports()}
+            except ThriftError:
+                up = {}
+            return {p: up.get(p, True) for p in ports}
         sc = self.ctrl.config.switches.get(switch)
         if sc is None or not sc.thrift_port:
             return {p: True for p in ports}
@@ -275,6 +284,8 @@ class Sampler:
                 which = ids.get(re_.register_id)
                 if which:
                     vals[(which, re_.index.index)] = codec.decode_int(re_.data.bitstring)
+        if not use_regs:
+            vals.update(self._registers_elsewhere(switch, ports))
         for p in ports:
             pc[p].queue_delay_sum_us = vals.get(("qsum", p), 0)
             pc[p].queue_depth = vals.get(("qdepth", p), 0)
@@ -291,6 +302,22 @@ class Sampler:
                 if rep.status == C.STATUS_OK:
                     flows[r.key] = FlowCounters(switch, rep.packets, rep.bytes, rep.tcp_phase)
         return pc, flows
+
+    def _registers_elsewhere(self, switch: str, ports: list[int]) -> dict[tuple[str, int], int]:
+        """The queue registers of ``ports`` where P4Runtime has no register reads: through the switch's
+        other register path (BMv2 Thrift), if it has one."""
+        regs = getattr(self.ctrl, "registers", {}).get(switch)
+        names = self._names[switch]
+        h = self.ctrl.fabric[switch].helper
+        want = {h.get_id("register", names[k]): k for k in ("qsum", "qdepth") if names[k]}
+        if regs is None or regs.via == "none" or not want or not ports:
+            return {}
+        try:
+            cells = regs.read([(rid, p) for rid in want for p in ports])
+        except (P4RuntimeError, ThriftError) as exc:
+            log.debug("%s: queue registers unreadable: %s", switch, exc)
+            return {}
+        return {(want[rid], i): v for (rid, i), v in cells.items()}
 
     def sample(self) -> Sample:
         s = Sample(time.monotonic(), time.time())

@@ -2,8 +2,11 @@
 
 Owns ``NicDriver``: per NIC switch, the suspend/save/load/resume/clear operations on many slots at
 once, through either path — the in-band command packets (``controller.commands``, works on any
-P4Runtime target) or P4Runtime RegisterEntry Read/Write (one batched RPC), chosen automatically
-(a register Read is tried once; UNIMPLEMENTED selects in-band). Both paths return the same
+P4Runtime target) or register Read/Write (``controller.p4rt.registers``: P4Runtime RegisterEntry in one
+batched RPC, or BMv2's Thrift API where P4Runtime answers UNIMPLEMENTED). The transfer path is chosen
+automatically: registers when P4Runtime serves them (timed against in-band), else in-band — Thrift
+calls are per cell and not atomic with the traffic, so there they serve scans, counters and forced
+``path = "registers"`` only. Both paths return the same
 ``Command``-shaped replies, hence identical FlowStates. Also owns the NIC's ``flow_slots`` entries
 (controller-placed references) and slot allocation for loads.
 """
@@ -27,6 +30,7 @@ from .flowstate import FlowKey, FlowState
 from .gateway import PACKET_IN_PATH_MARKER, marker_token
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
+from .p4rt.registers import RegisterAccess
 
 __all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
 
@@ -87,19 +91,22 @@ def _same_key(c: Command, key: FlowKey) -> bool:
 class NicDriver:
     """Flow-state operations on one NIC (``flow_nic`` program)."""
 
-    def __init__(self, conn: SwitchConnection, path: str = "auto", timeout: float = 2.0) -> None:
+    def __init__(self, conn: SwitchConnection, path: str = "auto", timeout: float = 2.0,
+                 registers: RegisterAccess | None = None) -> None:
         if conn.helper is None:
             raise NicError(f"{conn.name}: no P4Info (is the flow_nic pipeline set?)")
         self.conn = conn
         self.name = conn.name
         self.helper = conn.helper
         self.channel = CommandChannel(conn, timeout)
+        self.regs = registers if registers is not None else RegisterAccess(conn)   # P4Runtime, else Thrift
         self._regs = {short: self._reg_name(short) for short in REGISTER_FIELDS}
         self.slots = FLOW_SLOTS
         if self.helper.has("register", self._regs["slot_flags"]):
             self.slots = self.helper.get("register", self._regs["slot_flags"]).size or FLOW_SLOTS
         self._path = self._choose_path(path)
-        self.registers_ok = self._path == "registers" or (path == "inband" and self._probe_registers())
+        # any register access (P4Runtime or BMv2 Thrift): scans, counters, RoCE ports
+        self.registers_ok = self._path == "registers" or self.regs.available()
         # `path` says what the device serves ("registers" when RegisterEntry works); `transfer_path` is
         # the one the state transfer uses for single references — measured when both work.
         self.calibration: dict[str, float] = {}
@@ -143,13 +150,8 @@ class NicDriver:
         return short
 
     def _probe_registers(self) -> bool:
-        try:
-            self.conn.read_all([self.helper.register_entry(self._regs["slot_flags"], 0)])
-        except P4RuntimeError as exc:
-            if exc.is_unimplemented():
-                return False
-            raise
-        return True
+        """True when P4Runtime itself serves registers (the Thrift fallback does not count here)."""
+        return self.regs.available() and self.regs.via == "p4runtime"
 
     def _choose_path(self, path: str) -> str:
         if path in ("inband", "registers"):
@@ -158,7 +160,8 @@ class NicDriver:
             raise ValueError(f"unknown state access path {path!r} (auto, inband, registers)")
         if self._probe_registers():
             return "registers"
-        log.info("%s: register access UNIMPLEMENTED; using in-band commands", self.name)
+        log.info("%s: P4Runtime register access UNIMPLEMENTED; state transfer by in-band commands%s", self.name,
+                 " (registers through BMv2 Thrift for scans and counters)" if self.regs.via == "thrift" else "")
         return "inband"
 
     def _calibrate(self, rounds: int = 5) -> str:
@@ -278,7 +281,7 @@ class NicDriver:
     def _read_regs(self, slots: Sequence[int], regs: Sequence[str]) -> dict[int, dict[str, int]]:
         """``regs`` of each slot in one (hand-decoded) register Read."""
         ids = {r: self.helper.get_id("register", self._regs[r]) for r in regs}
-        cells = self.conn.read_registers([(ids[r], s) for s in slots for r in regs])
+        cells = self.regs.read([(ids[r], s) for s in slots for r in regs])
         return {s: {r: cells.get((ids[r], s), 0) for r in regs} for s in slots}
 
     # ---- register path ----------------------------------------------------------------------------
@@ -294,9 +297,8 @@ class NicDriver:
         return out
 
     def _write_registers(self, cmds: Sequence[Command], only: Sequence[str] | None = None) -> None:
-        ups = [self.helper.register_update_raw(self._regs[reg], c.slot, _get(c, fname))
-               for c in cmds for reg, fname in REGISTER_FIELDS.items() if only is None or reg in only]
-        self.conn.write_raw(ups)
+        self.regs.write([(self._regs[reg], c.slot, _get(c, fname))
+                         for c in cmds for reg, fname in REGISTER_FIELDS.items() if only is None or reg in only])
 
     def _run_registers(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> list[Command]:
         valid = [(k, s) for k, s in items if 0 <= s < self.slots]
@@ -333,7 +335,7 @@ class NicDriver:
     def _reset_roce_ports(self, slots: Sequence[int]) -> None:
         name = self._reg_name("roce_udp_sport")
         if slots and self.helper.has("register", name):
-            self.conn.write_raw([self.helper.register_update_raw(name, s, 0) for s in slots])
+            self.regs.write([(name, s, 0) for s in slots])
 
     def _load_registers(self, cmds: Sequence[Command]) -> list[Command]:
         key_regs = ["slot_flags", "slot_kind", "slot_key_addr_lo", "slot_key_addr_hi", "slot_key_ports",
@@ -357,8 +359,8 @@ class NicDriver:
     def scan(self) -> list[Command]:
         """Every valid slot with its state (register path only: in-band commands cannot enumerate)."""
         if not self.registers_ok:
-            raise NicError(f"{self.name}: scanning slots needs P4Runtime register reads")
-        flags = self.conn.read_registers([(self.helper.get_id("register", self._regs["slot_flags"]), None)])
+            raise NicError(f"{self.name}: scanning slots needs register reads (P4Runtime or BMv2 Thrift)")
+        flags = self.regs.read([(self.helper.get_id("register", self._regs["slot_flags"]), None)])
         valid = sorted(i for (_, i), v in flags.items() if v & C.SLOT_VALID)
         return self.read_slots(valid) if valid else []
 
@@ -370,7 +372,7 @@ class NicDriver:
         if not self.registers_ok or not self.helper.has("register", name) or not slots:
             return {}
         rid = self.helper.get_id("register", name)
-        cells = self.conn.read_registers([(rid, s) for s in slots])
+        cells = self.regs.read([(rid, s) for s in slots])
         return {s: (cells[(rid, s)], ROCE_UDP_PORT) for s in slots if cells.get((rid, s))}
 
     # ---- slot allocation and the flow_slots lookup table ------------------------------------------

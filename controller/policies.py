@@ -1,6 +1,6 @@
 """Policies: what to migrate, where and when, given the monitor's view.
 
-Owns the four policies of ../shared/DESIGN.md "Monitoring and policies" and the engine that runs
+Owns the four policies of docs/design.md "Monitoring and policies" and the engine that runs
 them:
 
 - ``Resiliency``: every reference of a degraded or dead device (link down, egress queue delay, or most

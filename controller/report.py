@@ -1,7 +1,7 @@
 """Scenario reports: the JSON summary of a run and its plot.
 
 Owns ``build_report`` (receivers' JSON-lines records + the monitor's events + the migrations →
-the report fields of ../shared/DESIGN.md: scenario, target, connections, connections_survived,
+the report fields of docs/design.md: scenario, target, connections, connections_survived,
 packets_lost, packets_reordered, detection_ms, downtime_ms {p50, p99, max}, throughput
 {before, during, after}, plus per-migration records), ``summary_table`` (the text printed at the end of
 a run) and ``plot`` (PNG, matplotlib's Agg backend: per-flow throughput over time with the fault,
@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from controller.connections import connection_views, flow_id, wire_totals
+
 __all__ = ["build_report", "summary_table", "plot", "percentile", "throughput_series"]
 
 log = logging.getLogger(__name__)
@@ -35,12 +37,6 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
-def _flow_id(rec: dict[str, Any]) -> str:
-    if "qpn" in rec:
-        return f"qp {rec.get('src', '?')}/{rec['qpn']:#x}"
-    return f"tcp {rec.get('flow', '?')}"
-
-
 def throughput_series(receiver_records: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
     """flow -> [(wall time, bit/s)] from the receivers' ``sample`` records (RoCE: pps × bytes ≈ bit/s)."""
     out: dict[str, list[tuple[float, float]]] = {}
@@ -48,9 +44,9 @@ def throughput_series(receiver_records: Sequence[dict[str, Any]]) -> dict[str, l
         if r.get("event") != "sample":
             continue
         if "qpn" in r and r.get("pps") is not None:          # RoCE QPs are plotted in packets/s
-            out.setdefault(_flow_id(r), []).append((r["t"], float(r["pps"])))
+            out.setdefault(flow_id(r), []).append((r["t"], float(r["pps"])))
         elif r.get("bps") is not None:
-            out.setdefault(_flow_id(r), []).append((r["t"], float(r["bps"])))
+            out.setdefault(flow_id(r), []).append((r["t"], float(r["bps"])))
     return out
 
 
@@ -108,6 +104,8 @@ def build_report(scenario: str, target: str, receiver_records: Sequence[dict[str
             during = _window_rate(series, fault_or_mig, max(mig_end, fault_or_mig + 0.2))
             after = _window_rate(series, mig_end + settle, t_end - 0.3)
     unit = "pps" if roce and not tcp else "bps"
+    views = connection_views(receiver_records, sender_records, traffic, fault_t,
+                             (mig_start, mig_end) if mig_start is not None and mig_end is not None else None)
     rep: dict[str, Any] = {
         "scenario": scenario,
         "target": target,
@@ -121,6 +119,11 @@ def build_report(scenario: str, target: str, receiver_records: Sequence[dict[str
         "detection_ms": detection_ms,
         "downtime_ms": {"p50": _r(percentile(downs, 50)), "p99": _r(percentile(downs, 99)), "max": _r(max(downs, default=None))},
         "throughput": {"unit": unit, "before": _r(before), "during": _r(during), "after": _r(after)},
+        "stall_ms": {"max": max((v["stall_ms"] for v in views), default=None),
+                     "max_after_fault": max((v["stall_after_fault_ms"] for v in views
+                                             if v["stall_after_fault_ms"] is not None), default=None)},
+        "tcp_wire": wire_totals(views),
+        "per_connection": views,
         "fault": fault,
         "traffic": {"start": t_start, "end": t_end},
         "events": list(events),
@@ -163,6 +166,13 @@ def summary_table(rep: dict[str, Any]) -> str:
         ("throughput during", _rate(rep["throughput"]["during"], unit)),
         ("throughput after", _rate(rep["throughput"]["after"], unit)),
     ]
+    for v in rep.get("per_connection", []):
+        after = v.get("stall_after_fault_ms")
+        rows.append((f"  {v['connection']}", f"longest stall {v['stall_ms']:.0f} ms"
+                     + ("" if after is None else f" ({after:.0f} ms after the fault)")))
+    for w, tot in rep.get("tcp_wire", {}).items():
+        rows.append((f"TCP on the wire: {w.replace('_', ' ')}",
+                     f"{tot['retransmitted']} retransmitted, {tot['out_of_order']} out-of-order segments"))
     for m in rep["migrations"]:
         mig = m.get("migration", m)
         moved = sorted({x["from"] for x in mig.get("moved", [])})
@@ -187,9 +197,16 @@ def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: 
     t0 = rep["traffic"]["start"]
     unit = rep["throughput"]["unit"]
     scale, label = (1.0, "packets/s") if unit == "pps" else (1e6, "Mbit/s")
-    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
+    fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
+    stalls = {v["connection"]: v for v in rep.get("per_connection", [])}
     for name, pts in sorted(series.items()):
-        ax.plot([t - t0 for t, _ in pts], [v / scale for _, v in pts], linewidth=1.2, label=name)
+        (line,) = ax.plot([t - t0 for t, _ in pts], [v / scale for _, v in pts], linewidth=1.2, label=name)
+        st = stalls.get(name)
+        if st and st.get("stall_at") and st["stall_ms"] >= 20:      # each connection's longest stall
+            a = st["stall_at"] - t0
+            ax.axvspan(a, a + st["stall_ms"] / 1000, ymin=0, ymax=0.05, color=line.get_color(), alpha=0.9)
+            ax.annotate(f"{st['stall_ms']:.0f} ms", (a, 0), xytext=(0, 12), textcoords="offset points",
+                        fontsize=7, color=line.get_color())
     fault = rep.get("fault") or {}
     if fault.get("t"):
         ax.axvline(fault["t"] - t0, color="red", linestyle="-", linewidth=1.5,
@@ -210,7 +227,8 @@ def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: 
     ax.set_title(f"flowmig scenario '{rep['scenario']}' ({rep['target']}): "
                  f"{rep['connections_survived']}/{rep['connections']} connections survived")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower left", fontsize=7, ncol=2)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0,
+              title="bars at the bottom: longest stall", title_fontsize=7)
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ Owns ``Controller``: from a ``ControllerConfig`` it connects to all switches con
 arbitration per switch), makes sure each runs its program (pushed only when the cookie differs, so
 tables written by the lab survive), enables the NICs' learn digests, builds one ``NicDriver`` per NIC
 and one ``GatewayDriver`` per gateway, and keeps the flow ``Inventory`` current from digests and
-register scans. The migrator, the monitor, the policies and the CLI all work through this object.
+register scans (``registers``: per switch, P4Runtime or BMv2 Thrift). The migrator, the monitor, the policies and the CLI all work through this object.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .p4rt.connection import DigestList
 from .p4rt.errors import P4RuntimeError
 from .p4rt.fabric import Fabric
 from .p4rt.p4info import load_p4info
+from .p4rt.registers import RegisterAccess
 
 __all__ = ["Controller", "ControllerError"]
 
@@ -50,6 +51,8 @@ class Controller:
         self.inventory = Inventory()
         self.nics: dict[str, NicDriver] = {}
         self.gateways: dict[str, GatewayDriver] = {}
+        # per switch: register cells through P4Runtime, or BMv2 Thrift where P4Runtime has none
+        self.registers: dict[str, RegisterAccess] = {}
         self.hosts = hosts if hosts is not None else getattr(config, "hosts", {})
         self.digests_seen = 0
 
@@ -82,8 +85,9 @@ class Controller:
         if conn.helper is None:
             raise ControllerError(f"switch {sc.name} has no pipeline and the config gives no program files")
         role = sc.role or ("gateway" if conn.helper.has("table", "flow_forwarding") else "nic")
+        self.registers[sc.name] = regs = RegisterAccess(conn)
         if role == "nic":
-            self.nics[sc.name] = drv = NicDriver(conn, self.state_path)
+            self.nics[sc.name] = drv = NicDriver(conn, self.state_path, registers=regs)
             drv.sync()
             conn.subscribe_digests(self._on_digest)
             if conn.is_primary:  # a backup may not write; the primary configured the digest
@@ -92,7 +96,7 @@ class Controller:
             host_ips = {int(ipaddress.IPv4Address(h["ip"])) for h in self.hosts.values()
                         if h.get("switch") == sc.name}
             nic_ports = {m["nic"]: int(m["port"]) for m in getattr(sc, "nic_group", None) or []}
-            self.gateways[sc.name] = gw = GatewayDriver(conn, host_ips, nic_ports)
+            self.gateways[sc.name] = gw = GatewayDriver(conn, host_ips, nic_ports, registers=regs)
             gw.sync()
 
     def _enable_digest(self, nic: str) -> None:
@@ -114,6 +118,8 @@ class Controller:
     def close(self) -> None:
         for d in list(self.nics.values()) + list(self.gateways.values()):
             d.close()
+        for r in self.registers.values():
+            r.close()
         self.fabric.close()
 
     # ---- inventory ---------------------------------------------------------------------------------

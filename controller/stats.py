@@ -2,7 +2,8 @@
 
 Owns the reads of the programs' telemetry — ``rx_port_counter`` / ``tx_port_counter`` (per port),
 the egress queue registers (``queue_delay_sum_us``, ``queue_depth_last``) and each reference's packet
-and byte counts on its NIC (registers where readable, else SAVE commands, streamed) — and
+and byte counts on its NIC (registers where readable — P4Runtime or BMv2 Thrift — else SAVE commands,
+streamed) — and
 ``RateTracker``, which turns successive samples into rates. One Read per switch per sample.
 """
 
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 
 from . import commands as C
 from .flowstate import FlowKey
-from .p4rt import codec
 from .p4rt.connection import SwitchConnection
 from .p4rt.errors import P4RuntimeError
+from .p4rt.registers import RegisterAccess
 from .runtime import Controller
 
 __all__ = ["PortSample", "port_sample", "flow_sample", "RateTracker"]
@@ -38,8 +39,10 @@ def _named(conn: SwitchConnection, kind: str, suffix: str) -> str | None:
     return next((n for n in conn.helper.names(kind) if n.endswith(suffix)), None)
 
 
-def port_sample(conn: SwitchConnection, ports: set[int] | None = None) -> dict[int, PortSample]:
-    """Per-port counters and queue registers of one switch, in one Read RPC."""
+def port_sample(conn: SwitchConnection, ports: set[int] | None = None,
+                regs: RegisterAccess | None = None) -> dict[int, PortSample]:
+    """Per-port counters and queue registers of one switch: one counter Read, one register read
+    (through ``regs`` — P4Runtime, or BMv2 Thrift where P4Runtime has none; a new one if not given)."""
     h = conn.helper
     if h is None:
         return {}
@@ -60,16 +63,15 @@ def port_sample(conn: SwitchConnection, ports: set[int] | None = None) -> dict[i
             get(i).rx_packets, get(i).rx_bytes = ce.data.packet_count, ce.data.byte_count
         else:
             get(i).tx_packets, get(i).tx_bytes = ce.data.packet_count, ce.data.byte_count
-    regs = [h.register_entry(n, i) for n in (qsum, qdepth) if n for i in sorted(out)]
-    if regs:
+    cells = [(h.get_id("register", n), i) for n in (qsum, qdepth) if n for i in sorted(out)]
+    if cells:
+        regs = regs if regs is not None else RegisterAccess(conn)
         try:
-            for e in conn.read(regs):
-                re_ = e.register_entry
-                v = codec.decode_int(re_.data.bitstring)
-                if re_.register_id == h.get_id("register", qsum):
-                    get(re_.index.index).queue_delay_sum_us = v
+            for (rid, i), v in regs.read(cells).items():
+                if rid == h.get_id("register", qsum):
+                    get(i).queue_delay_sum_us = v
                 else:
-                    get(re_.index.index).queue_depth = v
+                    get(i).queue_depth = v
         except P4RuntimeError as exc:
             if not exc.is_unimplemented():
                 raise
@@ -83,16 +85,9 @@ def flow_sample(ctrl: Controller, nic: str) -> dict[FlowKey, tuple[int, int]]:
     if not recs:
         return {}
     items = [(r.key, r.slot) for r in recs]
-    if drv.registers_ok:
-        h = drv.helper
-        pk, by = drv._regs["flow_packets"], drv._regs["flow_bytes"]
-        ents = [h.register_entry(n, s) for _, s in items for n in (pk, by)]
-        vals: dict[tuple[int, int], int] = {}
-        for e in drv.conn.read(ents):
-            vals[(e.register_entry.register_id, e.register_entry.index.index)] = \
-                codec.decode_int(e.register_entry.data.bitstring)
-        pid, bid = h.get_id("register", pk), h.get_id("register", by)
-        return {k: (vals.get((pid, s), 0), vals.get((bid, s), 0)) for k, s in items}
+    if drv.registers_ok:   # P4Runtime or BMv2 Thrift
+        vals = drv._read_regs([s for _, s in items], ["flow_packets", "flow_bytes"])
+        return {k: (vals[s]["flow_packets"], vals[s]["flow_bytes"]) for k, s in items}
     replies = drv.run(C.SAVE, items)
     return {k: (r.packets, r.bytes) for (k, _), r in zip(items, replies, strict=True) if r.status == C.STATUS_OK}
 

@@ -1,6 +1,7 @@
 """Degradation tooling for labs and scenarios: what this kernel can do to a path.
 
-- the switch's egress queue rate (the runtime CLI's ``set_queue_rate``, as on BMv2),
+- the switch's egress queue rate and depth (``set_queue_rate``/``set_queue_depth``: on BMv2 through its
+  Thrift API directly, ``controller.p4rt.thrift``; on the embedded target through its runtime CLI),
 - a ``tbf`` rate limit on an interface,
 - link down/up (Mininet ``configLinkStatus``: both ends of the veth pair),
 - ``netem`` delay/loss, only where the kernel has it (:func:`netem_available` probes for it).
@@ -74,17 +75,37 @@ def switch_cli(thrift_port: int, commands: str | list[str], target: str = "embed
     return out
 
 
+def _bmv2_thrift(thrift_port: int, what: str, call: str, *args: int | None) -> str:
+    """One call of BMv2's Thrift API (no simple_switch_CLI process: milliseconds, not a second)."""
+    from controller.p4rt.thrift import BmThrift, ThriftError
+    try:
+        with BmThrift("127.0.0.1", thrift_port) as client:
+            getattr(client, call)(*args)
+    except ThriftError as exc:
+        raise DegradeError(f"{what} on BMv2 thrift port {thrift_port} failed: {exc}") from exc
+    return ""
+
+
 def set_queue_rate(thrift_port: int, pps: int, port: int | None = None, target: str = "embedded") -> str:
-    """Limit a switch's egress queue(s) to ``pps`` packets per second (all ports if ``port`` is None)."""
+    """Limit a switch's egress queue(s) to ``pps`` packets per second (all ports if ``port`` is None;
+    0 lifts the limit)."""
     if pps < 0:
         raise DegradeError(f"queue rate must be >= 0 packets/s, got {pps}")
     cmd = f"set_queue_rate {int(pps)}" + (f" {port}" if port is not None else "")
     log.info("thrift %d: %s", thrift_port, cmd)
+    if target == "bmv2":
+        return _bmv2_thrift(thrift_port, cmd, "set_queue_rate", int(pps), port)
     return switch_cli(thrift_port, cmd, target)
 
 
 def set_queue_depth(thrift_port: int, packets: int, port: int | None = None, target: str = "embedded") -> str:
+    """Set a switch's egress queue depth(s) in packets (all ports if ``port`` is None)."""
+    if packets < 0:
+        raise DegradeError(f"queue depth must be >= 0 packets, got {packets}")
     cmd = f"set_queue_depth {int(packets)}" + (f" {port}" if port is not None else "")
+    log.info("thrift %d: %s", thrift_port, cmd)
+    if target == "bmv2":
+        return _bmv2_thrift(thrift_port, cmd, "set_queue_depth", int(packets), port)
     return switch_cli(thrift_port, cmd, target)
 
 

@@ -35,6 +35,7 @@ from mininet.log import setLogLevel
 from topologies import degrade
 from topologies.description import available, load
 from topologies.network import Lab, LabOptions
+from topologies.targets import TargetError, resolve
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,9 @@ class LabCLI(CLI):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m topologies.lab", description="Start a flowmig lab topology.")
     ap.add_argument("topology", help=f"topology name ({', '.join(available())}) or path to a JSON file")
-    ap.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    ap.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
+                    help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
+                         "else embedded)")
     ap.add_argument("--run-dir", type=Path, help="where config.json goes (default out/<topology>)")
     ap.add_argument("--log-dir", type=Path, default=Path("logs"))
     ap.add_argument("--pcap", action="store_true", help="write per-port pcaps to pcaps/")
@@ -231,11 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     setLogLevel("info" if args.verbose else "output")
     logging.getLogger("mininet").propagate = False      # Mininet prints through its own handler
     topo = load(args.topology)
-    opts = LabOptions(target=args.target, run_dir=args.run_dir, log_dir=args.log_dir,
+    try:
+        target = resolve(args.target)
+    except TargetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    opts = LabOptions(target=target, run_dir=args.run_dir, log_dir=args.log_dir,
                       pcap_dir=Path("pcaps") if args.pcap else None, log_console=args.log_console,
                       populate=not args.no_populate, no_p4=args.no_p4, lock_timeout=args.wait)
     with Lab(topo, opts) as lab:
-        print(f"*** {topo.name} up: controller config {lab.config_path}")
+        print(f"*** {topo.name} up on the {target} target: controller config {lab.config_path}")
         if args.cmd:
             script = lab.run_dir / "lab-commands.txt"
             script.write_text("\n".join(args.cmd) + "\n")

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from topologies import cleanup as cleanup_mod
 from topologies import programs, registry
 from topologies.description import Endpoint, Topology
 from topologies.p4switch import CPU_PORT, P4Switch, disable_offloads
+from topologies.targets import resolve
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ CONFIG_VERSION = 1
 
 @dataclass
 class LabOptions:
-    target: str = "embedded"                 # "embedded" (p4target-switch) or "bmv2" (simple_switch_grpc)
+    target: str = "embedded"                 # "embedded" (p4target-switch), "bmv2" (simple_switch_grpc), "auto"
     run_dir: Path | None = None              # config.json goes here; default out/<topology>
     log_dir: Path = Path("logs")             # logs/<switch>.log
     pcap_dir: Path | None = None             # pcaps/ when set
@@ -51,6 +52,8 @@ class Lab:
     def __init__(self, topo: Topology, options: LabOptions | None = None) -> None:
         self.topo = topo
         self.options = options or LabOptions()
+        if self.options.target not in programs.TARGETS:   # "auto" (or a typo: TargetError names it)
+            self.options = replace(self.options, target=resolve(self.options.target))
         self.run_dir = Path(self.options.run_dir or Path("out") / topo.name)
         self.config_path = self.run_dir / "config.json"
         self.run_id = registry.new_run_id()

@@ -1,7 +1,8 @@
 """Finding and compiling the P4 programs the switches run (build/<prog>.json + .p4info.txtpb).
 
 A program is (re)compiled when its JSON is missing or older than ``p4src/<prog>.p4`` or any
-``p4src/include`` file: with the embedded compiler (``p4target.compiler.compile_file``) by default,
+``p4src/include`` file, or — for the bmv2 target — was not written by p4c (its ``__meta__.compiler``):
+with the embedded compiler (``p4target.compiler.compile_file``) by default,
 or with ``p4c-bm2-ss`` for the bmv2 target. Outputs are written atomically so two runs compiling at
 once never see half a file.
 """
@@ -64,7 +65,7 @@ def ensure_compiled(program: str, target: str = "embedded", p4src: Path = P4SRC_
         if pp.json.is_file() and pp.p4info.is_file():
             return pp  # prebuilt, no sources shipped
         raise ProgramError(f"P4 program {program!r}: no source {pp.source} and no build {pp.json}")
-    if not is_outdated(pp):
+    if not is_outdated(pp) and (target != "bmv2" or built_by_p4c(pp)):
         return pp
     build.mkdir(parents=True, exist_ok=True)
     log.info("compiling %s for the %s target", pp.source, target)
@@ -73,6 +74,17 @@ def ensure_compiled(program: str, target: str = "embedded", p4src: Path = P4SRC_
     else:
         _compile_embedded(pp)
     return pp
+
+
+def built_by_p4c(pp: ProgramPaths) -> bool:
+    """True when the program's JSON was written by p4c (BMv2 runs what p4c emits; the embedded switch
+    runs either compiler's output)."""
+    import json
+    try:
+        meta = json.loads(pp.json.read_bytes()).get("__meta__") or {}
+    except (OSError, ValueError):
+        return False
+    return "p4lang/p4c" in str(meta.get("compiler", ""))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

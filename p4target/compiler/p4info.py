@@ -14,7 +14,7 @@ from p4.config.v1 import p4info_pb2 as P
 from . import ast as A
 from .check import Checked, expr_str, param_name
 from .errors import CompileError
-from .types import BitsT, BoolT, EnumT, InstanceSym, StructT, width_of
+from .types import ActionSym, BitsT, BoolT, EnumT, InstanceSym, StructT, TableSym, width_of
 
 PREFIX = {
     "action": P.P4Ids.ACTION, "table": P.P4Ids.TABLE, "controller_header": P.P4Ids.CONTROLLER_HEADER,
@@ -103,7 +103,8 @@ class P4InfoBuilder:
         p = self.p
         p.pkg_info.arch = "v1model"
         tables = em.tables_used
-        actions = [a for a in em.used_actions]
+        acts = p4info_actions(self.c, tables)
+        actions = [a for a, _ in acts]
         insts = em.all_instances()
         ctrl_hdrs = self.controller_headers()
         kinds: dict[str, list[tuple[str, Any]]] = {
@@ -177,13 +178,14 @@ class P4InfoBuilder:
             if info.timeout:
                 tm.idle_timeout_behavior = P.Table.NOTIFY_CONTROL
             if info.entries is not None:
-                if info.entries_const:
-                    tm.is_const_table = True
-                else:
-                    tm.has_initial_entries = True
-        for a in sorted(actions, key=lambda a: getattr(a, "order", 0)):
+                # p4c: const entries make a const table; has_initial_entries when there is an entry
+                tm.is_const_table = info.entries_const
+                tm.has_initial_entries = bool(info.entries)
+        for a, keeps_params in acts:
             am = p.actions.add()
             pre(am, "action", a.fqname, decl=a.decl)
+            if not keeps_params:
+                continue
             for i, prm in enumerate(p_ for p_ in a.decl.params if not p_.direction):
                 pm = am.params.add()
                 pm.id = i + 1
@@ -192,7 +194,7 @@ class P4InfoBuilder:
         by_table = {v: k for k, v in em.table_binding.items()}
         del by_table
         tid_of = {t.fqname: ids[("table", t.fqname)] for t in tables}
-        for s in sorted(insts, key=lambda s: s.fqname):
+        for s in insts:     # p4c: block order (V1Switch order, declarations in order, sub-controls in place)
             k = ikind.get(s.type.name)
             if k is None or (k, s.fqname) not in ids:
                 continue
@@ -324,6 +326,70 @@ def control_type_name(decl: Any) -> str:
 
 def _member(e: Any) -> str:
     return e.name
+
+
+def p4info_actions(checked: Checked, tables_used: list[TableSym]) -> list[tuple[ActionSym, bool]]:
+    """The actions p4c-bm2-ss lists in P4Info, in its order, each with whether it keeps its parameters.
+
+    p4c inlines sub-controls in place, localizes each global action into every control using it (in
+    front of the control's own declarations, in order of first use), then makes one copy of an action
+    per user, right after the original: tables (the control's declarations) come before the direct
+    calls of its body. A directly called copy loses all its parameters (RemoveActionParameters), and
+    P4Info keeps the first copy of each name. Actions only called from other actions are inlined away.
+    """
+    used_tables = {id(t) for t in tables_used}
+    out: dict[str, tuple[ActionSym, bool]] = {}
+    for role in ("verify", "ingress", "egress", "compute", "deparser"):
+        ctl = checked.blocks[role]
+        local: list[ActionSym] = []
+        uses: list[ActionSym] = []
+        in_table: set[int] = set()
+        _control_locals(ctl.locals, used_tables, local, uses, in_table)
+        _direct_calls(ctl.body, uses)
+        used = {id(a) for a in uses}
+        glob = list({id(a): a for a in uses if a.control is None}.values())
+        for a in glob + [a for a in local if id(a) in used]:
+            out.setdefault(a.fqname, (a, id(a) in in_table))
+    return list(out.values())
+
+
+def _control_locals(decls: list[Any], used_tables: set[int], local: list[ActionSym], uses: list[ActionSym],
+                    in_table: set[int]) -> None:
+    """A control's action declarations and table action uses, sub-controls expanded in place."""
+    for d in decls:
+        sym = getattr(d, "sym", None)
+        if isinstance(d, A.ActionDecl) and isinstance(sym, ActionSym):
+            local.append(sym)
+        elif isinstance(d, A.TableDecl) and id(sym) in used_tables:
+            for a, _, _ in sym.info.actions:
+                uses.append(a)
+                in_table.add(id(a))
+        elif isinstance(d, A.Instance) and getattr(sym, "sub", None) is not None:
+            _control_locals(sym.sub.locals, used_tables, local, uses, in_table)
+
+
+def _direct_calls(node: Any, uses: list[ActionSym]) -> None:
+    """Actions called directly in a control body, in order (applied sub-controls' bodies in place)."""
+    if isinstance(node, A.Call):
+        f = node.func
+        if isinstance(f, A.Name) and isinstance(f.ref, ActionSym):
+            uses.append(f.ref)
+        elif isinstance(f, A.Member) and f.name == "apply" and isinstance(f.expr, A.Name) \
+                and getattr(f.expr.ref, "sub", None) is not None:
+            _direct_calls(f.expr.ref.sub.body, uses)
+        else:
+            _direct_calls(f, uses)
+        for a in node.args:
+            _direct_calls(a, uses)
+    elif isinstance(node, (A.Stmt, A.Expr, A.SwitchCase)):
+        for k, v in vars(node).items():
+            if k in ("ref", "ty", "const"):     # set by check: meanings, not sub-expressions
+                continue
+            if isinstance(v, list):
+                for x in v:
+                    _direct_calls(x, uses)
+            elif isinstance(v, (A.Stmt, A.Expr, A.SwitchCase)):
+                _direct_calls(v, uses)
 
 
 def build_p4info(checked: Checked, em: Any) -> P.P4Info:

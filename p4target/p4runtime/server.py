@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
 from p4target.p4runtime.arbitration import Arbitrator, Connection
+from p4target.p4runtime.devconfig import DeviceConfigError, unwrap_device_config
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
 from p4target.p4runtime.p4info import P4InfoIndex, decode, encode, pack_metadata, unpack_metadata
@@ -46,11 +47,19 @@ def _precondition(msg: str) -> P4RTError:
     return P4RTError(grpc.StatusCode.FAILED_PRECONDITION, msg)
 
 
+def _device_json_or_none(data: bytes) -> bytes | None:
+    try:
+        return unwrap_device_config(data)
+    except DeviceConfigError:
+        return None
+
+
 class _Prepared:
     """A verified config: its P4Info index and a built (not yet installed) pipeline."""
 
-    def __init__(self, config: Any, index: P4InfoIndex, pipeline: Any) -> None:
+    def __init__(self, config: Any, index: P4InfoIndex, pipeline: Any, device_json: bytes) -> None:
         self.config, self.index, self.pipeline = config, index, pipeline
+        self.device_json = device_json      # the BMv2 JSON (unwrapped from a P4DeviceConfig if need be)
 
 
 class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
@@ -164,7 +173,11 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         from p4target.pipeline import Pipeline, PipelineError
 
         try:
-            pipeline = Pipeline(config.p4_device_config)
+            device_json = unwrap_device_config(config.p4_device_config)
+        except DeviceConfigError as exc:
+            raise invalid(str(exc)) from None
+        try:
+            pipeline = Pipeline(device_json)
         except PipelineError as exc:
             raise invalid(f"device config rejected: {exc}") from None
         except ValueError as exc:  # JSON syntax
@@ -177,12 +190,12 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             missing += [f"{kind} {i.name}" for i in infos.values() if i.name not in objs]
         if missing:
             raise invalid("P4Info does not match the device config; missing in the JSON: " + ", ".join(missing))
-        return _Prepared(config, index, pipeline)
+        return _Prepared(config, index, pipeline, device_json)
 
     def _install(self, prep: _Prepared, keep_state: bool = False) -> None:
         with self.switch.lock:
             if not keep_state:
-                self.switch.install_pipeline(prep.pipeline, prep.config.p4_device_config)
+                self.switch.install_pipeline(prep.pipeline, prep.device_json)
             pipeline = self.switch.pipeline
             old_digests = self.digests
             self.index = prep.index
@@ -221,13 +234,13 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                     self._install(self.saved)
                     self.saved = None
                 elif action == SetReq.RECONCILE_AND_COMMIT:
-                    same = (self.config is not None and request.config.p4_device_config ==
-                            self.config.p4_device_config)
-                    if same:
+                    installed = self.switch.json_bytes if self.config is not None else None
+                    if installed is not None and _device_json_or_none(request.config.p4_device_config) == installed:
                         if not request.config.HasField("p4info"):
                             raise invalid("config has no p4info")
                         index = P4InfoIndex.build(request.config.p4info)
-                        self._install(_Prepared(request.config, index, self.switch.pipeline), keep_state=True)
+                        self._install(_Prepared(request.config, index, self.switch.pipeline, installed),
+                                      keep_state=True)
                     else:
                         self._install(self._prepare(request.config))
                 else:

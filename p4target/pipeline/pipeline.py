@@ -217,10 +217,9 @@ class Pipeline:
                 name = k.get("name") or f"{k['target'][0]}.{k['target'][1]}"
                 code = f"F[{slot}]"
                 if k.get("mask") is not None:
+                    # BMv2: the key is field & mask at the field's full width (p4c's P4Info bitwidth)
                     mask = parse_hex(k["mask"]) & ((1 << width) - 1)
-                    tz = (mask & -mask).bit_length() - 1 if mask else 0
-                    code = f"((F[{slot}] & {mask}) >> {tz})" if tz else f"(F[{slot}] & {mask})"
-                    width = max(mask.bit_length() - tz, 1)
+                    code = f"(F[{slot}] & {mask})"
             specs.append(KeySpec(name, mt, width))
             codes.append(code)
         actions = list(t.get("actions", []))

@@ -9,6 +9,7 @@ The generated code holds references to these containers, so they are only mutate
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from .state import MeterCell, TableError
 
 __all__ = ["KeySpec", "Match", "Entry", "Table", "ActionInfo", "TableError"]
+
+HANDLE_INDEX_MASK = 0xFFFFFF   # entry handle = (version << 24) | index, as BMv2
 
 MATCH_KINDS = ("exact", "lpm", "ternary", "range", "optional", "valid")
 
@@ -131,7 +134,11 @@ class Table:
         self.ternary: list[tuple[int, int, Entry]] = []       # (mask, value, entry) in match order
         self._has_ranges = "range" in kinds
         self._by_ident: dict[tuple, Entry] = {}
-        self._next_handle = 1
+        # BMv2 entry handles: (version << 24) | index, the lowest free index first; a slot's
+        # version grows when its entry is deleted (a stale handle is EXPIRED), clear() resets them
+        self._next_index = 0
+        self._free: list[int] = []
+        self._versions: dict[int, int] = {}
         self._seq: dict[int, int] = {}
         self.default: Entry = Entry([], 0, None, (), None)
         self._initial_default: tuple[str | None, tuple[int, ...]] = (None, ())
@@ -282,11 +289,14 @@ class Table:
             raise TableError("ALREADY_EXISTS", f"table '{self.name}': entry already exists")
         if len(self._by_ident) >= self.size:
             raise TableError("RESOURCE_EXHAUSTED", f"table '{self.name}' is full ({self.size} entries)")
-        entry = Entry(list(match), priority, info, params, self._next_handle)
+        if self._free:
+            index = heapq.heappop(self._free)
+        else:
+            index, self._next_index = self._next_index, self._next_index + 1
+        entry = Entry(list(match), priority, info, params, (self._versions.get(index, 0) << 24) | index)
         entry.ident = key
         entry._mv = (cmask, cvalue)
         entry._ranges = ranges
-        self._next_handle += 1
         self._by_ident[key] = entry
         self._insert(entry)
         return entry
@@ -359,6 +369,9 @@ class Table:
         entry = self._find(match, priority)
         del self._by_ident[entry.ident]
         self._remove(entry)
+        index = entry.handle & HANDLE_INDEX_MASK
+        self._versions[index] = (self._versions.get(index, 0) + 1) & 0xFF
+        heapq.heappush(self._free, index)
         return entry
 
     def get(self, match: list[Match], priority: int = 0) -> Entry | None:
@@ -370,12 +383,14 @@ class Table:
             raise
 
     def entries(self) -> list[Entry]:
-        return sorted(self._by_ident.values(), key=lambda e: e.handle)
+        """Entries in handle-index order (as BMv2 lists them)."""
+        return sorted(self._by_ident.values(), key=lambda e: e.handle & HANDLE_INDEX_MASK)
 
     def clear(self) -> None:
         """Delete every (non-const) entry."""
         self._check_mutable()
         self._by_ident.clear()
+        self._next_index, self._free, self._versions = 0, [], {}
         self.exact.clear()
         self.levels.clear()
         self._level_by_plen.clear()

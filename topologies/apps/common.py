@@ -1,4 +1,4 @@
-"""Shared pieces of the traffic apps: JSON-lines reporting, rate parsing, pacing."""
+"""Shared pieces of the traffic apps: JSON-lines reporting, rate parsing, pacing, stall tracking."""
 
 from __future__ import annotations
 
@@ -62,3 +62,31 @@ class Pacer:
         ahead = self.done / self.rate - (time.monotonic() - self.start)
         if ahead > 0:
             time.sleep(ahead)
+
+
+STALL_MIN_S = 0.005        # shorter pauses between deliveries are not listed as stalls
+STALLS_KEPT = 2000         # the longest ones are kept when a connection has more
+
+
+class StallTracker:
+    """Intervals with no new delivery (TCP: application bytes; RoCE: a QP's next PSN).
+
+    Each interval longer than ``STALL_MIN_S`` is kept as (start wall time, seconds); the longest
+    ``STALLS_KEPT`` survive when there are more.
+    """
+
+    def __init__(self) -> None:
+        self.last: float | None = None        # wall time of the last delivery
+        self.stalls: list[tuple[float, float]] = []
+
+    def delivered(self, now: float) -> None:
+        if self.last is not None and now - self.last > STALL_MIN_S:
+            self.stalls.append((self.last, now - self.last))
+            if len(self.stalls) > 2 * STALLS_KEPT:
+                self.stalls = sorted(self.stalls, key=lambda s: -s[1])[:STALLS_KEPT]
+        self.last = now
+
+    def record(self) -> dict:
+        kept = sorted(sorted(self.stalls, key=lambda s: -s[1])[:STALLS_KEPT])
+        return {"stall_ms": round(max((d for _, d in kept), default=0.0) * 1000, 3),
+                "stalls": [[round(t, 6), round(d * 1000, 3)] for t, d in kept]}

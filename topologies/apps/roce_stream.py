@@ -27,7 +27,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from topologies.apps.common import Pacer, Reporter
+from topologies.apps.common import Pacer, Reporter, StallTracker
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class QpState:
     first: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
     done: bool = False
+    stalls: StallTracker = field(default_factory=StallTracker)   # between new (in-order) PSNs
 
     def feed(self, psn: int, length: int) -> None:
         self.packets += 1
@@ -129,8 +130,11 @@ class QpState:
         self.last = time.monotonic()
         if self.expected is None:
             self.expected = (psn + 1) % PSN_MOD
+            self.stalls.delivered(time.time())
             return
         d = psn_delta(psn, self.expected)
+        if d >= 0:
+            self.stalls.delivered(time.time())
         if d == 0:
             self.expected = (psn + 1) % PSN_MOD
         elif d > 0:
@@ -210,7 +214,7 @@ class RoceReceiver:
                                   gaps=qp.gaps, missing=qp.missing, duplicates=qp.duplicates,
                                   complete=complete, duration=round(dur, 3), pps=round(qp.packets / dur, 1),
                                   malformed=self.malformed,
-                                  ok=complete and qp.gaps == 0 and qp.duplicates == 0)
+                                  ok=complete and qp.gaps == 0 and qp.duplicates == 0, **qp.stalls.record())
 
 
 class _Sender:

@@ -5,7 +5,11 @@ stream is determined by ``i`` alone. The receiver compares every byte it reads w
 one; on a mismatch at a counter boundary it resynchronises on the counter it sees and reports the
 gap (bytes skipped); any other mismatch is counted as corrupt bytes. A connection reset (or any
 socket error) is reported as such. Both ends emit JSON lines: ``sample`` records every ``interval``
-(bytes so far, throughput over the interval) and one ``end`` record.
+(bytes so far, throughput over the interval), ``tcp`` records with the kernel's TCP_INFO counters
+whenever one changes (:mod:`topologies.apps.tcpinfo`: retransmitted and out-of-order segments, what the
+wire saw), and one ``end`` record. The receiver's ``end`` also carries the client-visible stalls: every
+interval longer than ``common.STALL_MIN_S`` in which no new byte reached the application (``stalls``:
+[[start epoch s, ms], ...]) and the longest (``stall_ms``).
 
     python -m topologies.apps.tcp_stream recv --port 5001 [--count 1] [--interval 0.1]
     python -m topologies.apps.tcp_stream send --dst 10.0.0.2 --port 5001 --duration 5 [--rate 2M]
@@ -21,7 +25,8 @@ import time
 
 import numpy as np
 
-from topologies.apps.common import Pacer, Reporter, parse_rate
+from topologies.apps.common import Pacer, Reporter, StallTracker, parse_rate
+from topologies.apps.tcpinfo import TcpInfoSampler
 
 log = logging.getLogger(__name__)
 WORD = 8
@@ -162,9 +167,11 @@ class TcpStreamReceiver:
         reset, error = False, None
         start = last_t = time.monotonic()
         last_bytes = 0
+        stalls = StallTracker()
         self.reporter.emit("connected", flow=flow)
         conn.settimeout(self.interval)
         with conn:
+            info = TcpInfoSampler(conn, lambda **f: self.reporter.emit("tcp", flow=flow, side="recv", **f)).start()
             while True:
                 try:
                     data = conn.recv(65536)
@@ -179,6 +186,7 @@ class TcpStreamReceiver:
                 if data is not None:
                     if not data:
                         break
+                    stalls.delivered(time.time())
                     chk.feed(data)
                 now = time.monotonic()
                 if now - last_t >= self.interval:
@@ -186,13 +194,16 @@ class TcpStreamReceiver:
                                        bps=round((chk.received - last_bytes) * 8 / (now - last_t), 1),
                                        gaps=chk.gaps, corrupt=chk.corrupt)
                     last_t, last_bytes = now, chk.received
+            if error is not None:
+                stalls.delivered(time.time())     # the silence before the failure counts too
+            info.stop()
         chk.finish()
         dur = time.monotonic() - start
         rec = self.reporter.emit("end", flow=flow, bytes=chk.received, offset=chk.offset, gaps=chk.gaps,
                                  gap_bytes=chk.gap_bytes, corrupt=chk.corrupt, first_error=chk.first_error,
                                  reset=reset, error=error, duration=round(dur, 3),
                                  bps=round(chk.received * 8 / dur, 1) if dur > 0 else 0.0,
-                                 ok=chk.ok and not reset and error is None)
+                                 ok=chk.ok and not reset and error is None, **stalls.record())
         self.results.append(rec)
 
 
@@ -211,6 +222,7 @@ def send_stream(dst: str, port: int, duration: float | None = None, total: int |
     rep.emit("connected", flow=local, dst=f"{dst}:{port}")
     start = last_t = time.monotonic()
     last_sent = 0
+    info = TcpInfoSampler(sock, lambda **f: rep.emit("tcp", flow=local, side="send", **f)).start()
     try:
         sock.settimeout(max(5.0, interval))
         while True:
@@ -235,6 +247,7 @@ def send_stream(dst: str, port: int, duration: float | None = None, total: int |
     except (BrokenPipeError, OSError) as exc:
         error = str(exc)
     finally:
+        info.stop()
         sock.close()
     dur = time.monotonic() - start
     return rep.emit("end", flow=local, bytes=sent, reset=reset, error=error, duration=round(dur, 3),

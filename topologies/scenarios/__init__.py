@@ -1,15 +1,16 @@
 """Scenarios: topology + traffic + fault + expected outcome, run end to end (``flowmig run``).
 
-``run(args)`` is what ``flowmig run --scenario NAME [--target embedded|bmv2] [--report FILE]
+``run(args)`` is what ``flowmig run --scenario NAME [--target auto|embedded|bmv2] [--report FILE]
 [--plot FILE] [-- --interval S --run-dir DIR]`` calls; ``python -m topologies.scenarios NAME`` does the
-same. Exit code 0 when every expectation held, 1 when one failed, 2 for bad arguments.
+same. The target ``auto`` (the default) is resolved by ``topologies.targets.resolve``; the resolved
+name is printed and is the report's ``target``. Exit code 0 when every expectation held, 1 when one
+failed (or the target cannot run here), 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -40,19 +41,21 @@ def run(args: argparse.Namespace) -> int:
     if sc is None:
         print(f"flowmig run: unknown scenario {args.scenario!r} (scenarios: {', '.join(table)})", file=sys.stderr)
         return 2
-    target = getattr(args, "target", "embedded") or "embedded"
-    if target == "bmv2":
-        missing = [t for t in ("p4c-bm2-ss", "simple_switch_grpc") if shutil.which(t) is None]
-        if missing:
-            print(f"flowmig run: target bmv2 needs {' and '.join(missing)} on PATH (use --target embedded)",
-                  file=sys.stderr)
-            return 1
+    from topologies.targets import TargetError, resolve
+    asked = getattr(args, "target", None) or "auto"
+    try:
+        target = resolve(asked)
+    except TargetError as exc:
+        print(f"flowmig run: {exc}", file=sys.stderr)
+        return 1
     try:
         extra = _extra(list(getattr(args, "extra", None) or []))
     except SystemExit:
         return 2
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    print(f"flowmig run: scenario {args.scenario} on the {target} target"
+          + (f" (--target {asked})" if asked != target else ""), flush=True)
     try:
         rep = run_scenario(sc, target, getattr(args, "report", None), getattr(args, "plot", None),
                            run_dir=extra.run_dir, interval=extra.interval)
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m topologies.scenarios", description=__doc__.split("\n")[0])
     ap.add_argument("scenario")
-    ap.add_argument("--target", choices=("embedded", "bmv2"), default="embedded")
+    ap.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto")
     ap.add_argument("--report")
     ap.add_argument("--plot")
     ap.add_argument("extra", nargs=argparse.REMAINDER)
