@@ -22,8 +22,10 @@ The generator offers 25k, 50k and 100k pps (paced) and saturation (a tight send 
 0.5 s of warm-up, then three 1.5 s windows. Offered = the switch's ingress veth rx counter, delivered =
 the receiving veth's rx counter; a load's figures are those of its median window (by delivered pps),
 its latency is over the probes of all windows (one frame in 64 carries its send time; the receive time is
-the kernel's stamp). The switches run one after the other on a 2-core machine that may be shared, so
-compare switches by the ratios of one run. Needs root (veth pairs, raw sockets).
+the kernel's stamp). Both switches are up at once (idle, they cost next to no CPU) and each load is
+measured on one then the other (the order alternates), so both see the same background load of a
+machine that may be shared: compare the switches by the ratios of one run. Needs root (veth pairs,
+raw sockets).
 """
 
 from __future__ import annotations
@@ -314,63 +316,89 @@ def _p4runtime_rates(sw: _Switch) -> dict:
     return out
 
 
-def _bench_lpm(switch: str, program: Program, traffic: Traffic, work: Path) -> dict:
-    pairs = _veths(2)
-    sw = None
-    try:
-        sw = _Switch(switch, {1: pairs[0][0], 2: pairs[1][0]}, program, work)
-        p4rt = _p4runtime_rates(sw)
-        sw.write([_lpm_entry(sw, 10 << 24, 8, 2)])      # the /8 that carries the traffic
-        ports = Ports(tx=pairs[0][1], ingress=pairs[0][0], rx=pairs[1][1])
-        idle = Traffic("idle", [traffic.probe], traffic.probe)   # every frame a probe
-        lat = measure_load(ports, idle, 1000, windows=1, seconds=1.0, cpu=GENERATOR_CPU).summary()
-        pps = {_load_key(r): measure_load(ports, traffic, r, cpu=GENERATOR_CPU).summary() for r in LOADS}
-        return {"pps": pps, "latency_idle_us": lat["latency_us"], "p4rt": p4rt}
-    finally:
-        if sw is not None:
-            sw.close()
-        _del_veths(pairs)
+class _Rig:
+    """One switch under test: two veth pairs (ports 1 and 2), the daemon, its P4Runtime session."""
 
-
-def _bench_flow_nic(switch: str, program: Program, traffic: Traffic, work: Path) -> dict:
-    pairs = _veths(2)
-    sw = None
-    try:
-        sw = _Switch(switch, {1: pairs[0][0], 2: pairs[1][0]}, program, work)
-        t = sw.ids("tables")["FlowNicIngress.nic_forwarding.nic_ports"]
-        a = sw.ids("actions")["FlowNicIngress.nic_forwarding.set_egress_port"]
-        ups = []
-        for src, dst in ((1, 2), (2, 1)):
-            u = sw.pb.Update(type=sw.pb.Update.INSERT)
-            te = u.entity.table_entry
-            te.table_id = t.preamble.id
-            te.match.add(field_id=t.match_fields[0].id).exact.value = bytes([src])
-            te.action.action.action_id = a.preamble.id
-            te.action.action.params.add(param_id=a.params[0].id, value=bytes([dst]))
-            ups.append(u)
-        sw.write(ups)
-        ports = Ports(tx=pairs[0][1], ingress=pairs[0][0], rx=pairs[1][1])
-        return {"saturation": measure_load(ports, traffic, None, cpu=GENERATOR_CPU).summary()}
-    finally:
-        if sw is not None:
-            sw.close()
-        _del_veths(pairs)
-
-
-def _each_switch(out: dict, key: str, bench, skip: dict[str, str]) -> None:
-    """Run ``bench(switch)`` for every switch into ``out[key][switch]``; a failure or skip is recorded."""
-    slot = out.setdefault(key, {})
-    for switch in SWITCHES:
-        if switch in skip:
-            slot[switch] = {"skipped": skip[switch]}
-            continue
+    def __init__(self, switch: str, program: Program, work: Path) -> None:
+        self.switch = switch
+        self.pairs = _veths(2)
         try:
-            slot[switch] = bench(switch)
-        except Skip as exc:
-            slot[switch] = {"skipped": str(exc)}
-        except Exception as exc:  # noqa: BLE001 - keep the other switch's figures
-            log.exception("%s on %s failed", key, switch)
-            slot[switch] = {"error": f"{type(exc).__name__}: {exc}"}
+            self.sw = _Switch(switch, {1: self.pairs[0][0], 2: self.pairs[1][0]}, program, work)
+        except BaseException:
+            _del_veths(self.pairs)
+            raise
+        self.ports = Ports(tx=self.pairs[0][1], ingress=self.pairs[0][0], rx=self.pairs[1][1])
+
+    def close(self) -> None:
+        try:
+            self.sw.close()
+        finally:
+            _del_veths(self.pairs)
+
+
+def _setup_lpm(rig: _Rig) -> dict:
+    """P4Runtime rates (they leave 10,000 /32 routes installed), then the /8 that carries the traffic."""
+    p4rt = _p4runtime_rates(rig.sw)
+    rig.sw.write([_lpm_entry(rig.sw, 10 << 24, 8, 2)])
+    return p4rt
+
+
+def _setup_flow_nic(rig: _Rig) -> dict:
+    """The NIC's port map: 1 <-> 2."""
+    sw = rig.sw
+    t = sw.ids("tables")["FlowNicIngress.nic_forwarding.nic_ports"]
+    a = sw.ids("actions")["FlowNicIngress.nic_forwarding.set_egress_port"]
+    ups = []
+    for src, dst in ((1, 2), (2, 1)):
+        u = sw.pb.Update(type=sw.pb.Update.INSERT)
+        te = u.entity.table_entry
+        te.table_id = t.preamble.id
+        te.match.add(field_id=t.match_fields[0].id).exact.value = bytes([src])
+        te.action.action.action_id = a.preamble.id
+        te.action.action.params.add(param_id=a.params[0].id, value=bytes([dst]))
+        ups.append(u)
+    sw.write(ups)
+    return {}
+
+
+def _side_by_side(program: Program, traffic: Traffic, setup, loads: tuple[int | None, ...], work: Path,
+                  skip: dict[str, str], idle_latency: bool) -> dict[str, dict]:
+    """Every switch up at once (an idle switch costs ~no CPU), then each load on each switch in turn
+    (the order alternates from load to load), so both see the same background load of the machine.
+    Returns ``{switch: {"setup": ..., "pps": {load: ...}, "latency_idle_us": ...}}`` or a skip/error."""
+    out: dict[str, dict] = {}
+    rigs: dict[str, _Rig] = {}
+    try:
+        for switch in SWITCHES:
+            if switch in skip:
+                out[switch] = {"skipped": skip[switch]}
+                continue
+            try:
+                rigs[switch] = _Rig(switch, program, work)
+                out[switch] = {"setup": setup(rigs[switch]), "pps": {}}
+            except Skip as exc:
+                out[switch] = {"skipped": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - keep the other switch's figures
+                log.exception("%s on %s failed", program.name, switch)
+                out[switch] = {"error": f"{type(exc).__name__}: {exc}"}
+        live = [s for s in SWITCHES if s in rigs and "error" not in out[s]]
+        if idle_latency:
+            idle = Traffic("idle", [traffic.probe], traffic.probe)   # every frame a probe
+            for switch in live:
+                r = measure_load(rigs[switch].ports, idle, 1000, windows=1, seconds=1.0, cpu=GENERATOR_CPU)
+                out[switch]["latency_idle_us"] = r.summary()["latency_us"]
+        for i, rate in enumerate(loads):
+            for switch in live if i % 2 == 0 else live[::-1]:
+                try:
+                    r = measure_load(rigs[switch].ports, traffic, rate, cpu=GENERATOR_CPU)
+                    out[switch]["pps"][_load_key(rate)] = r.summary()
+                except Exception as exc:  # noqa: BLE001 - the other loads and switches still run
+                    log.exception("%s on %s at %s failed", program.name, switch, _load_key(rate))
+                    out[switch]["pps"][_load_key(rate)] = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        for rig in rigs.values():
+            rig.close()
+    return out
 
 
 def run() -> dict:
@@ -381,26 +409,28 @@ def run() -> dict:
         skip["simple_switch"] = "p4c-bm2-ss not on PATH (both switches must load the same p4c JSON)"
     elif shutil.which("simple_switch_grpc") is None:
         skip["simple_switch"] = "simple_switch_grpc not on PATH"
-    res: dict = {}
+    res: dict = {"pps": {}, "latency_idle_us": {}, "p4rt": {}, "flow_nic_pps": {}}
     with tempfile.TemporaryDirectory(prefix="bench-switch-") as tmp:
         work = Path(tmp)
         lpm_src = work / "bench_lpm.p4"
         lpm_src.write_text(LPM_P4)
         lpm = _compile("bench_lpm", lpm_src, [], work)
-        lpm_traffic = make_traffic("lpm")
-        by_switch: dict = {}
-        _each_switch(by_switch, "lpm", lambda s: _bench_lpm(s, lpm, lpm_traffic, work), skip)
-        for switch, r in by_switch["lpm"].items():
-            if "pps" in r:
-                res.setdefault("pps", {})[switch] = r["pps"]
-                res.setdefault("latency_idle_us", {})[switch] = r["latency_idle_us"]
-                res.setdefault("p4rt", {})[switch] = r["p4rt"]
-            else:
-                for key in ("pps", "latency_idle_us", "p4rt"):
-                    res.setdefault(key, {})[switch] = r
-        nic = _compile("flow_nic", ROOT / "p4src" / "flow_nic.p4", [str(ROOT / "p4src" / "include")], work)
-        udp = make_traffic("udp")
-        _each_switch(res, "flow_nic_pps", lambda s: _bench_flow_nic(s, nic, udp, work), skip)
+        lpm_res = _side_by_side(lpm, make_traffic("lpm"), _setup_lpm, LOADS, work, skip, idle_latency=True)
+        for switch, r in lpm_res.items():
+            ok = "pps" in r
+            res["pps"][switch] = r["pps"] if ok else r
+            res["latency_idle_us"][switch] = r.get("latency_idle_us", r) if ok else r
+            res["p4rt"][switch] = r["setup"] if ok else r
+        try:
+            nic = _compile("flow_nic", ROOT / "p4src" / "flow_nic.p4", [str(ROOT / "p4src" / "include")], work)
+        except Exception as exc:  # noqa: BLE001 - keep the LPM figures
+            log.exception("compiling flow_nic failed")
+            res["flow_nic_pps"] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            nic_res = _side_by_side(nic, make_traffic("udp"), _setup_flow_nic, (None,), work, skip,
+                                    idle_latency=False)
+            for switch, r in nic_res.items():
+                res["flow_nic_pps"][switch] = r.get("pps", r)
     ratio = {}
     for key in map(_load_key, LOADS):
         a = res["pps"].get("p4target_switch", {}).get(key, {}).get("delivered_pps")
@@ -413,7 +443,8 @@ def run() -> dict:
         "compiler": lpm.compiler,
         "binaries": {"p4target_switch": "p4target-switch", "simple_switch": "simple_switch_grpc"},
         "cpus": {"switch": SWITCH_CPU, "generator": GENERATOR_CPU, "count": os.cpu_count()},
-        "method": "warm-up 0.5 s, 3 windows of 1.5 s per load; the median window's figures; probes 1/64",
+        "method": "both switches up at once, loads taken in turn; warm-up 0.5 s, 3 windows of 1.5 s per "
+                  "load, the median window's figures; latency of 1 frame in 64 (probes)",
         "loads": [_load_key(r) for r in LOADS],
     }
     return {"switch": res}

@@ -1,10 +1,11 @@
 """Micro-benchmark: the P4Runtime message paths of the controller and the embedded server, plain protobuf.
 
-The controller (controller/p4rt) and the P4Runtime server (p4target/p4runtime) used to hand-encode these
-paths (two ``wire.py`` modules, ~600 lines) because protobuf was the pure-Python 3.20. With protobuf's
-upb runtime this benchmark, run in one process against those encoders before they were deleted, gave per
-item (hand → protobuf, µs; ratio = protobuf / hand; the second of three runs, all alike: every ratio < 1, so every hand path
-went): client table write 11.0 → 4.4 (0.40), register write 2.9 → 0.84 (0.28), register read decode
+The controller (controller/p4rt) and the P4Runtime server (p4target/p4runtime) hand-encoded these paths
+(two ``wire.py`` modules, ~600 lines) because protobuf was the pure-Python 3.20. With protobuf's upb
+runtime this benchmark, run in one process against both encoders, gave per item (hand → protobuf, µs;
+ratio = protobuf / hand; the second of three runs, all alike: every ratio < 1). The controller's encoder
+is deleted; the server's is still in use (its chunked Writes, batch.py, frame on top of it), so the
+server_* figures here are protobuf's alternative to it: client table write 11.0 → 4.4 (0.40), register write 2.9 → 0.84 (0.28), register read decode
 3.0 → 0.60 (0.20), PacketOut 0.61 → 0.51 (0.83), PacketIn decode 3.1 → 1.3 (0.44); server Write decode
 8.5 → 2.8 (0.33), register read encode 1.7 → 0.93 (0.55), counter read 1.7 → 0.83 (0.49), table read
 4.8 → 4.3 (0.90), PacketIn encode 2.0 → 1.5 (0.73), PacketOut decode 1.4 → 1.1 (0.79).

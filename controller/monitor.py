@@ -210,7 +210,8 @@ class Sampler:
         for port, iface in self.ports[switch].items():
             p = Path(f"/sys/class/net/{iface}/operstate")
             try:
-                out[port] = p.read_text().strip() != "down"
+                # "lowerlayerdown": the interface is up but its peer is not (no carrier)
+                out[port] = p.read_text().strip() not in ("down", "lowerlayerdown", "notpresent")
             except OSError:
                 missing.append(port)
         if missing:
@@ -234,8 +235,8 @@ class Sampler:
         except Exception:  # noqa: BLE001 - unknown state counts as up; counters still show a dead path
             return {p: True for p in ports}
         state = {}
-        for line in text.splitlines()[1:]:
-            cols = [c.strip() for c in line.split("|")]
+        for line in text.splitlines()[2:]:  # simple_switch_CLI's table: port #, iface name, status
+            cols = line.split()
             if len(cols) >= 3 and cols[0].isdigit():
                 state[int(cols[0])] = cols[2] == "UP"
         return {p: state.get(p, True) for p in ports}

@@ -4,7 +4,8 @@
  * A two-port bump in the wire that tracks every TCP connection, UDP flow and RoCEv2 queue pair it
  * forwards, learns new ones in the data plane (digest to the controller), drops TCP packets that
  * its state says are invalid, executes the controller's in-band flowmig commands (suspend, save,
- * load, resume, clear) on that state, and answers the controller's path markers. Everything is in
+ * load, resume, clear) on that state, answers the controller's path markers and forwards its drain
+ * markers untracked. Everything is in
  * include/; this file only wires it together.
  * Contract with the controller: docs/dataplane.md.
  */
@@ -45,8 +46,14 @@ control FlowNicIngress(inout headers_t hdr,
                 meta.is_marker = true;
                 marker_punt.apply(hdr, meta.ingress_port, PACKET_IN_PATH_MARKER, std);
             } else {
+                // a drain marker is forwarded like data, behind the packets queued ahead of it, but
+                // never tracked
+                meta.is_marker = hdr.udp.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR
+                                 && hdr.udp.dst_port == MARKER_DRAIN_PORT;
                 nic_forwarding.apply(hdr, meta, std);
-                flow_key.apply(hdr, meta);
+                if (!meta.is_marker) {
+                    flow_key.apply(hdr, meta);
+                }
             }
         }
         // One place applies the flow state: commands, and data packets still being forwarded.

@@ -4,7 +4,8 @@
  * Routes IPv4 toward local hosts, places flows bound for the NIC fabric on a NIC by a symmetric
  * hash, holds the per-flow forwarding entries that migration rewrites, suspends flows (punt to the
  * controller or drop), forwards the controller's replayed packets and, at the lossless flip, keeps a
- * flow's new packets behind its outstanding punts (forward_after_drain, per-flow drain registers).
+ * flow's new packets behind its outstanding punts (forward_after_drain, per-flow drain registers), and
+ * answers the drain markers that come out of the NICs.
  * Everything is in include/; this file only wires it together. Contract with the controller:
  * docs/dataplane.md.
  */
@@ -38,7 +39,11 @@ control GatewayIngress(inout headers_t hdr,
             meta.drop = true;
             meta.drop_reason = DROP_BAD_PACKET_OUT;
         } else if (!meta.sent_direct && !meta.drop) {
-            if (hdr.ipv4.isValid()) {
+            if (hdr.udp.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR
+                    && hdr.udp.dst_port == MARKER_DRAIN_PORT) {
+                // a drain marker out of a NIC: every packet queued on that path ahead of it is through
+                cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_DRAIN_MARKER, std);
+            } else if (hdr.ipv4.isValid()) {
                 flow_key.apply(hdr, meta);
                 gateway_forwarding.apply(hdr, meta, std);
                 if (meta.punt) {

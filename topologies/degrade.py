@@ -156,12 +156,25 @@ def netem(node, intf: str, delay_ms: float = 0.0, loss_pct: float = 0.0) -> None
 
 
 # ---- links ----
-def link_status(net, a: str, b: str, up: bool) -> None:
-    """Set every link between nodes ``a`` and ``b`` up or down (both ends)."""
+def link_status(net, a: str, b: str, up: bool, only: str | None = None) -> None:
+    """Set every link between nodes ``a`` and ``b`` up or down: both ends, or with ``only`` (a or b)
+    that node's end alone — the cable cut there: the other end loses its carrier (operstate
+    ``lowerlayerdown``) but stays administratively up.
+
+    Cutting at one end is how a link fails on BMv2: ``simple_switch`` stops receiving on every port
+    once one of its interfaces is set administratively down (and does not recover when it comes back
+    up), so a switch that must survive the fault must keep its own end up."""
     na, nb = net.get(a), net.get(b)
-    if not na.connectionsTo(nb):
+    links = na.connectionsTo(nb)
+    if not links:
         raise DegradeError(f"{a} and {b} are not connected")
-    net.configLinkStatus(a, b, "up" if up else "down")
+    if only is None:
+        net.configLinkStatus(a, b, "up" if up else "down")
+        return
+    if only not in (a, b):
+        raise DegradeError(f"link {a}-{b}: cannot cut it at {only!r} (one of {a}, {b})")
+    for ia, ib in links:
+        (ia if only == a else ib).ifconfig("up" if up else "down")
 
 
 def interface_up(node, intf: str) -> bool:

@@ -7,7 +7,7 @@ Extra CLI commands (besides Mininet's own: ``pingall``, ``hostA ping hostB``, ``
     restore SWITCH [PORT]         lift the queue-rate limit
     tbf NODE INTF RATE            token-bucket rate limit on an interface (e.g. tbf nic2 nic2-eth2 1mbit)
     untbf NODE INTF               remove it
-    linkdown A B / linkup A B     take the link(s) between two nodes down / up
+    linkdown A B / linkup A B     cut the link(s) between two nodes at B (A loses the carrier) / restore them
     p4cli SWITCH CMD...           any runtime-CLI command (counter_read, register_read, table_dump...)
     log SWITCH [N]                last N lines of a switch's log
     stream SRC DST [SECS] [RATE]  background TCP stream SRC -> DST (verified byte by byte)
@@ -112,8 +112,8 @@ class LabCLI(CLI):
         self._run(go, line, "untbf NODE INTF", (2, 2))
 
     def do_linkdown(self, line: str) -> None:
-        """linkdown A B: take the link(s) between A and B down."""
-        self._run(lambda a, b: degrade.link_status(self.mn, a, b, False), line, "linkdown A B", (2, 2))
+        """linkdown A B: cut the link(s) between A and B at B's end (A sees the carrier go)."""
+        self._run(lambda a, b: degrade.link_status(self.mn, a, b, False, only=b), line, "linkdown A B", (2, 2))
 
     def do_linkup(self, line: str) -> None:
         """linkup A B: bring the link(s) between A and B back up."""

@@ -45,12 +45,17 @@ const bit<8> FL_BATCH = 1;
 const bit<8> PACKET_IN_COMMAND_REPLY = 1;   // the reply to a flowmig command
 const bit<8> PACKET_IN_SUSPENDED     = 2;   // a data packet of a suspended flow (lossless mode)
 const bit<8> PACKET_IN_PATH_MARKER   = 3;   // NIC: a path marker reached ingress (all before it is done)
+const bit<8> PACKET_IN_DRAIN_MARKER  = 4;   // gateway: a drain marker came out of a NIC (its path is empty)
 
 // Path markers: the controller's quiesce probe, UDP 0.0.0.1:64027 -> 0.0.0.2:64027 (0.0.0.0/8 is never
 // a host). A gateway sends one toward a NIC behind a suspended flow's packets; the NIC answers it to the
 // controller from its ingress, where every packet ahead of it has already updated the flow state.
 const ipv4_addr_t MARKER_DST_ADDR = 32w0x00000002;
 const l4_port_t   MARKER_PORT     = 16w0xFA1B;
+// Drain markers (UDP ... -> 0.0.0.2:64028): the NIC forwards one like data, untracked, behind every packet
+// queued before it (its egress queue included); the gateway at the far end answers it to the controller.
+// When it is back, the old path holds nothing of the flows sent into it before the suspension.
+const l4_port_t   MARKER_DRAIN_PORT = 16w0xFA1C;
 
 // flowmig command header.
 const bit<8> FLOWMIG_VERSION = 1;

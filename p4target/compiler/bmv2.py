@@ -107,15 +107,6 @@ class Emitter:
         self.field_lists.append({"id": fid, "name": f"field_list{index}", "elements": elems, "_index": index})
         return fid
 
-    def field_list_of(self, elems: list[Json]) -> int:
-        """Field list with exactly these fields (resubmit/recirculate/clone3 data)."""
-        for fl in self.field_lists:
-            if fl["elements"] == elems:
-                return int(fl["id"])
-        fid = len(self.field_lists) + 1
-        self.field_lists.append({"id": fid, "name": f"fl_{fid}", "elements": elems, "_index": None})
-        return fid
-
     def direct_meter_result(self, inst: InstanceSym, dst: ScalarStore, node: Any) -> None:
         old = self.meter_results.get(id(inst))
         if old is not None and (old.inst, old.field) != (dst.inst, dst.field):

@@ -174,13 +174,10 @@ class ExternChecker:
                 raise CompileError("field list index must be a constant", a[2].loc)
             return VoidT()
         if name in ("resubmit", "recirculate", "clone3"):
-            self._n(e, name, 3 if name == "clone3" else 1)
-            if name == "clone3":
-                self._enum(a[0], "CloneType")
-                self._arg(a[1], BitsT(32), "clone session")
-            if not isinstance(a[-1].ty, (StructT, ListT)):
-                raise CompileError(f"{name}: data must be a struct or a list of fields", a[-1].loc)
-            return VoidT()
+            # v1model still declares them (deprecated), but p4c-bm2-ss rejects them: so do we
+            replacement = "clone_preserving_field_list" if name == "clone3" else f"{name}_preserving_field_list"
+            raise CompileError(f"{name}: unknown extern function (deprecated and not supported by the BMv2 "
+                               f"backend; use {replacement} with a @field_list annotation)", e.loc)
         if name in ("resubmit_preserving_field_list", "recirculate_preserving_field_list"):
             self._n(e, name, 1)
             self._arg(a[0], BitsT(8), "field list index")

@@ -1,5 +1,5 @@
 """Lowering of v1model extern calls to BMv2 primitives (mixin of :class:`lower.Ctx`): hash,
-random, digest, clone/resubmit/recirculate (with field lists), truncate, assert/assume, log_msg."""
+random, digest, clone/resubmit/recirculate (preserving @field_list fields), truncate, assert/assume, log_msg."""
 from __future__ import annotations
 
 from typing import Any
@@ -57,16 +57,6 @@ class ExternLowering:
             fl = self.program.field_list(a[0].const)
             out.append(self.prim("resubmit" if name.startswith("resubmit") else "recirculate",
                                  [hexv(fl, 32)], s))
-        elif name in ("resubmit", "recirculate", "clone3"):
-            elems = self.calc_inputs(a[-1], s, None)
-            if any(e_["type"] != "field" for e_ in elems):
-                raise unsupported(f"{name} data that is not made of fields", a[-1].loc)
-            fl = self.program.field_list_of(elems)
-            if name == "clone3":
-                op = "clone_ingress_pkt_to_egress" if _enum_member(a[0]) == "I2E" else "clone_egress_pkt_to_egress"
-                out.append(self.prim(op, [top(self.rv(a[1])), hexv(fl, 32)], s))
-            else:
-                out.append(self.prim(name, [hexv(fl, 32)], s))
         elif name == "truncate":
             out.append(self.prim("truncate", [top(self.rv(a[0]))], s))
         elif name in ("assert", "assume"):

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -19,10 +20,10 @@ from p4.v1 import p4runtime_pb2
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, SizedInfo, decode, encode
 from p4target.p4runtime.tables import fill_meter_config, meter_rates
+from p4target.p4runtime.wire import entity_counter, entity_register
 
 log = logging.getLogger(__name__)
 Update = p4runtime_pb2.Update
-Entity = p4runtime_pb2.Entity
 
 
 def _obj(kind: str, table: dict, info: SizedInfo) -> Any:
@@ -67,20 +68,16 @@ class Entities:
         for i in _indices(info, reg.size, e):
             reg.write(i, value)
 
-    def read_register(self, e: Any) -> list:
-        """Entity messages, filled in place (10k cells: ~10 ms with upb; bench/bench_wire.py)."""
+    def read_register(self, e: Any) -> Iterator[bytes]:
+        """Encoded Entity messages (see wire.py: protobuf is too slow for 10k cells), produced lazily so
+        the server can read big registers in slices of the switch lock."""
         infos = ([P4InfoIndex.lookup("register", self.index.registers, e.register_id)] if e.register_id
                  else list(self.index.registers.values()))
-        out = []
         for info in infos:
             reg = _obj("register", self.pipeline.registers, info)
             rid, read = info.id, reg.read
             for i in _indices(info, reg.size, e):
-                ent = Entity()
-                r = ent.register_entry
-                r.register_id, r.index.index, r.data.bitstring = rid, i, encode(read(i))
-                out.append(ent)
-        return out
+                yield entity_register(rid, i, read(i))
 
     # ------------------------------------------------------------ counters
     def write_counter(self, utype: int, e: Any) -> None:
@@ -91,20 +88,15 @@ class Entities:
         for i in _indices(info, ctr.size, e):
             ctr.write(i, e.data.packet_count, e.data.byte_count)
 
-    def read_counter(self, e: Any) -> list:
-        """Entity messages, filled in place."""
+    def read_counter(self, e: Any) -> Iterator[bytes]:
+        """Encoded Entity messages, produced lazily."""
         infos = ([P4InfoIndex.lookup("counter", self.index.counters, e.counter_id)] if e.counter_id
                  else list(self.index.counters.values()))
-        out = []
         for info in infos:
             ctr = _obj("counter", self.pipeline.counters, info)
             for i in _indices(info, ctr.size, e):
-                ent = Entity()
-                c = ent.counter_entry
-                c.counter_id, c.index.index = info.id, i
-                c.data.packet_count, c.data.byte_count = ctr.read(i)
-                out.append(ent)
-        return out
+                pk, by = ctr.read(i)
+                yield entity_counter(info.id, i, pk, by)
 
     # ------------------------------------------------------------ meters
     def write_meter(self, utype: int, e: Any) -> None:
@@ -124,10 +116,10 @@ class Entities:
                 raise
             self.meter_cfg[(info.name, i)] = rates
 
-    def read_meter(self, e: Any) -> list:
+    def read_meter(self, e: Any) -> Iterator[Any]:
+        """MeterEntry messages, produced lazily."""
         infos = ([P4InfoIndex.lookup("meter", self.index.meters, e.meter_id)] if e.meter_id
                  else list(self.index.meters.values()))
-        out = []
         for info in infos:
             meter = _obj("meter", self.pipeline.meters, info)
             for i in _indices(info, meter.size, e):
@@ -137,8 +129,7 @@ class Entities:
                 rates = get(i) if get is not None else self.meter_cfg.get((info.name, i))
                 if rates:
                     fill_meter_config(msg.config, rates)
-                out.append(msg)
-        return out
+                yield msg
 
     # ------------------------------------------------------------ packet replication engine
     @staticmethod

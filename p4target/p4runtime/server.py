@@ -2,29 +2,42 @@
 
 Request handling order follows PI: wrong device id → NOT_FOUND; Write/SetForwardingPipelineConfig from a
 client that is not the primary of its role → PERMISSION_DENIED; anything needing a pipeline before one
-is set → FAILED_PRECONDITION. A Write batch is applied under the switch lock (no packet sees half a
-batch); with CONTINUE_ON_ERROR semantics every update is tried, with ROLLBACK_ON_ERROR and DATAPLANE_ATOMIC a
-failure undoes the batch (rollback.py); failures are reported as UNKNOWN with one p4.v1.Error per
-update in ``grpc-status-details-bin`` (ABORTED for rolled-back updates).
+is set → FAILED_PRECONDITION. Every failed RPC is logged (method, peer, code, message); a request that
+cannot be decoded is INVALID_ARGUMENT, and no handler lets an exception reach gRPC (which would answer
+UNKNOWN "Exception calling application").
+
+The server keeps serving under load: streams cannot take the workers unary RPCs need (stream.py); a Read
+streams its results in ReadResponses of at most ``READ_CHUNK`` entities and a Write applies its updates
+decoded ``batch.CHUNK_UPDATES`` at a time, both holding the switch lock in slices of ``batch.SLICE_S``
+so packets are forwarded in between (batch.py). A DATAPLANE_ATOMIC batch holds the lock throughout, so
+no packet sees part of it; with CONTINUE_ON_ERROR (PI's only mode) and ROLLBACK_ON_ERROR packets may see
+a batch half applied, as the spec allows. Writes are serialized with each other and with pipeline
+changes. Failures are reported as UNKNOWN with one p4.v1.Error per update in ``grpc-status-details-bin``
+(ABORTED for rolled-back updates). The port is bound exclusively (no SO_REUSEPORT), with TLS when asked
+(tls.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent import futures
 from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
-from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+from p4.v1 import p4runtime_pb2
 
-from p4target.p4runtime.arbitration import Arbitrator, Connection
+from p4target.p4runtime import wire
+from p4target.p4runtime.arbitration import Arbitrator
+from p4target.p4runtime.batch import BIG_BATCH, HANDOVER_S, SLICE_S, LockSlices, WriteBatch, trim_memory
 from p4target.p4runtime.devconfig import DeviceConfigError, unwrap_device_config
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
-from p4target.p4runtime.p4info import P4InfoIndex, decode, encode, pack_metadata, unpack_metadata
+from p4target.p4runtime.p4info import P4InfoIndex
 from p4target.p4runtime.rollback import undo_for
+from p4target.p4runtime.stream import MAX_STREAMS, UNARY_WORKERS, StreamService, precondition
 from p4target.p4runtime.tables import (
     TableCodec,
     read_direct_counters,
@@ -32,19 +45,17 @@ from p4target.p4runtime.tables import (
     set_direct_counter,
     set_direct_meter,
 )
+from p4target.p4runtime.tls import TLSOptions
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.4.1"
-READ_CHUNK = 5000
-STREAM_BACKLOG = 20000  # messages queued for one stream before PacketIns/digests are dropped
+READ_CHUNK = 5000     # entities per ReadResponse
+MAX_MESSAGE = 256 << 20  # as PI (SetMaxReceiveMessageSize(256 MB))
 SetReq = p4runtime_pb2.SetForwardingPipelineConfigRequest
 GetReq = p4runtime_pb2.GetForwardingPipelineConfigRequest
 Update = p4runtime_pb2.Update
-
-
-def _precondition(msg: str) -> P4RTError:
-    return P4RTError(grpc.StatusCode.FAILED_PRECONDITION, msg)
+_precondition = precondition
 
 
 def _device_json_or_none(data: bytes) -> bytes | None:
@@ -62,16 +73,26 @@ class _Prepared:
         self.device_json = device_json      # the BMv2 JSON (unwrapped from a P4DeviceConfig if need be)
 
 
-class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
+class _Refused(Exception):
+    """Raised by a handler after it has set trailing metadata: abort with this code and message."""
+
+    def __init__(self, err: P4RTError) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+class P4RuntimeServer(StreamService):
     """P4Runtime server for one device (one Switch)."""
 
-    def __init__(self, switch: Any, device_id: int = 0, address: str = "127.0.0.1:9559") -> None:
+    def __init__(self, switch: Any, device_id: int = 0, address: str = "127.0.0.1:9559",
+                 tls: TLSOptions | None = None, max_streams: int = MAX_STREAMS) -> None:
         self.switch = switch
         self.device_id = device_id
         self.address = address
+        self.tls = tls or TLSOptions()
         self.port: int | None = None
         self.arbitrator = Arbitrator(device_id)
-        self.config_lock = threading.Lock()
+        self.config_lock = threading.Lock()   # pipeline changes and Writes, one at a time
         self.config: Any = None
         self.saved: _Prepared | None = None
         self.index: P4InfoIndex | None = None
@@ -80,64 +101,96 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         self.digests: Digests | None = None
         self._server: grpc.Server | None = None
         self.stats = {"packet_in_dropped": 0}
+        self._init_streams(max_streams)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> P4RuntimeServer:
-        opts = [("grpc.max_send_message_length", 256 << 20), ("grpc.max_receive_message_length", 256 << 20)]
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=24, thread_name_prefix="p4rt"),
-                                   options=opts)
+        """Bind and serve. OSError when the address cannot be bound (in use, even by another process
+        with SO_REUSEPORT); TLSConfigError for unusable TLS options."""
+        creds = self.tls.credentials()
+        opts = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE),
+                ("grpc.so_reuseport", 0),                       # a second server on the port fails to bind
+                ("grpc.keepalive_time_ms", 60_000), ("grpc.keepalive_timeout_ms", 20_000),
+                ("grpc.http2.max_pings_without_data", 0)]       # dead clients' streams are reaped
+        pool = futures.ThreadPoolExecutor(max_workers=self.max_streams + UNARY_WORKERS, thread_name_prefix="p4rt")
+        self._server = grpc.server(pool, options=opts)
         self._server.add_generic_rpc_handlers((self._handlers(),))
         try:
-            port = self._server.add_insecure_port(self.address)
+            if creds is None:
+                port = self._server.add_insecure_port(self.address)
+            else:
+                port = self._server.add_secure_port(self.address, creds)
         except RuntimeError as exc:
             raise OSError(f"cannot bind {self.address}: {exc}") from None
         if not port:
-            raise OSError(f"cannot bind {self.address}")
+            raise OSError(f"cannot bind {self.address} (address in use?)")
         self.port = port
         self._server.start()
         self.switch.packet_in_sink = self._on_packet_in
-        log.info("P4Runtime server listening on %s (port %d, device id %d)", self.address, port, self.device_id)
+        log.info("P4Runtime server listening on %s (port %d, device id %d, %s)", self.address, port,
+                 self.device_id, self.tls.describe())
         return self
 
     def _handlers(self) -> grpc.GenericRpcHandler:
-        """The P4Runtime service; requests are parsed in the handlers (see ``parsed``)."""
+        """The P4Runtime service. Every request arrives as bytes and is decoded by its handler, so that an
+        undecodable one is INVALID_ARGUMENT (gRPC itself would answer INTERNAL); Read yields raw bytes."""
         pb = p4runtime_pb2
-        unary = grpc.unary_unary_rpc_method_handler
 
-        def parsed(cls: Any, fn: Any) -> Any:
-            """Parse the request in the handler: a malformed one is INVALID_ARGUMENT, not gRPC's INTERNAL."""
+        def passthrough(msg: Any) -> bytes:
+            return msg if isinstance(msg, bytes) else msg.SerializeToString()
+
+        def parse(cls: Any, data: bytes) -> Any:
+            if cls is None:
+                return data
+            try:
+                return cls.FromString(data)
+            except (DecodeError, UnicodeDecodeError, ValueError) as exc:
+                raise invalid(f"malformed {cls.__name__}: {exc}") from None
+
+        def refuse(name: str, context: Any, err: P4RTError) -> None:
+            log.info("%s from %s refused: %s: %s", name, context.peer(), err.code.name, err.message)
+            context.abort(err.code, err.message)
+
+        def unary(name: str, cls: Any, fn: Any, resp: Any) -> Any:
             def handler(data: bytes, context: Any) -> Any:
                 try:
-                    req = cls.FromString(data)
-                except DecodeError as exc:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.__name__}: {exc}")
-                return fn(req, context)
-            return handler
+                    return fn(parse(cls, data), context)
+                except P4RTError as err:
+                    failure = err
+                except _Refused as exc:
+                    failure = exc.err
+                except Exception as exc:  # a bug: log it with its traceback, answer INTERNAL
+                    log.exception("%s failed unexpectedly", name)
+                    failure = P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+                refuse(name, context, failure)
+            return grpc.unary_unary_rpc_method_handler(handler, response_serializer=resp)
 
-        def parsed_stream(cls: Any, fn: Any) -> Any:
+        def streamed(name: str, cls: Any, fn: Any) -> Any:
             def handler(data: bytes, context: Any) -> Any:
                 try:
-                    req = cls.FromString(data)
-                except DecodeError as exc:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed {cls.__name__}: {exc}")
-                yield from fn(req, context)
-            return handler
+                    yield from fn(parse(cls, data), context)
+                    return
+                except P4RTError as err:
+                    failure = err
+                except Exception as exc:
+                    log.exception("%s failed unexpectedly", name)
+                    failure = P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+                refuse(name, context, failure)
+            return grpc.unary_stream_rpc_method_handler(handler, response_serializer=passthrough)
 
         return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", {
-            "Write": unary(parsed(pb.WriteRequest, self.Write), response_serializer=pb.WriteResponse.SerializeToString),
-            "Read": grpc.unary_stream_rpc_method_handler(parsed_stream(pb.ReadRequest, self.Read),
-                                                         response_serializer=pb.ReadResponse.SerializeToString),
-            "SetForwardingPipelineConfig": unary(
-                parsed(pb.SetForwardingPipelineConfigRequest, self.SetForwardingPipelineConfig),
-                response_serializer=pb.SetForwardingPipelineConfigResponse.SerializeToString),
-            "GetForwardingPipelineConfig": unary(
-                parsed(pb.GetForwardingPipelineConfigRequest, self.GetForwardingPipelineConfig),
-                response_serializer=pb.GetForwardingPipelineConfigResponse.SerializeToString),
-            "StreamChannel": grpc.stream_stream_rpc_method_handler(
-                self.StreamChannel, request_deserializer=pb.StreamMessageRequest.FromString,
-                response_serializer=pb.StreamMessageResponse.SerializeToString),
-            "Capabilities": unary(parsed(pb.CapabilitiesRequest, self.Capabilities),
-                                  response_serializer=pb.CapabilitiesResponse.SerializeToString),
+            "Write": unary("Write", None, self.WriteRaw, pb.WriteResponse.SerializeToString),
+            "Read": streamed("Read", pb.ReadRequest, self.Read),
+            "SetForwardingPipelineConfig": unary("SetForwardingPipelineConfig", SetReq,
+                                                 self.SetForwardingPipelineConfig,
+                                                 pb.SetForwardingPipelineConfigResponse.SerializeToString),
+            "GetForwardingPipelineConfig": unary("GetForwardingPipelineConfig", GetReq,
+                                                 self.GetForwardingPipelineConfig,
+                                                 pb.GetForwardingPipelineConfigResponse.SerializeToString),
+            "StreamChannel": grpc.stream_stream_rpc_method_handler(self.StreamChannel,
+                                                                   response_serializer=passthrough),
+            "Capabilities": unary("Capabilities", pb.CapabilitiesRequest, self.Capabilities,
+                                  pb.CapabilitiesResponse.SerializeToString),
         })
 
     def stop(self, grace: float = 0.5) -> None:
@@ -154,10 +207,6 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
     def _need_pipeline(self) -> None:
         if self.config is None or self.codec is None:
             raise _precondition("no forwarding pipeline config set on the device")
-
-    @staticmethod
-    def _abort(context: Any, err: P4RTError) -> None:
-        context.abort(err.code, err.message)
 
     # ------------------------------------------------------------------ Capabilities
     def Capabilities(self, request: Any, context: Any) -> Any:
@@ -216,46 +265,40 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
             old_digests.stop()
 
     def SetForwardingPipelineConfig(self, request: Any, context: Any) -> Any:
-        try:
-            self._check_device(request.device_id)
-            self.arbitrator.check_writer(request.role, request.election_id, request.HasField("election_id"))
-            with self.config_lock:
-                action = request.action
-                if action == SetReq.VERIFY:
-                    self._prepare(request.config)
-                elif action == SetReq.VERIFY_AND_SAVE:
-                    self.saved = self._prepare(request.config)
-                elif action == SetReq.VERIFY_AND_COMMIT:
-                    self._install(self._prepare(request.config))
-                    self.saved = None
-                elif action == SetReq.COMMIT:
-                    if self.saved is None:
-                        raise _precondition("COMMIT without a saved config (use VERIFY_AND_SAVE first)")
-                    self._install(self.saved)
-                    self.saved = None
-                elif action == SetReq.RECONCILE_AND_COMMIT:
-                    installed = self.switch.json_bytes if self.config is not None else None
-                    if installed is not None and _device_json_or_none(request.config.p4_device_config) == installed:
-                        if not request.config.HasField("p4info"):
-                            raise invalid("config has no p4info")
-                        index = P4InfoIndex.build(request.config.p4info)
-                        self._install(_Prepared(request.config, index, self.switch.pipeline, installed),
-                                      keep_state=True)
-                    else:
-                        self._install(self._prepare(request.config))
+        self._check_device(request.device_id)
+        self.arbitrator.check_writer(request.role, request.election_id, request.HasField("election_id"))
+        with self.config_lock:
+            action = request.action
+            if action == SetReq.VERIFY:
+                self._prepare(request.config)
+            elif action == SetReq.VERIFY_AND_SAVE:
+                self.saved = self._prepare(request.config)
+            elif action == SetReq.VERIFY_AND_COMMIT:
+                self._install(self._prepare(request.config))
+                self.saved = None
+            elif action == SetReq.COMMIT:
+                if self.saved is None:
+                    raise _precondition("COMMIT without a saved config (use VERIFY_AND_SAVE first)")
+                self._install(self.saved)
+                self.saved = None
+            elif action == SetReq.RECONCILE_AND_COMMIT:
+                installed = self.switch.json_bytes if self.config is not None else None
+                if installed is not None and _device_json_or_none(request.config.p4_device_config) == installed:
+                    if not request.config.HasField("p4info"):
+                        raise invalid("config has no p4info")
+                    index = P4InfoIndex.build(request.config.p4info)
+                    self._install(_Prepared(request.config, index, self.switch.pipeline, installed),
+                                  keep_state=True)
                 else:
-                    raise invalid(f"unsupported SetForwardingPipelineConfig action {action}")
-        except P4RTError as err:
-            self._abort(context, err)
+                    self._install(self._prepare(request.config))
+            else:
+                raise invalid(f"unsupported SetForwardingPipelineConfig action {action}")
         log.info("SetForwardingPipelineConfig %s done", SetReq.Action.Name(request.action))
         return p4runtime_pb2.SetForwardingPipelineConfigResponse()
 
     def GetForwardingPipelineConfig(self, request: Any, context: Any) -> Any:
-        try:
-            self._check_device(request.device_id)
-            self._need_pipeline()
-        except P4RTError as err:
-            self._abort(context, err)
+        self._check_device(request.device_id)
+        self._need_pipeline()
         resp = p4runtime_pb2.GetForwardingPipelineConfigResponse()
         cfg, rt = self.config, request.response_type
         if cfg.HasField("cookie"):
@@ -267,47 +310,53 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         return resp
 
     # ------------------------------------------------------------------ Write
-    def Write(self, request: Any, context: Any) -> Any:
-        updates = []
-        for upd in request.updates:
-            which = upd.entity.WhichOneof("entity")
-            updates.append((upd.type, which, getattr(upd.entity, which) if which else None))
-        return self._write(context, request.device_id, request.role, request.election_id,
-                           request.HasField("election_id"), request.atomicity, updates)
-
-    def _write(self, context: Any, device_id: int, role: str, election_id: Any, has_eid: bool, atomicity: int,
-               updates: list) -> Any:
-        try:
-            self._check_device(device_id)
-            self.arbitrator.check_writer(role, election_id, has_eid)
+    def WriteRaw(self, data: bytes, context: Any) -> Any:
+        """Write from the request bytes: header first, then the updates decoded chunk by chunk."""
+        batch = WriteBatch.parse(data)
+        eid = p4runtime_pb2.Uint128()
+        if batch.election_id is not None:
+            eid.high, eid.low = batch.election_id
+        self._check_device(batch.device_id)
+        self.arbitrator.check_writer(batch.role, eid, batch.election_id is not None)
+        self._need_pipeline()
+        W = p4runtime_pb2.WriteRequest
+        if batch.atomicity not in (W.CONTINUE_ON_ERROR, W.ROLLBACK_ON_ERROR, W.DATAPLANE_ATOMIC):
+            raise invalid(f"unknown atomicity {batch.atomicity}")
+        with self.config_lock:
             self._need_pipeline()
-            W = p4runtime_pb2.WriteRequest
-            if atomicity not in (W.CONTINUE_ON_ERROR, W.ROLLBACK_ON_ERROR, W.DATAPLANE_ATOMIC):
-                raise invalid(f"unknown atomicity {atomicity}")
-        except P4RTError as err:
-            self._abort(context, err)
-        # Every batch is applied under the switch lock, so packets never see part of it: with
-        # ROLLBACK_ON_ERROR/DATAPLANE_ATOMIC a failure also undoes the updates applied before it.
-        rollback = atomicity != p4runtime_pb2.WriteRequest.CONTINUE_ON_ERROR
+            results = self._write(batch)
+        if len(batch) >= BIG_BATCH:
+            trim_memory()
+        if any(r is not None for r in results):
+            for i, r in enumerate(results):
+                if r is not None:
+                    log.info("Write update %d failed: %s", i, r)
+            status = write_status(results)
+            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+            raise _Refused(P4RTError(grpc.StatusCode.UNKNOWN, status.message))
+        return p4runtime_pb2.WriteResponse()
+
+    def _write(self, batch: WriteBatch) -> list[P4RTError | None]:
+        """Apply the batch; one result per update. DATAPLANE_ATOMIC holds the switch lock throughout;
+        the other modes hand it to the packet thread every SLICE_S. With ROLLBACK_ON_ERROR and
+        DATAPLANE_ATOMIC a failure undoes the updates applied before it."""
+        W = p4runtime_pb2.WriteRequest
+        rollback = batch.atomicity != W.CONTINUE_ON_ERROR
+        slices = LockSlices(self.switch.lock, None if batch.atomicity == W.DATAPLANE_ATOMIC else SLICE_S)
         results: list[P4RTError | None] = []
         undos: list = []
-        with self.switch.lock:
-            for utype, which, obj in updates:
-                try:
-                    if rollback:
-                        undo = undo_for(self, utype, which, obj)
-                    self._apply(utype, which, obj)
-                    results.append(None)
-                    if rollback:
-                        undos.append(undo)
-                except P4RTError as err:
-                    results.append(err)
-                except Exception as exc:  # a bug must not take the server down; report it per update
-                    log.exception("update failed unexpectedly")
-                    results.append(P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}"))
-                if rollback and results[-1] is not None:
+        failed = False
+        with slices:
+            for chunk in batch.chunks():
+                for upd in chunk:
+                    slices.tick()
+                    results.append(self._apply_one(upd, undos if rollback else None))
+                    if rollback and results[-1] is not None:
+                        failed = True
+                        break
+                if failed:
                     break
-            if rollback and any(r is not None for r in results):
+            if failed:
                 for undo in reversed(undos):
                     try:
                         undo()
@@ -315,15 +364,24 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
                         log.exception("rollback step failed")
                 aborted = P4RTError(grpc.StatusCode.ABORTED, "rolled back: another update of the batch failed")
                 results = [aborted if r is None else r for r in results]
-                results += [aborted] * (len(updates) - len(results))
-        if any(r is not None for r in results):
-            for i, r in enumerate(results):
-                if r is not None:
-                    log.info("Write update %d failed: %s", i, r)
-            status = write_status(results)
-            context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-            context.abort(grpc.StatusCode.UNKNOWN, status.message)
-        return p4runtime_pb2.WriteResponse()
+                results += [aborted] * (len(batch) - len(results))
+        return results
+
+    def _apply_one(self, upd: Any, undos: list | None) -> P4RTError | None:
+        if isinstance(upd, P4RTError):  # undecodable update
+            return upd
+        utype, which, obj = upd
+        try:
+            undo = undo_for(self, utype, which, obj) if undos is not None else None
+            self._apply(utype, which, obj)
+            if undos is not None:
+                undos.append(undo)
+            return None
+        except P4RTError as err:
+            return err
+        except Exception as exc:  # a bug must not take the server down; report it per update
+            log.exception("update failed unexpectedly")
+            return P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
     def _apply(self, utype: int, which: str | None, obj: Any) -> None:
         if utype not in (Update.INSERT, Update.MODIFY, Update.DELETE):
@@ -355,44 +413,54 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
     # ------------------------------------------------------------------ Read
     def Read(self, request: Any, context: Any) -> Any:
-        try:
-            self._check_device(request.device_id)
-            self._need_pipeline()
-            out: list = []
-            with self.switch.lock:
-                for ent in request.entities:
-                    out.extend(self._read(ent))
-        except P4RTError as err:
-            self._abort(context, err)
-            return
-        except Exception as exc:  # a bug: report it, keep serving
-            log.exception("Read failed unexpectedly")
-            context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-            return
-        if not out:
-            yield p4runtime_pb2.ReadResponse()
-            return
-        for i in range(0, len(out), READ_CHUNK):
-            resp = p4runtime_pb2.ReadResponse()
-            resp.entities.extend(out[i:i + READ_CHUNK])
-            yield resp
+        """ReadResponses of at most READ_CHUNK entities, produced in slices of the switch lock: the
+        packet thread runs between slices and nothing is encoded ahead of what gRPC has sent."""
+        self._check_device(request.device_id)
+        self._need_pipeline()
+        items = (m for ent in request.entities for m in self._read(ent))
+        pending: list[bytes] = []
+        sent = total = 0
+        done = False
+        while not done:
+            with LockSlices(self.switch.lock) as slices:
+                for m in items:
+                    pending.append(m)
+                    if len(pending) >= READ_CHUNK or (not len(pending) & 63 and time.monotonic() >= slices.until):
+                        break
+                else:
+                    done = True
+            if len(pending) >= READ_CHUNK or (done and (pending or not sent)):
+                sent += 1
+                total += len(pending)
+                yield wire.read_response(pending)  # empty: an empty ReadResponse, as PI sends
+                pending = []
+            if not done:
+                time.sleep(HANDOVER_S)  # let the packet thread take the lock
+        if total >= 10 * READ_CHUNK:
+            trim_memory()
 
-    def _read(self, ent: Any) -> list:
-        """Entity messages for one read request entity."""
+    def _read(self, ent: Any) -> Any:
+        """Encoded Entity messages for one read request entity (lazily: called under the switch lock)."""
+        for m in self._read_entities(ent):
+            yield m if isinstance(m, bytes) else m.SerializeToString()
+
+    def _read_entities(self, ent: Any) -> Any:
+        """The entities of one read request entity, as an iterable produced lazily."""
         which = ent.WhichOneof("entity")
         E = p4runtime_pb2.Entity
         if which == "table_entry":
-            return self.codec.read(ent.table_entry, entities=True)
+            return (wire.entity_table(m) if isinstance(m, bytes) else E(table_entry=m)
+                    for m in self.codec.read(ent.table_entry, encoded=True))
         if which == "register_entry":
             return self.entities.read_register(ent.register_entry)
         if which == "counter_entry":
             return self.entities.read_counter(ent.counter_entry)
         if which == "meter_entry":
-            return [E(meter_entry=m) for m in self.entities.read_meter(ent.meter_entry)]
+            return (E(meter_entry=m) for m in self.entities.read_meter(ent.meter_entry))
         if which == "direct_counter_entry":
             return read_direct_counters(self.codec, ent.direct_counter_entry)
         if which == "direct_meter_entry":
-            return [E(direct_meter_entry=m) for m in read_direct_meters(self.codec, ent.direct_meter_entry)]
+            return (E(direct_meter_entry=m) for m in read_direct_meters(self.codec, ent.direct_meter_entry))
         if which == "packet_replication_engine_entry":
             pre = self.entities.read_pre(ent.packet_replication_engine_entry)
             return [E(packet_replication_engine_entry=m) for m in pre]
@@ -401,114 +469,3 @@ class P4RuntimeServer(p4runtime_pb2_grpc.P4RuntimeServicer):
         if which is None:
             raise invalid("read of an empty entity")
         raise unimplemented(f"{which} is not supported")
-
-    # ------------------------------------------------------------------ StreamChannel
-    def StreamChannel(self, request_iterator: Any, context: Any) -> Any:
-        conn = Connection(context.peer())
-        context.add_callback(lambda: conn.close())
-        reader = threading.Thread(target=self._stream_reader, args=(conn, request_iterator),
-                                  name=f"p4rt-stream-{conn.id}", daemon=True)
-        reader.start()
-        try:
-            while True:
-                msg = conn.out.get()
-                if msg is None:
-                    break
-                yield msg
-        finally:
-            self.arbitrator.remove(conn)
-        if conn.error is not None:
-            context.abort(conn.error.code, conn.error.message)
-
-    def _stream_reader(self, conn: Connection, requests: Any) -> None:
-        try:
-            for req in requests:
-                which = req.WhichOneof("update")
-                try:
-                    if which == "arbitration":
-                        self.arbitrator.update(conn, req.arbitration)
-                    elif conn.role is None:
-                        raise _precondition("the first stream message must be a MasterArbitrationUpdate")
-                    elif which == "packet":
-                        self._packet_out(conn, req.packet)
-                    elif which == "digest_ack":
-                        if self.digests is not None:
-                            self.digests.ack(req.digest_ack.digest_id, req.digest_ack.list_id)
-                    else:
-                        raise unimplemented(f"stream message {which} is not supported")
-                except P4RTError as err:
-                    if which == "arbitration":
-                        conn.close(err)
-                        return
-                    self._stream_error(conn, err, req)
-        except Exception as exc:  # cancelled RPC, client gone, or a request gRPC could not decode
-            log.debug("stream %d ended: %s", conn.id, exc)
-        finally:
-            conn.close()
-
-    @staticmethod
-    def _stream_error(conn: Connection, err: P4RTError, req: Any) -> None:
-        msg = p4runtime_pb2.StreamMessageResponse()
-        msg.error.canonical_code = err.code.value[0]
-        msg.error.message = err.message
-        if req.WhichOneof("update") == "packet":
-            msg.error.packet_out.packet_out.CopyFrom(req.packet)
-        elif req.WhichOneof("update") == "digest_ack":
-            msg.error.digest_list_ack.digest_list_ack.CopyFrom(req.digest_ack)
-        conn.send(msg)
-
-    def _packet_out(self, conn: Connection, pkt: Any) -> None:
-        if self.arbitrator.primary(conn.role or "") is not conn:
-            raise P4RTError(grpc.StatusCode.PERMISSION_DENIED, "PacketOut from a client that is not primary")
-        index = self.index
-        if index is None:
-            raise _precondition("no forwarding pipeline config set on the device")
-        fields = index.packet_out
-        header = b""
-        if fields:
-            known = {fid: (name, width) for fid, name, width in fields}
-            values: dict[int, int] = {}
-            for md in pkt.metadata:
-                mid, raw = md.metadata_id, md.value
-                if mid not in known:
-                    raise invalid(f"unknown packet_out metadata id {mid}")
-                name, width = known[mid]
-                values[mid] = decode(raw, width, f"packet_out metadata {name}")
-            header = pack_metadata(fields, values)
-        try:
-            self.switch.packet_out(header + pkt.payload)
-        except RuntimeError as exc:
-            raise _precondition(str(exc)) from None
-
-    def _send_to_primary(self, msg: Any) -> bool:
-        """Queue a PacketIn/DigestList for the default role's primary; False (dropped) when there is none
-        or its stream is STREAM_BACKLOG messages behind (a slow client must not exhaust memory)."""
-        prim = self.arbitrator.primary("")
-        if prim is None:
-            return False
-        if prim.out.qsize() >= STREAM_BACKLOG:
-            self.stats["stream_backlog_drops"] = self.stats.get("stream_backlog_drops", 0) + 1
-            return False
-        prim.send(msg)
-        return True
-
-    def _on_packet_in(self, data: bytes) -> None:
-        """Switch callback for packets sent to the CPU port (called under the switch lock)."""
-        index = self.index
-        if index is not None and index.packet_in:
-            try:
-                metadata, payload = unpack_metadata(index.packet_in, data)
-            except P4RTError as err:
-                log.warning("packet-in dropped: %s", err.message)
-                self.stats["packet_in_dropped"] += 1
-                return
-        else:
-            metadata, payload = [], data
-        msg = p4runtime_pb2.StreamMessageResponse()
-        pkt = msg.packet
-        pkt.payload = payload
-        for mid, value in metadata:
-            md = pkt.metadata.add()
-            md.metadata_id, md.value = mid, encode(value)
-        if not self._send_to_primary(msg):
-            self.stats["packet_in_dropped"] += 1

@@ -8,11 +8,13 @@ actions allowed by the table's action refs and scopes, every action parameter gi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 from p4.v1 import p4runtime_pb2
 
+from p4target.p4runtime import wire
 from p4target.p4runtime.errors import P4RTError, from_table_error, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, TableInfo, decode, encode
 
@@ -223,46 +225,40 @@ class TableCodec:
         return entry
 
     # ------------------------------------------------------------ reads
-    def read(self, te: Any, entities: bool = False) -> list:
-        """TableEntry messages, or with ``entities`` Entity messages (filled in place: no copy)."""
+    def read(self, te: Any, encoded: bool = False) -> Iterator[Any]:
+        """TableEntry protobufs, or with ``encoded`` encoded TableEntry bytes (default entries stay
+        protobufs); produced lazily, so the server can read big tables in slices of the switch lock."""
         if te.table_id == 0:
             if te.is_default_action or len(te.match):
                 raise invalid("a wildcard read over all tables takes no match and no default flag")
-            out = []
             for tinfo in self.index.tables.values():
-                out.extend(self._read_table(tinfo, te, entities))
-            return out
-        return self._read_table(self.index.table(te.table_id), te, entities)
+                yield from self._read_table(tinfo, te, encoded)
+            return
+        yield from self._read_table(self.index.table(te.table_id), te, encoded)
 
-    def _read_table(self, tinfo: TableInfo, te: Any, entities: bool = False) -> list:
+    def _read_table(self, tinfo: TableInfo, te: Any, encoded: bool = False) -> Iterator[Any]:
         table = self.ptable(tinfo)
         want_counter = te.HasField("counter_data")
         want_meter = te.HasField("meter_config")
         if te.is_default_action:
             action, params = table.get_default()
-            ent = p4runtime_pb2.Entity()
-            msg = ent.table_entry
-            msg.table_id, msg.is_default_action = tinfo.id, True
+            msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, is_default_action=True)
             if action:
                 self._fill_action(msg.action, action, params)
             if want_counter and tinfo.direct_counter_id:
                 pk, by = table.default_counter[0], table.default_counter[1]
                 msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by
-            return [ent if entities else msg]
+            yield msg
+            return
         if len(te.match):
             entries = [self.find_entry(tinfo, te)]
         else:
             entries = table.entries()
             if te.priority:
                 entries = [e for e in entries if e.priority == te.priority]
-        if entities:
-            out = []
-            for e in entries:
-                ent = p4runtime_pb2.Entity()
-                self.entry_to_proto(tinfo, e, want_counter, want_meter, ent.table_entry)
-                out.append(ent)
-            return out
-        return [self.entry_to_proto(tinfo, e, want_counter, want_meter) for e in entries]
+        convert = self.entry_to_bytes if encoded else self.entry_to_proto
+        for e in entries:
+            yield convert(tinfo, e, want_counter, want_meter)
 
     def _fill_action(self, msg: Any, action: str, params: list[int]) -> None:
         aid = self.action_ids.get(action)
@@ -273,13 +269,41 @@ class TableCodec:
         for pid, (_name, _bw, pos) in ainfo.params.items():
             msg.action.params.add(param_id=pid, value=encode(params[pos]))
 
-    def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False,
-                       msg: Any = None) -> Any:
-        """The TableEntry of a pipeline entry, filled into ``msg`` when given (protobuf messages are
-        cheapest filled in place: a constructor or CopyFrom copies)."""
-        if msg is None:
-            msg = p4runtime_pb2.TableEntry()
-        msg.table_id, msg.priority = tinfo.id, e.priority
+    def entry_to_bytes(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> bytes:
+        """The encoded TableEntry of a pipeline entry (wire.py; same content as entry_to_proto)."""
+        matches = []
+        for fid, f in tinfo.fields.items():
+            m = e.match[f.position]
+            if getattr(m, "wildcard", False):
+                continue
+            kind = f.kind
+            if kind == "exact" or kind == "optional":
+                if kind == "optional" and m.kind == "ternary" and not m.mask:
+                    continue
+                matches.append((fid, kind, m.value, 0))
+            elif kind == "lpm":
+                if m.prefix_len:
+                    matches.append((fid, kind, m.value, m.prefix_len))
+            elif kind == "ternary":
+                if m.mask:
+                    matches.append((fid, kind, m.value, m.mask))
+            elif kind == "range":
+                high = m.high if m.high is not None else m.value
+                if not (m.value == 0 and high == (1 << f.bitwidth) - 1):
+                    matches.append((fid, kind, m.value, high))
+        aid = self.action_ids.get(e.action, 0) if e.action else 0
+        params = []
+        if aid:
+            params = [(pid, e.params[pos]) for pid, (_n, _w, pos) in self.index.actions[aid].params.items()]
+        ctr = (e.counter[0], e.counter[1]) if counter and tinfo.direct_counter_id else None
+        mtr = None
+        if meter and tinfo.direct_meter_id and getattr(e, "meter_config", None):
+            (cir, cburst), (pir, pburst) = e.meter_config
+            mtr = (round(cir * 1e6), int(cburst), round(pir * 1e6), int(pburst))
+        return wire.table_entry(tinfo.id, e.priority, matches, aid, params, False, ctr, mtr)
+
+    def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> Any:
+        msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, priority=e.priority)
         for fid, f in tinfo.fields.items():
             m = e.match[f.position]
             if getattr(m, "wildcard", False):
@@ -308,8 +332,7 @@ class TableCodec:
                 fm = msg.match.add(field_id=fid)
                 fm.range.low, fm.range.high = encode(m.value), encode(high)
         self._fill_action(msg.action, e.action, e.params)
-        if tinfo.is_const:
-            msg.is_const = True
+        # is_const is not set on reads: PI (simple_switch_grpc) leaves it unset, and BMv2 is the reference
         if counter and tinfo.direct_counter_id:
             pk, by = e.counter[0], e.counter[1]
             msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by
@@ -357,11 +380,10 @@ def set_direct_counter(codec: TableCodec, dce: Any) -> None:
     _set_counter(codec.find_entry(tinfo, dce.table_entry), dce.data)
 
 
-def read_direct_counters(codec: TableCodec, dce: Any) -> list:
-    """Entity messages."""
+def read_direct_counters(codec: TableCodec, dce: Any) -> Iterator[Any]:
+    """Entity protobufs (default entries) or encoded Entity bytes, produced lazily."""
     te = dce.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_counter_id]
-    out = []
     for tid in tids:
         tinfo = codec.index.table(tid)
         if not tinfo.direct_counter_id:
@@ -371,16 +393,11 @@ def read_direct_counters(codec: TableCodec, dce: Any) -> list:
             msg = p4runtime_pb2.DirectCounterEntry()
             msg.table_entry.table_id, msg.table_entry.is_default_action = tid, True
             msg.data.packet_count, msg.data.byte_count = table.default_counter[0], table.default_counter[1]
-            out.append(p4runtime_pb2.Entity(direct_counter_entry=msg))
+            yield p4runtime_pb2.Entity(direct_counter_entry=msg)
             continue
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else table.entries()
         for e in entries:
-            ent = p4runtime_pb2.Entity()
-            dce_out = ent.direct_counter_entry
-            codec.entry_to_proto(tinfo, e, msg=dce_out.table_entry)
-            dce_out.data.packet_count, dce_out.data.byte_count = e.counter[0], e.counter[1]
-            out.append(ent)
-    return out
+            yield wire.entity_direct_counter(codec.entry_to_bytes(tinfo, e), e.counter[0], e.counter[1])
 
 
 def set_direct_meter(codec: TableCodec, dme: Any) -> None:
@@ -391,10 +408,10 @@ def set_direct_meter(codec: TableCodec, dme: Any) -> None:
     codec.set_entry_meter(tinfo, codec.find_entry(tinfo, dme.table_entry), dme.config)
 
 
-def read_direct_meters(codec: TableCodec, dme: Any) -> list:
+def read_direct_meters(codec: TableCodec, dme: Any) -> Iterator[Any]:
+    """DirectMeterEntry messages, produced lazily."""
     te = dme.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_meter_id]
-    out = []
     for tid in tids:
         tinfo = codec.index.table(tid)
         if not tinfo.direct_meter_id:
@@ -405,5 +422,4 @@ def read_direct_meters(codec: TableCodec, dme: Any) -> list:
             msg.table_entry.CopyFrom(codec.entry_to_proto(tinfo, e))
             if getattr(e, "meter_config", None):
                 fill_meter_config(msg.config, e.meter_config)
-            out.append(msg)
-    return out
+            yield msg

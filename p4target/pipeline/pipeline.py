@@ -256,8 +256,9 @@ class Pipeline:
                            table.default.args)
         try:
             entries = t.get("entries") or []
-            prios = [e.get("priority", 0) for e in entries]
-            top = max(prios, default=0) + 1
+            # BMv2/PI give a const entry of JSON priority p (smaller wins) the P4Runtime priority
+            # 2^31 - 1 - p (larger wins): the same numbers read back over P4Runtime on both targets
+            top = (1 << 31) - 1
             for e in entries:
                 match = []
                 for spec, mk in zip(table.keys, e["match_key"], strict=True):

@@ -5,7 +5,10 @@
 
 Options before ``--`` are BMv2's generic options; after it come the target options of
 ``simple_switch_grpc``. ``--no-p4`` starts without a program (a P4Runtime client pushes one). The gRPC
-server binds loopback unless ``--grpc-server-addr`` says otherwise. SIGTERM/SIGINT stop it cleanly.
+server binds loopback unless ``--grpc-server-addr`` says otherwise, and refuses to start when the port is
+already bound (also by another process). ``--grpc-server-ssl`` with ``--grpc-server-cert``/``-key`` (and
+``--grpc-server-cacert``, ``--grpc-server-with-client-auth`` for mutual TLS) serve P4Runtime over TLS, as
+simple_switch_grpc does. SIGTERM/SIGINT stop it cleanly.
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     tp = argparse.ArgumentParser(prog="p4target-switch ... --", add_help=False)
     tp.add_argument("--grpc-server-addr", default="127.0.0.1:9559",
                     help="P4Runtime gRPC address (default 127.0.0.1:9559)")
+    tp.add_argument("--grpc-server-ssl", action="store_true", help="Enable SSL/TLS for gRPC server")
+    tp.add_argument("--grpc-server-cacert", metavar="PEM",
+                    help="Path to pem file holding CA certificate to verify peer against")
+    tp.add_argument("--grpc-server-cert", metavar="PEM", help="Path to pem file holding server certificate")
+    tp.add_argument("--grpc-server-key", metavar="PEM", help="Path to pem file holding server key")
+    tp.add_argument("--grpc-server-with-client-auth", action="store_true",
+                    help="Require client to have a valid certificate for mutual authentication")
     tp.add_argument("--cpu-port", type=int, default=0, help="CPU port number (0: none)")
     tp.add_argument("--drop-port", type=int, default=511, help="drop port (only 511 is supported)")
     return ap, tp
@@ -131,12 +141,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
 
     from p4target.p4runtime import P4RuntimeServer
+    from p4target.p4runtime.tls import TLSConfigError, TLSOptions
     from p4target.switch.runtime import RuntimeServer
 
     runtime = None
+    tls = TLSOptions(ssl=targs.grpc_server_ssl, cacert=targs.grpc_server_cacert, cert=targs.grpc_server_cert,
+                     key=targs.grpc_server_key, with_client_auth=targs.grpc_server_with_client_auth)
     try:
-        grpc_server = P4RuntimeServer(switch, args.device_id, targs.grpc_server_addr)
+        grpc_server = P4RuntimeServer(switch, args.device_id, targs.grpc_server_addr, tls=tls)
         grpc_server.start()
+    except TLSConfigError as exc:
+        print(f"p4target-switch: {exc}", file=sys.stderr)
+        switch.close()
+        return 1
     except Exception as exc:
         print(f"p4target-switch: cannot start P4Runtime server on {targs.grpc_server_addr}: {exc}",
               file=sys.stderr)

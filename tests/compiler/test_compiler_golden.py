@@ -120,10 +120,10 @@ def test_l2_learning_digest() -> None:
 
 def test_legacy_ops_and_value_switch() -> None:
     j = build("legacy_ops.p4").bmv2_json
-    assert [fl["elements"] for fl in j["field_lists"]] == [
-        [{"type": "field", "value": ["standard_metadata", "ingress_port"]},
-         {"type": "field", "value": ["scalars", "userMetadata.op"]}],
-        [{"type": "field", "value": ["scalars", "userMetadata.rs.pass"]}]]
+    # @field_list(1) on meta.op, @field_list(2) on the nested meta.rs.pass
+    assert [(fl["name"], fl["elements"]) for fl in j["field_lists"]] == [
+        ("field_list1", [{"type": "field", "value": ["scalars", "userMetadata.op"]}]),
+        ("field_list2", [{"type": "field", "value": ["scalars", "userMetadata.rs.pass"]}])]
     act = next(a for a in j["actions"] if a["name"] == "MyIngress.set_mode")
     ops = [p["op"] for p in act["primitives"]]
     assert ops == ["assign", "_jump_if_zero", "assign", "_jump", "assign"]

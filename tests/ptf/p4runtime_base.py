@@ -2,7 +2,8 @@
 fabric-tna's ``P4RuntimeTest``.
 
 Test parameters (``ptf --test-params "k='v';..."``): ``grpcaddr`` (default 127.0.0.1:9559), ``p4info``
-(text P4Info path), ``config`` (BMv2 JSON path), ``device_id`` (0), ``cpu_port`` (255), ``election_id`` (1).
+(text P4Info path), ``config`` (BMv2 JSON path), ``device_id`` (0), ``cpu_port`` (255), ``election_id`` (1),
+``thrift_port`` (BMv2's Thrift API: register access where P4Runtime has none).
 ``setUp`` connects, becomes primary and pushes the pipeline (VERIFY_AND_COMMIT, so every test starts from
 a clean state); helpers address P4Info entities by name (full name or alias) and encode values
 canonically. Decorate ``runTest`` with ``@autocleanup`` to delete what the test wrote, in reverse order.
@@ -217,6 +218,8 @@ class P4RuntimeTest(BaseTest):
 
     def tearDown(self) -> None:
         self.client.close()
+        if getattr(self, "_thrift_client", None) is not None:
+            self._thrift_client.close()
         BaseTest.tearDown(self)
 
     # ------------------------------------------------------------------ writes
@@ -314,19 +317,60 @@ class P4RuntimeTest(BaseTest):
         self.write([U(type=U.INSERT, entity=ent)])
 
     # ------------------------------------------------------------------ stateful objects
+    # Registers by capability, as the controller does (controller.p4rt.registers): P4Runtime
+    # RegisterEntry, else — the server answered UNIMPLEMENTED, as simple_switch_grpc does — BMv2's
+    # Thrift API on the ``thrift_port`` test parameter. ``register_path`` says which one served.
+    register_path: str | None = None
+
+    def _thrift(self):
+        from controller.p4rt.thrift import BmThrift
+        port = testutils.test_params_get().get("thrift_port")
+        if not port:
+            return None
+        if getattr(self, "_thrift_client", None) is None:
+            self._thrift_client = BmThrift("127.0.0.1", int(port), name="ptf")
+        return self._thrift_client
+
+    def _register_fallback(self, unimplemented: bool) -> bool:
+        if unimplemented and self._thrift() is not None:
+            type(self).register_path = "thrift"
+            return True
+        return False
+
     def read_register(self, name: str, index: int) -> int:
-        ent = p4runtime_pb2.Entity()
-        ent.register_entry.register_id = self.p4info.get("registers", name).preamble.id
-        ent.register_entry.index.index = index
-        (got,) = self.client.read(ent)
-        return int.from_bytes(got.register_entry.data.bitstring, "big")
+        info = self.p4info.get("registers", name)
+        if self.register_path != "thrift":
+            ent = p4runtime_pb2.Entity()
+            ent.register_entry.register_id = info.preamble.id
+            ent.register_entry.index.index = index
+            try:
+                (got,) = self.client.read(ent)
+            except grpc.RpcError as exc:
+                if not self._register_fallback(exc.code() == grpc.StatusCode.UNIMPLEMENTED):
+                    raise
+            else:
+                type(self).register_path = "p4runtime"
+                return int.from_bytes(got.register_entry.data.bitstring, "big")
+        return self._thrift().register_read(info.preamble.name, index)
 
     def write_register(self, name: str, index: int, value: int) -> None:
-        ent = p4runtime_pb2.Entity()
-        ent.register_entry.register_id = self.p4info.get("registers", name).preamble.id
-        ent.register_entry.index.index = index
-        ent.register_entry.data.bitstring = encode(value)
-        self.write([U(type=U.MODIFY, entity=ent)], store=False)
+        info = self.p4info.get("registers", name)
+        if self.register_path != "thrift":
+            ent = p4runtime_pb2.Entity()
+            ent.register_entry.register_id = info.preamble.id
+            ent.register_entry.index.index = index
+            ent.register_entry.data.bitstring = encode(value)
+            try:
+                self.write([U(type=U.MODIFY, entity=ent)], store=False)
+            except P4RuntimeWriteError as exc:
+                unimpl = exc.code == grpc.StatusCode.UNIMPLEMENTED or \
+                    (bool(exc.errors) and all(code == "UNIMPLEMENTED" for _, code, _ in exc.errors))
+                if not self._register_fallback(unimpl):
+                    raise
+            else:
+                type(self).register_path = "p4runtime"
+                return
+        self._thrift().register_write(info.preamble.name, index, value)
 
     def read_counter(self, name: str, index: int) -> tuple[int, int]:
         ent = p4runtime_pb2.Entity()

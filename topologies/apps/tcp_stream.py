@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import threading
 import time
@@ -209,8 +210,10 @@ class TcpStreamReceiver:
 
 def send_stream(dst: str, port: int, duration: float | None = None, total: int | None = None,
                 rate: float | None = None, chunk: int = 8192, interval: float = 0.1,
-                reporter: Reporter | None = None, connect_timeout: float = 5.0) -> dict:
-    """Send the reference stream for ``duration`` seconds or ``total`` bytes at ``rate`` bytes/s."""
+                reporter: Reporter | None = None, connect_timeout: float = 5.0,
+                stop_file: str | None = None) -> dict:
+    """Send the reference stream for ``duration`` seconds or ``total`` bytes at ``rate`` bytes/s
+    (or until ``stop_file`` exists, checked every ``interval``)."""
     rep = reporter or Reporter(role="tcp-send")
     if duration is None and total is None:
         raise ValueError("give a duration or a byte count")
@@ -228,6 +231,8 @@ def send_stream(dst: str, port: int, duration: float | None = None, total: int |
         while True:
             now = time.monotonic()
             if duration is not None and now - start >= duration:
+                break
+            if stop_file is not None and now - last_t >= interval and os.path.exists(stop_file):
                 break
             n = chunk if total is None else min(chunk, total - sent)
             if n <= 0:
@@ -269,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--bytes", type=int)
     s.add_argument("--rate", help="bytes per second, e.g. 500k, 2M (default: as fast as possible)")
     s.add_argument("--chunk", type=int, default=8192)
+    s.add_argument("--stop", metavar="FILE", help="stop sending once FILE exists (with --duration as a bound)")
     for p in (r, s):
         p.add_argument("--interval", type=float, default=0.1, help="sample interval, seconds")
         p.add_argument("--out", help="write JSON lines here instead of stdout")
@@ -282,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.duration is None and args.bytes is None:
             ap.error("send needs --duration or --bytes")
         res = send_stream(args.dst, args.port, args.duration, args.bytes, parse_rate(args.rate), args.chunk,
-                          args.interval, Reporter(out, "tcp-send"))
+                          args.interval, Reporter(out, "tcp-send"), stop_file=args.stop)
         return 0 if res["ok"] else 1
     finally:
         if out:

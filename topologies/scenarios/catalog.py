@@ -3,7 +3,8 @@
 - ``degrade``: fig2, TCP streams placed on NIC2; NIC2's egress toward gateway B is rate-limited
   mid-run (runtime CLI ``set_queue_rate``); the monitor sees the queue delay and the streams' rates
   collapse, the resiliency policy moves every reference to NIC3.
-- ``linkdown``: fig2, TCP streams on NIC2; the gwA–NIC2 link goes down; every reference moves off NIC2.
+- ``linkdown``: fig2, TCP streams on NIC2; the gwA–NIC2 link goes down (cut at NIC2's end: gwA loses
+  the carrier; ``degrade.link_status`` says why on BMv2); every reference moves off NIC2.
 - ``roce``: fig2, RoCEv2 QP streams on NIC2; NIC2 is drained for maintenance (node migration) to NIC3;
   the QPs' PSNs continue on NIC3 with no gap.
 - ``loadbalance``: fig3, four client streams placed on node A; node A's NIC is throttled; the load
@@ -36,8 +37,8 @@ def _queue_rate(switch: str, pps: int, port: int):
 
 def _link_down(a: str, b: str):
     def fault(run: ScenarioRun) -> dict[str, Any]:
-        degrade.link_status(run.lab.net, a, b, False)
-        return {"kind": "link_down", "what": f"link {a}-{b} down", "device": b}
+        degrade.link_status(run.lab.net, a, b, False, only=b)
+        return {"kind": "link_down", "what": f"link {a}-{b} down (cut at {b})", "device": b}
     return fault
 
 

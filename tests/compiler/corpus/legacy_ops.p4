@@ -1,6 +1,7 @@
-/* Older v1model forms still accepted by p4c (resubmit/recirculate/clone3 with data), switch on a
- * value, an if in a parser state, an early return from an action, plain enums in metadata and a
- * header stack in a table key. */
+/* Older v1model forms: switch on a value, an if in a parser state, an early return from an action,
+ * plain enums in metadata, a header stack in a table key, and field-list annotations on nested
+ * metadata for clone/resubmit/recirculate (the deprecated clone3/resubmit/recirculate with data are
+ * rejected by p4c-bm2-ss, and so by the embedded compiler: tests/compiler/test_compiler_rejects.py). */
 #include <core.p4>
 #include <v1model.p4>
 #include "include/std_headers.p4"
@@ -15,12 +16,14 @@ header mpls_t {
 }
 
 struct resubmit_meta_t {
+    @field_list(2)
     bit<8> pass;
 }
 
 struct metadata {
     resubmit_meta_t rs;
     Mode            mode;
+    @field_list(1)
     bit<8>          op;
 }
 
@@ -96,10 +99,10 @@ control MyIngress(inout headers hdr, inout metadata meta, inout standard_metadat
             default: { hdr.ipv4.diffserv = 0; }
         }
         if (meta.mode == Mode.MIRROR) {
-            clone3(CloneType.I2E, 5, { standard_metadata.ingress_port, meta.op });
+            clone_preserving_field_list(CloneType.I2E, 5, 1);
         } else if (meta.mode == Mode.RESUBMIT && meta.rs.pass == 0) {
             meta.rs.pass = 1;
-            resubmit(meta.rs);
+            resubmit_preserving_field_list(2);
         }
     }
 }
@@ -108,7 +111,7 @@ control MyEgress(inout headers hdr, inout metadata meta, inout standard_metadata
     apply {
         if (standard_metadata.instance_type == 1 && meta.rs.pass < 2) {
             meta.rs.pass = meta.rs.pass + 1;
-            recirculate(meta.rs);
+            recirculate_preserving_field_list(2);
         }
     }
 }

@@ -1,0 +1,198 @@
+"""Benchmark: what live kernel TCP connections feel when they are migrated (``migration_tcp``).
+
+Starts fig2, runs ``STREAMS`` verified TCP streams hostA -> hostB (topologies.apps.tcp_stream, paced to
+``RATE`` each, small writes so a stall is visible to within a few ms), lets the NICs learn them, then
+moves all of them back and forth between two healthy NICs ``MIGRATIONS`` times in lossless mode and
+``MIGRATIONS`` times in drop mode. Per migration (all streams as one batch):
+
+- client-visible stall: the longest interval in which a receiver got no new byte, among the stalls
+  that overlap the migration (the receivers list every pause > 5 ms);
+- what TCP saw on the wire, from both ends' TCP_INFO records: segments retransmitted (sender
+  ``tcpi_total_retrans``) and data segments received out of order (receiver ``tcpi_rcv_ooopack``)
+  over the migration window [started - 10 ms, finished + ``TAIL[mode]``];
+- the noise floor: the same measures over a window of equal length in the quiet time after each
+  migration, so what the migration caused is the difference.
+
+    python -m bench migration_tcp        (merged into bench/results.json under "migration_tcp")
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STREAMS = 8
+RATE = "500k"               # bytes/s per stream (4 Mbit/s)
+CHUNK = 1000                # bytes per write: one write every 2 ms per stream
+MIGRATIONS = int(os.environ.get("FLOWMIG_BENCH_TCP_MIGRATIONS", "100"))   # per mode
+# Seconds after a migration that still count as its effect (drop mode: a lost segment costs an RTO,
+# 200 ms at least), and the pause before the next one: room for the effect window and a quiet window
+# of the same length after it.
+TAIL = {"lossless": 0.25, "drop": 0.6}
+GAP_S = {"lossless": 0.7, "drop": 1.4}
+
+log = logging.getLogger("bench.migration_tcp")
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return round(v[min(len(v) - 1, round(q * (len(v) - 1)))], 2)
+
+
+def _at(series: list[tuple[float, int]], t: float) -> int:
+    """Cumulative counter at time t: the last sample at or before t (0 before the first)."""
+    best = 0
+    for ts, v in series:
+        if ts > t:
+            break
+        best = v
+    return best
+
+
+def _window_effects(windows: list[tuple[float, float]], stalls: list[list[float]],
+                    retrans: dict[str, list[tuple[float, int]]], ooo: dict[str, list[tuple[float, int]]]
+                    ) -> list[dict]:
+    out = []
+    for a, b in windows:
+        worst = 0.0
+        for s, ms in stalls:
+            if s < b and s + ms / 1000 > a:
+                worst = max(worst, ms)
+        out.append({"stall_ms": worst,
+                    "retransmitted": sum(_at(ser, b) - _at(ser, a) for ser in retrans.values()),
+                    "out_of_order": sum(_at(ser, b) - _at(ser, a) for ser in ooo.values())})
+    return out
+
+
+def _summary(effects: list[dict], noise: list[dict]) -> dict:
+    def stat(rows: list[dict], k: str) -> dict:
+        vals = [r[k] for r in rows]
+        return {"p50": _pct(vals, 0.5), "p99": _pct(vals, 0.99), "max": max(vals, default=None),
+                "total": round(sum(vals), 2)}
+    return {
+        "migrations": len(effects),
+        "stall_ms": stat(effects, "stall_ms"),
+        "retransmitted": stat(effects, "retransmitted"),
+        "out_of_order": stat(effects, "out_of_order"),
+        "noise_floor": {"stall_ms": stat(noise, "stall_ms"), "retransmitted": stat(noise, "retransmitted"),
+                        "out_of_order": stat(noise, "out_of_order")},
+        "caused_by_migration": {
+            "retransmitted": sum(r["retransmitted"] for r in effects) - sum(r["retransmitted"] for r in noise),
+            "out_of_order": sum(r["out_of_order"] for r in effects) - sum(r["out_of_order"] for r in noise)},
+    }
+
+
+def run() -> dict:
+    from controller.config import load_config
+    from controller.migrator import Migrator
+    from controller.runtime import Controller
+    from topologies.apps import parse_report
+    from topologies.description import load
+    from topologies.network import Lab, LabOptions
+    from topologies.targets import resolve
+
+    target = resolve(os.environ.get("FLOWMIG_BENCH_TARGET", "embedded"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-migtcp-"))
+    stop = tmp / "stop"
+    lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
+                                       lock_timeout=1800))
+    py = sys.executable
+    with lab:
+        cfg = load_config(lab.config_path)
+        cfg.election_id = (1, os.getpid() & 0xFFFF)
+        ctrl = Controller(cfg, hosts=cfg.hosts).start()
+        procs = []
+        try:
+            rx_out = tmp / "rx.jsonl"
+            with open(rx_out, "w") as f:
+                procs.append(lab.host("hostB").popen(
+                    [py, "-m", "topologies.apps.tcp_stream", "recv", "--port", "5001", "--count", str(STREAMS),
+                     "--timeout", "30"], cwd=str(REPO), stdout=f))
+            time.sleep(0.5)
+            for i in range(STREAMS):
+                with open(tmp / f"tx{i}.jsonl", "w") as f:
+                    procs.append(lab.host("hostA").popen(
+                        [py, "-m", "topologies.apps.tcp_stream", "send", "--dst", "10.0.0.2", "--port", "5001",
+                         "--duration", "900", "--rate", RATE, "--chunk", str(CHUNK), "--stop", str(stop)],
+                        cwd=str(REPO), stdout=f))
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                keys = [r.key for r in ctrl.inventory.all() if r.key.kind == "tcp"]
+                if len(keys) >= STREAMS:
+                    break
+                time.sleep(0.2)
+            if len(keys) < STREAMS:
+                raise RuntimeError(f"only {len(keys)} of {STREAMS} TCP connections learned")
+            time.sleep(1.0)
+            m = Migrator(ctrl)
+            nics = sorted({ctrl.inventory.get(k).device for k in keys})
+            healthy = sorted(ctrl.nics)
+            a = nics[0]
+            m.migrate(keys, a)                     # gather them on one NIC (not measured)
+            b = next(n for n in healthy if n != a)
+            time.sleep(0.5)
+            runs: dict[str, list] = {"lossless": [], "drop": []}
+            for mode in ("lossless", "drop"):
+                for i in range(MIGRATIONS):
+                    rec = m.migrate(keys, b if i % 2 == 0 else a, mode=mode)
+                    runs[mode].append(rec)
+                    if rec.outcome != "ok":
+                        log.warning("%s migration %d: %s", mode, i, rec.summary())
+                    time.sleep(GAP_S[mode])
+                if i % 2 == 0:
+                    m.migrate(keys, a)
+                    time.sleep(GAP_S[mode])
+                log.info("%s: %d migrations done", mode, len(runs[mode]))
+            stop.write_text("stop")
+            for p in procs:
+                p.wait(timeout=60)
+        finally:
+            stop.write_text("stop")
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            ctrl.close()
+    rx = parse_report(tmp / "rx.jsonl")
+    tx = [r for i in range(STREAMS) for r in parse_report(tmp / f"tx{i}.jsonl")]
+    ends = [r for r in rx if r["event"] == "end"]
+    stalls = [s for e in ends for s in e.get("stalls", [])]
+    retrans: dict[str, list[tuple[float, int]]] = {}
+    ooo: dict[str, list[tuple[float, int]]] = {}
+    for r in tx:
+        if r["event"] == "tcp":
+            retrans.setdefault(r["flow"], []).append((r["t"], r["total_retrans"] or 0))
+    for r in rx:
+        if r["event"] == "tcp":
+            ooo.setdefault(r["flow"], []).append((r["t"], r["rcv_ooopack"] or 0))
+    out: dict = {}
+    for mode, recs in runs.items():
+        wins = [(r.started - 0.01, r.finished + TAIL[mode]) for r in recs if r.outcome == "ok"]
+        quiet = [(b + 0.02, b + 0.02 + (b - a)) for a, b in wins]        # same length, after the effect
+        eff = _window_effects(wins, stalls, retrans, ooo)
+        noise = _window_effects(quiet, stalls, retrans, ooo)
+        summ = _summary(eff, noise)
+        summ["ok"] = sum(r.outcome == "ok" for r in recs)
+        summ["downtime_ms"] = {"p50": _pct([r.downtime_ms for r in recs], 0.5),
+                               "p99": _pct([r.downtime_ms for r in recs], 0.99)}
+        summ["steps_ms_median"] = {k: round(statistics.median([r.steps_ms.get(k, 0) for r in recs]), 2)
+                                   for k in recs[0].steps_ms} if recs else {}
+        out[mode] = summ
+    out["setup"] = {"target": target, "streams": STREAMS, "rate_per_stream": RATE, "chunk": CHUNK,
+                    "connections_ok": sum(bool(e.get("ok")) for e in ends), "connections": len(ends),
+                    "window": {m: f"[started - 10 ms, finished + {int(t * 1000)} ms]" for m, t in TAIL.items()}}
+    log.info("migration_tcp: %s", json.dumps(out))
+    return {"migration_tcp": out}
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    print(json.dumps(run(), indent=2))
