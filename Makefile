@@ -6,6 +6,8 @@ VENV       := .venv
 PY         := $(VENV)/bin/python
 PIP        := $(VENV)/bin/pip
 STAMP      := $(VENV)/.installed
+SHELL_VENV := .venv-shell
+SHELL_STAMP := $(SHELL_VENV)/.installed
 APT_STAMP  := $(VENV)/.apt-installed
 APT_PKGS   := mininet iproute2 iputils-ping ethtool tcpdump procps psmisc
 TARGET     ?= auto
@@ -28,11 +30,11 @@ else
 P4C := $(VENV)/bin/p4target-compile
 endif
 
-.PHONY: all install apt venv build test test-unit lint run bench clean distclean FORCE
+.PHONY: all install apt venv shell-venv build test test-unit lint run bench clean distclean FORCE
 
 all: build
 
-install: apt venv
+install: apt venv shell-venv
 
 # System packages: only what is missing is installed, so the target is idempotent and quick.
 apt: $(APT_STAMP)
@@ -47,11 +49,23 @@ $(APT_STAMP):
 	fi
 	@mkdir -p $(VENV) && touch $@
 
-# Python venv with the system site packages (Mininet comes from Debian's python3-mininet).
+# Python venv with the system site packages (Mininet comes from Debian's python3-mininet). protobuf is the
+# upb one; p4runtime's published modules are regenerated with protoc for it (tools/p4runtime_gencode.py).
+# p4runtime-shell, left from the old single venv, would pin protobuf<3.21: it lives in $(SHELL_VENV).
 venv: $(STAMP)
-$(STAMP): pyproject.toml | $(APT_STAMP)
+$(STAMP): pyproject.toml tools/p4runtime_gencode.py | $(APT_STAMP) $(SHELL_STAMP)
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PIP) install -q --disable-pip-version-check -e '.[dev]'
+	@! $(PIP) show -q p4runtime-shell 2>/dev/null || $(PIP) uninstall -y -q p4runtime-shell
+	$(PIP) install -q --disable-pip-version-check -e '.[dev,gencode]'
+	$(PY) tools/p4runtime_gencode.py
+	@touch $@
+
+# p4runtime-shell pins protobuf<3.21, p4runtime 1.4.1, ipython 7 and jedi 0.17: a venv of its own, used by
+# `flowmig shell` and the tests that drive the switches with it.
+shell-venv: $(SHELL_STAMP)
+$(SHELL_STAMP): | $(APT_STAMP)
+	@test -x $(SHELL_VENV)/bin/python || /usr/bin/python3 -m venv $(SHELL_VENV)
+	$(SHELL_VENV)/bin/pip install -q --disable-pip-version-check 'p4runtime-shell==0.0.6'
 	@touch $@
 
 build: $(P4_JSON)
@@ -89,4 +103,4 @@ clean:
 	-$(PY) -c "from topologies.cleanup import cleanup; cleanup()" 2>/dev/null || true
 
 distclean: clean
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) $(SHELL_VENV) *.egg-info

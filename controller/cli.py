@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from .flowstate import FlowStateError, dump_many, load_many, parse_reference
 from .inventory import UnknownFlow
 from .p4rt.errors import P4RuntimeError
 from .runtime import Controller, ControllerError
+from .shellenv import ShellEnvError, shell_python
 
 log = logging.getLogger("flowmig")
 
@@ -279,10 +279,12 @@ def cmd_shell(args: argparse.Namespace) -> int:
         hi, lo = (int(x) for x in args.shell_election_id.split(","))
     except ValueError:
         raise CliError(f"bad --shell-election-id {args.shell_election_id!r}: expected HIGH,LOW") from None
-    argv = [sys.executable, "-m", "p4runtime_sh", "--grpc-addr", sc.address, "--device-id", str(sc.device_id),
+    try:
+        python = str(shell_python())
+    except ShellEnvError as exc:
+        raise CliError(str(exc)) from None
+    argv = [python, "-m", "p4runtime_sh", "--grpc-addr", sc.address, "--device-id", str(sc.device_id),
             "--election-id", f"{hi},{lo}"]
-    if importlib.util.find_spec("p4runtime_sh") is None:
-        raise CliError("p4runtime-shell is not installed (pip install p4runtime-shell)")
     print(f"attaching p4runtime-shell to {sc.name} at {sc.address} (device {sc.device_id})", file=sys.stderr)
     os.execv(argv[0], argv)
     return 0  # not reached

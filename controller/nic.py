@@ -279,7 +279,7 @@ class NicDriver:
         return [r.packets for r in self.channel.execute([Command.for_key(C.SAVE, k, s) for k, s in items])]
 
     def _read_regs(self, slots: Sequence[int], regs: Sequence[str]) -> dict[int, dict[str, int]]:
-        """``regs`` of each slot in one (hand-decoded) register Read."""
+        """``regs`` of each slot in one register Read."""
         ids = {r: self.helper.get_id("register", self._regs[r]) for r in regs}
         cells = self.regs.read([(ids[r], s) for s in slots for r in regs])
         return {s: {r: cells.get((ids[r], s), 0) for r in regs} for s in slots}

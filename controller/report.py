@@ -189,7 +189,10 @@ def summary_table(rep: dict[str, Any]) -> str:
 
 def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Per-flow throughput over time, the fault, the detection and the migrations marked; PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("plotting needs matplotlib: pip install 'flowmig[plot]' (make install does)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

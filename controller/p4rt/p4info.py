@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2
 
-from . import codec, wire
+from . import codec
 
 __all__ = ["P4InfoError", "P4InfoHelper", "load_p4info", "FieldInfo", "TableInfo"]
 
@@ -234,26 +234,43 @@ class P4InfoHelper:
         return te
 
     def table_update_raw(self, utype: int, table: str, match: Mapping[str, Any], action: str | None = None,
-                         params: Mapping[str, Any] | None = None, priority: int = 0) -> bytes:
-        """A hand-encoded ``Update`` of an exact-match table entry (``wire.table_update``), for batches."""
-        exact = []
+                         params: Mapping[str, Any] | None = None,
+                         priority: int = 0) -> p4runtime_pb2.Update:
+        """An ``Update`` of an exact-match table entry, filled in place (the batch writers' fast path:
+        a third of the cost of building it with constructors, bench/bench_wire.py)."""
+        up = p4runtime_pb2.Update()
+        up.type = utype
+        te = up.entity.table_entry
+        te.table_id = self.get_id("table", table)
+        if priority:
+            te.priority = priority
         for fname, value in match.items():
             f = self.match_field(table, fname)
             if f.match_type != _MT.EXACT:
                 raise P4InfoError(f"table_update_raw supports exact matches only ({fname!r})")
-            exact.append((f.id, codec.encode(value, f.bitwidth)))
+            fm = te.match.add()
+            fm.field_id, fm.exact.value = f.id, codec.encode(value, f.bitwidth)
         if action is None:
-            return wire.table_update(utype, self.get_id("table", table), exact, priority=priority)
+            return up
         act = self.get("action", action)
         params = params or {}
         if set(params) != set(act.fields):
             raise P4InfoError(f"action {act.name!r}: params {sorted(params)} != {sorted(act.fields)}")
-        ps = [(p.id, codec.encode(params[n], p.bitwidth)) for n, p in act.fields.items()]
-        return wire.table_update(utype, self.get_id("table", table), exact, act.id, ps, priority)
+        a = te.action.action
+        a.action_id = act.id
+        for n, p in act.fields.items():
+            ap = a.params.add()
+            ap.param_id, ap.value = p.id, codec.encode(params[n], p.bitwidth)
+        return up
 
-    def register_update_raw(self, name: str, index: int, value: int) -> bytes:
+    def register_update_raw(self, name: str, index: int, value: int) -> p4runtime_pb2.Update:
+        """A MODIFY ``Update`` of one register cell, filled in place."""
         reg = self.get("register", name)
-        return wire.register_update(p4runtime_pb2.Update.MODIFY, reg.id, index, codec.encode_int(value, reg.bitwidth))
+        up = p4runtime_pb2.Update()
+        up.type = p4runtime_pb2.Update.MODIFY
+        r = up.entity.register_entry
+        r.register_id, r.index.index, r.data.bitstring = reg.id, index, codec.encode_int(value, reg.bitwidth)
+        return up
 
     def register_entry(self, name: str, index: int | None = None,
                        value: int | None = None) -> p4runtime_pb2.RegisterEntry:

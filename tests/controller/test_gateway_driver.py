@@ -73,8 +73,7 @@ controller_packet_metadata { preamble { id: 20 name: "packet_out" }
         self.writes.append(list(updates))
 
     def write_raw(self, updates):
-        from p4.v1 import p4runtime_pb2 as pb
-        self.write([pb.Update.FromString(u) for u in updates])
+        self.write(updates)
 
     def punt(self, payload, reason=PACKET_IN_SUSPENDED, port=1):
         for cb in list(self.subs):

@@ -92,7 +92,7 @@ class PipelineConn:
         return out
 
     def write_raw(self, updates):
-        self.write([p4runtime_pb2.Update.FromString(u) for u in updates])
+        self.write(list(updates))
 
     def write(self, updates):
         for up in updates:

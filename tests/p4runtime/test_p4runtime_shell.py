@@ -1,7 +1,8 @@
 """Unmodified p4runtime-shell drives a real p4target-switch process running tests/ptf/p4/l3_switch.p4.
 
 p4runtime-shell keeps one global client, so each scenario runs in a child Python process that prints a
-JSON result; the test asserts on it. Packet-out to the CPU port loops back as a packet-in (the program
+JSON result; the test asserts on it. The child is the Python of p4runtime-shell's own venv (.venv-shell,
+made by `make install`: the shell pins protobuf<3.21 and p4runtime 1.4.1), as `flowmig shell` runs it. Packet-out to the CPU port loops back as a packet-in (the program
 sends packet_out.egress_port = 255 to the CPU with packet_in.ingress_port = 255), so no interfaces are
 needed.
 """
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from controller.shellenv import shell_python
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "ptf"))
@@ -155,7 +158,7 @@ def switch(tmp_path_factory):
 
 def run_shell(switch, body: str) -> dict:
     addr, p4info, config, _work = switch
-    res = subprocess.run([sys.executable, "-c", PROLOGUE + body + EPILOGUE, addr, p4info, config],
+    res = subprocess.run([str(shell_python()), "-c", PROLOGUE + body + EPILOGUE, addr, p4info, config],
                          capture_output=True, text=True, timeout=30)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
     assert res.returncode == 0 and lines, f"rc={res.returncode}\n{res.stdout}\n{res.stderr}"
