@@ -81,10 +81,10 @@ build/%.json: p4src/%.p4 $(wildcard p4src/include/*.p4) build/.compiler | $(STAM
 	$(P4C) $< -I p4src/include -o $@ --p4runtime-files build/$*.p4info.txtpb
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check p4target controller topologies tests bench
+	$(VENV)/bin/ruff check p4target controller topologies tests bench tools
 
 test: $(STAMP) build
-	$(VENV)/bin/ruff check p4target controller topologies tests bench
+	$(VENV)/bin/ruff check p4target controller topologies tests bench tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) build
