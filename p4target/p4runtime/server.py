@@ -19,6 +19,7 @@ changes. Failures are reported as UNKNOWN with one p4.v1.Error per update in ``g
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -342,26 +343,33 @@ class P4RuntimeServer(StreamService):
         DATAPLANE_ATOMIC a failure undoes the updates applied before it."""
         W = p4runtime_pb2.WriteRequest
         rollback = batch.atomicity != W.CONTINUE_ON_ERROR
-        slices = LockSlices(self.switch.lock, None if batch.atomicity == W.DATAPLANE_ATOMIC else SLICE_S)
+        atomic = batch.atomicity == W.DATAPLANE_ATOMIC
         results: list[P4RTError | None] = []
         undos: list = []
         failed = False
-        with slices:
-            for chunk in batch.chunks():
-                for upd in chunk:
-                    slices.tick()
-                    results.append(self._apply_one(upd, undos if rollback else None))
-                    if rollback and results[-1] is not None:
-                        failed = True
-                        break
+        whole = LockSlices(self.switch.lock, None) if atomic else contextlib.nullcontext()
+        with whole:
+            for chunk in batch.chunks():  # decoded outside the lock, unless DATAPLANE_ATOMIC
+                with LockSlices(self.switch.lock, None if atomic else SLICE_S) as slices:
+                    for upd in chunk:
+                        slices.tick()
+                        results.append(self._apply_one(upd, undos if rollback else None))
+                        if rollback and results[-1] is not None:
+                            failed = True
+                            break
+                del chunk
                 if failed:
                     break
-            if failed:
-                for undo in reversed(undos):
-                    try:
-                        undo()
-                    except Exception:  # noqa: BLE001 - keep undoing the rest
-                        log.exception("rollback step failed")
+                if not atomic:
+                    time.sleep(HANDOVER_S)
+            if failed:  # undo what was applied, newest first (under the lock throughout when atomic)
+                with LockSlices(self.switch.lock, None if atomic else SLICE_S) as slices:
+                    for undo in reversed(undos):
+                        slices.tick()
+                        try:
+                            undo()
+                        except Exception:  # noqa: BLE001 - keep undoing the rest
+                            log.exception("rollback step failed")
                 aborted = P4RTError(grpc.StatusCode.ABORTED, "rolled back: another update of the batch failed")
                 results = [aborted if r is None else r for r in results]
                 results += [aborted] * (len(batch) - len(results))
