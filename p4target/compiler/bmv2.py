@@ -61,6 +61,7 @@ class Emitter:
         self.checksums: list[Json] = []
         self.tables_used: list[TableSym] = []
         self.table_binding: dict[int, str] = {}      # id(InstanceSym) of direct resources -> table name
+        self.binding_size: dict[str, int] = {}       # table name -> size (of its direct meters)
         self.meter_results: dict[int, ScalarStore] = {}
         self.instances: list[InstanceSym] = []
         self.node_id = 0
@@ -275,7 +276,7 @@ class Emitter:
                 if binding is None:
                     log.warning("direct_meter %s is not attached to any table", s.fqname)
                     continue
-                m["size"] = self._binding_size.get(binding, 1024)
+                m["size"] = self.binding_size.get(binding, 1024)
                 m["binding"] = binding
                 res = self.meter_results.get(id(s))
                 if res is None:
@@ -284,8 +285,6 @@ class Emitter:
                 m["result_target"] = [res.inst, res.field]
             out.append(m)
         return out
-
-    _binding_size: dict[str, int] = {}
 
     # ------------------------------------------------------------------ pipelines
     def pipeline(self, name: str, decl: A.ControlDecl, pid: int) -> Json:

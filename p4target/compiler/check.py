@@ -17,6 +17,7 @@ from .check_expr import EXTERN_METHODS, ExprChecker, children, sat, wrap  # noqa
 from .check_tables import TableChecker, TableInfo  # noqa: F401 - TableInfo re-exported
 from .errors import CompileError, Loc, unsupported
 from .names import control_plane_name, expr_str, key_name, param_name, type_ref_str  # noqa: F401 - re-exported
+from .scope import Scope
 from .types import (
     ActionParamSym,
     ActionSym,
@@ -69,25 +70,6 @@ class Checked:
     globals: dict[str, Sym]
     struct_types: dict[str, StructT]
     main_loc: Loc | None = None
-
-
-class Scope:
-    def __init__(self, parent: Scope | None = None) -> None:
-        self.parent = parent
-        self.names: dict[str, Sym] = {}
-
-    def lookup(self, name: str) -> Sym | None:
-        s: Scope | None = self
-        while s is not None:
-            if name in s.names:
-                return s.names[name]
-            s = s.parent
-        return None
-
-    def add(self, sym: Sym, loc: Loc) -> None:
-        if sym.name in self.names and not isinstance(self.names[sym.name], TypeSym):
-            raise CompileError(f"{sym.name}: re-declaration of a name in the same scope", loc)
-        self.names[sym.name] = sym
 
 
 class Checker(TableChecker, ExprChecker):

@@ -37,7 +37,7 @@ from .types import (
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .check import Scope
+    from .scope import Scope
 
 EXTERN_METHODS = {
     "register": {"read", "write"}, "counter": {"count"}, "direct_counter": {"count"},

@@ -14,7 +14,7 @@ from .types import BitsT, BoolT, EnumT, ErrorT, ExternT, IntT, ListT, StructT, T
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .check import Scope
+    from .scope import Scope
 
 
 class ExternChecker:

@@ -11,7 +11,7 @@ from .names import expr_str, key_name
 from .types import ActionSym, BitsT, BoolT, EnumT, ErrorT, InstanceSym
 
 if TYPE_CHECKING:
-    from .check import Scope
+    from .scope import Scope
 
 
 @dataclass

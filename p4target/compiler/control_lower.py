@@ -6,19 +6,36 @@ straight-line code becomes hidden tables (``tbl_act``/``tbl_<action>``), ``if`` 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import ast as A
-from .check import TableInfo, expr_str
+from .check_tables import TableInfo
 from .errors import CompileError, unsupported
-from .layout import HeaderStore, ScalarStore
-from .lower import ex, field_ref, hexstr, top
+from .layout import HeaderStore, Layout, ScalarStore
+from .lower import Ctx, ex, field_ref, hexstr, top
+from .names import expr_str
 from .types import ActionSym, BoolT, InstanceSym, ObjT, TableSym, width_of
 
-if TYPE_CHECKING:
-    from .bmv2 import Emitter
-
 Json = dict[str, Any]
+
+
+class Emitter(Protocol):
+    """What a pipeline builder uses of the program emitter (``bmv2.Emitter``, which imports this
+    module: naming it here instead keeps the two modules out of an import cycle)."""
+
+    layout: Layout
+    names: set[str]
+    node_id: int
+    table_id: int
+    tables_used: list[TableSym]
+    table_binding: dict[int, str]
+    binding_size: dict[str, int]
+
+    def ctx(self) -> Ctx: ...
+    def unique(self, base: str) -> str: ...
+    def table_action(self, sym: ActionSym, env: dict[int, Any] | None = None,
+                     bound: list[A.Expr] | None = None) -> Json: ...
+    def synthetic_action(self, prims: list[Json]) -> Json: ...
 
 
 def source_info(loc: Any, frag: str) -> Json:
@@ -328,7 +345,7 @@ class PipelineBuilder:
                 if id(res) in em.table_binding:
                     raise CompileError(f"{res.fqname}: direct resource attached to two tables", t.decl.loc)
                 em.table_binding[id(res)] = t.fqname
-        em._binding_size[t.fqname] = size
+        em.binding_size[t.fqname] = size
         em.tables_used.append(t)
         em.names.add(t.fqname)
         self.tables.append(tj)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import ast as A
-from .check import expr_str
 from .errors import CompileError, unsupported
 from .jsonexpr import ex, field_ref, hexstr, hexv, mask_to, to_data, top  # noqa: F401 - re-exported
 from .layout import HeaderStore, Layout, ScalarStore, StackStore, Store, StructStore
 from .lower_externs import HASH_ALGOS, ExternLowering, _enum_member, _flatten_fields  # noqa: F401
+from .names import expr_str
 from .types import (
     ActionParamSym,
     ActionSym,

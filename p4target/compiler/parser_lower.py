@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from . import ast as A
-from .check import expr_str
 from .errors import CompileError, unsupported
 from .layout import HeaderStore, ScalarStore, StackStore
 from .lower import ex, field_ref, hexstr, hexv, to_data, top
+from .names import expr_str
 from .types import BitsT, StackT, width_of
 
 Json = dict[str, Any]
