@@ -2,8 +2,10 @@
 
 Owns the subcommands ``flows`` (inventory: device, slot, rate, state summary), ``migrate`` (by reference
 or by device, ``--to``, ``--mode lossless|drop``), ``monitor`` (live table of per-port and per-flow
-rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch), ``save`` /
-``restore`` (FlowStates as tagged JSON) and ``run`` (scenarios, delegated to ``topologies.scenarios``).
+rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch) and ``save`` /
+``restore`` (FlowStates as tagged JSON). A higher layer adds its own subcommands through ``main(argv,
+extra=[Subcommand(...)])``: the installed ``flowmig`` script is ``topologies.cli:main``, which adds
+``run`` (scenarios live in ``topologies``; the controller never imports it).
 Switches come from ``--config FILE`` (written by the lab) and/or ``--switch NAME=HOST:PORT[:DEVICE_ID]``.
 Exit codes: 0 success, 1 runtime failure (unreachable switch, unknown flow, failed migration),
 2 bad arguments (argparse).
@@ -12,12 +14,13 @@ Exit codes: 0 success, 1 runtime failure (unreachable switch, unknown flow, fail
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,17 @@ class UsageError(CliError):
     """A bad argument (option value, --config file, --switch spec): one line on stderr, exit code 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class Subcommand:
+    """A subcommand that a higher layer adds to ``flowmig`` (``topologies.cli`` adds ``run``)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="flowmig", description="Flow migration controller (P4Runtime).")
     ap.add_argument("--config", "-c", help="controller config JSON (default: $FLOWMIG_CONFIG)")
     ap.add_argument("--switch", "-s", action="append", default=[], metavar="NAME=HOST:PORT[:DEVICE_ID]",
@@ -89,14 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--to", required=True)
 
-    p = sub.add_parser("run", help="run a scenario (topology + traffic + fault + expectation)")
-    p.add_argument("--scenario", required=True)
-    p.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
-                   help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
-                        "else embedded)")
-    p.add_argument("--report")
-    p.add_argument("--plot")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options")
+    for command in extra:
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
     return ap
 
 
@@ -317,27 +324,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        scenarios = importlib.import_module("topologies.scenarios")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("topologies.scenarios", "topologies"):
-            raise
-        raise CliError("scenarios come from topologies.scenarios, which is not available in this "
-                       "installation yet") from None
-    return int(scenarios.run(args) or 0)
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "flows": cmd_flows, "migrate": cmd_migrate, "monitor": cmd_monitor, "shell": cmd_shell,
+    "save": cmd_save, "restore": cmd_restore}
 
 
-COMMANDS = {"flows": cmd_flows, "migrate": cmd_migrate, "monitor": cmd_monitor, "shell": cmd_shell,
-            "save": cmd_save, "restore": cmd_restore, "run": cmd_run}
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, extra: Sequence[Subcommand] = ()) -> int:
+    """Run ``flowmig`` with the controller's subcommands plus ``extra`` (a higher layer's)."""
+    clash = [c.name for c in extra if c.name in COMMANDS]
+    if clash:
+        raise ValueError(f"subcommand(s) {', '.join(clash)} already defined by the controller")
+    commands = {**COMMANDS, **{c.name: c.run for c in extra}}
+    args = _parser(extra).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        return COMMANDS[args.cmd](args)
+        return int(commands[args.cmd](args) or 0)
     except UsageError as exc:
         print(f"flowmig: error: {exc}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def flowmig_command() -> list[str]:
     beside = Path(sys.executable).parent / "flowmig"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "controller.cli"]
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "topologies.cli"]
 
 
 class LabCLI(CLI):

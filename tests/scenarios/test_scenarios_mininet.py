@@ -164,6 +164,6 @@ def test_vm(tmp_path, no_leftovers):
 
 
 def test_cli_rejects_unknown_scenario():
-    p = subprocess.run([sys.executable, "-m", "controller.cli", "run", "--scenario", "nope"], cwd=REPO,
+    p = subprocess.run([sys.executable, "-m", "topologies.cli", "run", "--scenario", "nope"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown scenario 'nope'" in p.stderr and "degrade" in p.stderr

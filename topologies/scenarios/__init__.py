@@ -1,7 +1,8 @@
 """Scenarios: topology + traffic + fault + expected outcome, run end to end (``flowmig run``).
 
 ``run(args)`` is what ``flowmig run --scenario NAME [--target auto|embedded|bmv2] [--report FILE]
-[--plot FILE] [-- --interval S --run-dir DIR]`` calls; ``python -m topologies.scenarios NAME`` does the
+[--plot FILE] [-- --interval S --run-dir DIR]`` calls (``topologies.cli`` adds ``run`` to the
+controller's CLI with ``add_arguments`` and ``run``); ``python -m topologies.scenarios NAME`` does the
 same. The target ``auto`` (the default) is resolved by ``topologies.targets.resolve``; the resolved
 name is printed and is the report's ``target``. Exit code 0 when every expectation held, 1 when one
 failed (or the target cannot run here), 2 for bad arguments.
@@ -14,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-__all__ = ["run", "names", "main"]
+__all__ = ["run", "names", "main", "add_arguments"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,21 @@ log = logging.getLogger(__name__)
 def names() -> list[str]:
     from topologies.scenarios.catalog import scenarios
     return list(scenarios())
+
+
+def add_arguments(ap: argparse.ArgumentParser, positional: bool = False) -> None:
+    """The options of ``flowmig run`` (``positional``: the scenario is the first argument, as in
+    ``python -m topologies.scenarios NAME``, instead of ``--scenario NAME``)."""
+    if positional:
+        ap.add_argument("scenario")
+    else:
+        ap.add_argument("--scenario", required=True)
+    ap.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
+                    help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
+                         "else embedded)")
+    ap.add_argument("--report", help="write the JSON report here")
+    ap.add_argument("--plot", help="write the PNG plot here")
+    ap.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options (-- --interval S --run-dir DIR)")
 
 
 def _extra(argv: list[str]) -> argparse.Namespace:
@@ -67,9 +83,5 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m topologies.scenarios", description=__doc__.split("\n")[0])
-    ap.add_argument("scenario")
-    ap.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto")
-    ap.add_argument("--report")
-    ap.add_argument("--plot")
-    ap.add_argument("extra", nargs=argparse.REMAINDER)
+    add_arguments(ap, positional=True)
     return run(ap.parse_args(argv))
