@@ -11,9 +11,9 @@ streams its results in ReadResponses of at most ``READ_CHUNK`` entities and a Wr
 decoded ``batch.CHUNK_UPDATES`` at a time, both holding the switch lock in slices of ``batch.SLICE_S``
 so packets are forwarded in between (batch.py). A DATAPLANE_ATOMIC batch holds the lock throughout, so
 no packet sees part of it; with CONTINUE_ON_ERROR (PI's only mode) and ROLLBACK_ON_ERROR packets may see
-a batch half applied, as the spec allows. Writes are serialized with each other and with pipeline
-changes. Failures are reported as UNKNOWN with one p4.v1.Error per update in ``grpc-status-details-bin``
-(ABORTED for rolled-back updates). The port is bound exclusively (no SO_REUSEPORT), with TLS when asked
+a batch half applied, as the spec allows. CONTINUE_ON_ERROR Writes may run side by side; the others and
+pipeline changes run alone (batch.SharedLock). Failures are reported as UNKNOWN with one p4.v1.Error
+per update in ``grpc-status-details-bin`` (ABORTED for rolled-back updates). The port is bound exclusively (no SO_REUSEPORT), with TLS when asked
 (tls.py).
 """
 
@@ -32,7 +32,15 @@ from p4.v1 import p4runtime_pb2
 
 from p4target.p4runtime import wire
 from p4target.p4runtime.arbitration import Arbitrator
-from p4target.p4runtime.batch import BIG_BATCH, HANDOVER_S, SLICE_S, LockSlices, WriteBatch, trim_memory
+from p4target.p4runtime.batch import (
+    BIG_BATCH,
+    HANDOVER_S,
+    SLICE_S,
+    LockSlices,
+    SharedLock,
+    WriteBatch,
+    trim_memory,
+)
 from p4target.p4runtime.devconfig import DeviceConfigError, unwrap_device_config
 from p4target.p4runtime.entities import Digests, Entities
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented, write_status
@@ -93,7 +101,8 @@ class P4RuntimeServer(StreamService):
         self.tls = tls or TLSOptions()
         self.port: int | None = None
         self.arbitrator = Arbitrator(device_id)
-        self.config_lock = threading.Lock()   # pipeline changes and Writes, one at a time
+        self.config_lock = threading.Lock()   # pipeline changes, one at a time
+        self.write_lock = SharedLock()         # shared by CONTINUE_ON_ERROR Writes, else exclusive
         self.config: Any = None
         self.saved: _Prepared | None = None
         self.index: P4InfoIndex | None = None
@@ -268,7 +277,7 @@ class P4RuntimeServer(StreamService):
     def SetForwardingPipelineConfig(self, request: Any, context: Any) -> Any:
         self._check_device(request.device_id)
         self.arbitrator.check_writer(request.role, request.election_id, request.HasField("election_id"))
-        with self.config_lock:
+        with self.config_lock, self.write_lock.exclusive():
             action = request.action
             if action == SetReq.VERIFY:
                 self._prepare(request.config)
@@ -323,7 +332,8 @@ class P4RuntimeServer(StreamService):
         W = p4runtime_pb2.WriteRequest
         if batch.atomicity not in (W.CONTINUE_ON_ERROR, W.ROLLBACK_ON_ERROR, W.DATAPLANE_ATOMIC):
             raise invalid(f"unknown atomicity {batch.atomicity}")
-        with self.config_lock:
+        mode = self.write_lock.shared if batch.atomicity == W.CONTINUE_ON_ERROR else self.write_lock.exclusive
+        with mode():
             self._need_pipeline()
             results = self._write(batch)
         if len(batch) >= BIG_BATCH:
