@@ -82,9 +82,11 @@ build/%.json: p4src/%.p4 $(wildcard p4src/include/*.p4) build/.compiler | $(STAM
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check p4target controller topologies tests bench tools
+	$(VENV)/bin/lint-imports
 
 test: $(STAMP) build
 	$(VENV)/bin/ruff check p4target controller topologies tests bench tools
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP) build

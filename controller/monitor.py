@@ -5,9 +5,11 @@ Owns ``Sampler`` (one Read RPC per switch per sample, all switches concurrently:
 cables, plus — on NICs — each tracked reference's ``flow_packets`` / ``flow_bytes`` / ``tcp_phase``
 registers; SAVE commands where P4Runtime has no register access — on BMv2 the queue registers are
 then read through its Thrift API instead, ``Controller.registers``), interface state (the switch
-ports' operstate, read from sysfs when the switch runs on this machine, else the switch's runtime
-``show_ports``: BMv2 Thrift or the embedded runtime CLI), ``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis)
-and ``Monitor`` (a background thread that turns samples into rates and events).
+ports' operstate, read from sysfs when the switch runs on this machine, else through the switch's
+``controller.p4rt.ports.PortStatus``: BMv2 Thrift or the embedded runtime CLI, chosen by what its
+runtime port answers; a state that cannot be read is unknown, ``None``, and judges nothing),
+``Detector`` (one signal against its baseline, with K-sample trigger and hysteresis) and ``Monitor``
+(a background thread that turns samples into rates and events).
 
 Signals and the events they raise (docs/design.md, "Monitoring and policies"):
 
@@ -15,7 +17,8 @@ Signals and the events they raise (docs/design.md, "Monitoring and policies"):
   ``drop_fraction`` × baseline for ``k`` consecutive samples;
 - per device port: egress queue delay (Δ ``queue_delay_sum_us`` / Δ tx packets) — degraded when
   above ``latency_factor`` × baseline (and above ``latency_floor_us``) for ``k`` samples;
-- per device port: interface state — a port that goes down degrades its device at once.
+- per device port: interface state — a port that goes down degrades its device at once (an unknown
+  state neither degrades nor recovers it).
 
 A degraded signal clears only after ``recover_k`` consecutive samples back on the good side of a
 stricter threshold (``recover_fraction`` of the baseline, or below ``latency_factor / 2`` × it), so
@@ -37,6 +40,7 @@ from . import commands as C
 from .flowstate import FlowKey
 from .p4rt import codec
 from .p4rt.errors import P4RuntimeError
+from .p4rt.ports import PortStatus, PortStatusError, probe_port_status
 from .p4rt.thrift import ThriftError
 from .runtime import Controller
 from .stats import PortSample
@@ -47,6 +51,7 @@ __all__ = ["MonitorConfig", "Detector", "Sampler", "Sample", "PortCounters", "Ev
 log = logging.getLogger(__name__)
 
 TCP_PHASE_ESTABLISHED = 3
+PROBE_RETRY_S = 5.0        # a switch whose runtime port answered no protocol is probed again after this
 
 
 @dataclass(frozen=True)
@@ -155,8 +160,8 @@ class Detector:
 
 @dataclass
 class PortCounters(PortSample):
-    """A port's counters (the CLI's ``PortSample``) and its interface state."""
-    up: bool = True
+    """A port's counters (the CLI's ``PortSample``) and its interface state (None: unknown)."""
+    up: bool | None = None
 
 
 @dataclass
@@ -203,9 +208,18 @@ class Sampler:
                               "packets": _suffix(registers, "flow_packets"), "bytes": _suffix(registers, "flow_bytes"),
                               "phase": _suffix(registers, "tcp_phase")}
         self._regs_ok = {s: True for s in self.ports}
+        self._port_status: dict[str, PortStatus | None] = {}
+        self._probe_after: dict[str, float] = {}
 
-    def _link_state(self, switch: str) -> dict[int, bool]:
-        out = {}
+    def close(self) -> None:
+        """Close the port-status clients (their Thrift connections)."""
+        for prov in self._port_status.values():
+            if prov is not None:
+                prov.close()
+        self._port_status.clear()
+
+    def _link_state(self, switch: str) -> dict[int, bool | None]:
+        out: dict[int, bool | None] = {}
         missing = []
         for port, iface in self.ports[switch].items():
             p = Path(f"/sys/class/net/{iface}/operstate")
@@ -218,28 +232,37 @@ class Sampler:
             out.update(self._runtime_link_state(switch, missing))
         return out
 
-    def _runtime_link_state(self, switch: str, ports: list[int]) -> dict[int, bool]:
-        regs = getattr(self.ctrl, "registers", {}).get(switch)
-        if regs is not None and regs.via == "thrift" and regs.thrift is not None:
-            try:   # BMv2: its device manager's port list
-                up = {p.port: p.up for p in regs.thrift.show_ports()}
-            except ThriftError:
-                up = {}
-            return {p: up.get(p, True) for p in ports}
+    def _runtime_link_state(self, switch: str, ports: list[int]) -> dict[int, bool | None]:
+        """The state of ``ports`` from the switch's runtime API; None for each when it cannot be read."""
+        prov = self._provider(switch)
+        if prov is None:
+            return {p: None for p in ports}
+        try:
+            state = prov.port_status()
+        except PortStatusError as exc:
+            log.debug("%s: link state unknown: %s", switch, exc)
+            return {p: None for p in ports}
+        return {p: state.get(p) for p in ports}
+
+    def _provider(self, switch: str) -> PortStatus | None:
+        """The switch's PortStatus, probed on first use (again every PROBE_RETRY_S while none answers)."""
+        if self._port_status.get(switch) is not None or time.monotonic() < self._probe_after.get(switch, 0.0):
+            return self._port_status.get(switch)
         sc = self.ctrl.config.switches.get(switch)
         if sc is None or not sc.thrift_port:
-            return {p: True for p in ports}
-        try:
-            from p4target.switch.runtime import run_commands
-            (text,) = run_commands(int(sc.thrift_port), ["show_ports"])
-        except Exception:  # noqa: BLE001 - unknown state counts as up; counters still show a dead path
-            return {p: True for p in ports}
-        state = {}
-        for line in text.splitlines()[2:]:  # simple_switch_CLI's table: port #, iface name, status
-            cols = line.split()
-            if len(cols) >= 3 and cols[0].isdigit():
-                state[int(cols[0])] = cols[2] == "UP"
-        return {p: state.get(p, True) for p in ports}
+            self._probe_after[switch] = float("inf")       # no runtime port configured: nothing to ask
+            return None
+        regs = getattr(self.ctrl, "registers", {}).get(switch)
+        thrift = regs.thrift if regs is not None else None
+        host = sc.address.rsplit(":", 1)[0].strip("[]") or "127.0.0.1"
+        prov = probe_port_status(host, int(sc.thrift_port), thrift,
+                                 thrift_first=regs is not None and regs.via == "thrift")
+        if prov is None:
+            log.warning("%s: its runtime port %s:%s answers neither BMv2 Thrift nor the runtime CLI: link "
+                        "state unknown", switch, host, sc.thrift_port)
+            self._probe_after[switch] = time.monotonic() + PROBE_RETRY_S
+        self._port_status[switch] = prov
+        return prov
 
     def _one(self, switch: str) -> tuple[dict[int, PortCounters], dict[FlowKey, FlowCounters]]:
         conn = self.ctrl.fabric[switch]
@@ -362,7 +385,7 @@ class Monitor:
         self.flow_rates: dict[FlowKey, FlowRates] = {}
         self.port_delay_us: dict[tuple[str, int], float] = {}
         self.port_tx_bps: dict[tuple[str, int], float] = {}
-        self.port_up: dict[tuple[str, int], bool] = {}
+        self.port_up: dict[tuple[str, int], bool | None] = {}
         self._det: dict[tuple[Any, ...], Detector] = {}
         self._prev: Sample | None = None
         self._lock = threading.RLock()
@@ -382,6 +405,9 @@ class Monitor:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        close = getattr(self.sampler, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> Monitor:
         return self.start()
@@ -484,7 +510,7 @@ class Monitor:
             for (sw, port), c in s.ports.items():
                 self.port_up[(sw, port)] = c.up
                 dev = self.owner(sw, port)
-                if dev is None:
+                if dev is None or c.up is None:      # unknown state: judges nothing
                     continue
                 det = self._detector(("port", dev, f"{sw}:{port}", "link"), "rise", 0.5)
                 if not c.up and not det.degraded:

@@ -85,7 +85,7 @@ def test_one_read_per_switch_with_ports_queues_and_flows():
     assert len(conn.reads) == 1
     p2 = s.ports[("nic2", 2)]
     assert (p2.rx_packets, p2.tx_bytes, p2.queue_delay_sum_us) == (20, 2000, 500)
-    assert p2.up                                        # unknown interface, no runtime CLI: counted as up
+    assert p2.up is None                                # unknown interface, no runtime port: unknown, not up
     f = s.flows[KEY]
     assert (f.device, f.packets, f.bytes, f.phase) == ("nic2", 77, 7700, 3)
 
