@@ -164,11 +164,16 @@ def _rx_packets(iface: str) -> int:
     return int(Path(f"/sys/class/net/{iface}/statistics/rx_packets").read_text())
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile (nearest rank); None without samples (JSON has no NaN)."""
     v = sorted(values)
     if not v:
-        return float("nan")
+        return None
     return v[min(len(v) - 1, max(0, round(q * (len(v) - 1))))]
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 1)
 
 
 @dataclass
@@ -193,8 +198,8 @@ class LoadResult:
         return {"target_pps": self.target_pps, "offered_pps": round(mid["offered_pps"]),
                 "delivered_pps": round(mid["delivered_pps"]), "loss_pct": round(mid["loss_pct"], 2),
                 "windows_delivered_pps": [round(w["delivered_pps"]) for w in self.windows],
-                "latency_us": {"p50": round(percentile(self.latency_us, 0.5), 1),
-                               "p99": round(percentile(self.latency_us, 0.99), 1),
+                "latency_us": {"p50": _round(percentile(self.latency_us, 0.5)),
+                               "p99": _round(percentile(self.latency_us, 0.99)),
                                "samples": len(self.latency_us)}}
 
 
