@@ -66,8 +66,8 @@ class _Series:
         return {k: b[k] - a[k] for k in COUNTERS}
 
 
-def _clip(stalls: Sequence[Sequence[float]], t0: float | None) -> float:
-    """The longest stall in ms, counting only the part after ``t0`` (None: the whole run)."""
+def longest_stall(stalls: Sequence[Sequence[float]], t0: float | None = None) -> float:
+    """The longest of ``stalls`` ([start, ms]) in ms, counting only the part after ``t0`` (None: all)."""
     best = 0.0
     for s, ms in stalls:
         e = s + ms / 1000
@@ -95,9 +95,8 @@ def connection_views(receiver_records: Sequence[dict[str, Any]], sender_records:
         longest = max(stalls, key=lambda s: s[1], default=None)
         view: dict[str, Any] = {
             "connection": flow_id(end),
-            "stall_ms": _clip(stalls, None),
-            "stall_after_fault_ms": _clip([s for s in stalls if s[0] + s[1] / 1000 > (fault_t or 0)],
-                                          fault_t) if fault_t is not None else None,
+            "stall_ms": longest_stall(stalls),
+            "stall_after_fault_ms": longest_stall(stalls, fault_t) if fault_t is not None else None,
             "stall_at": longest[0] if longest else None,
         }
         if "qpn" not in end:

@@ -109,7 +109,13 @@ def test_degrade(tmp_path, no_leftovers, target):
     its queue API, the NIC state through in-band commands."""
     rep = _run("degrade", tmp_path, plot=True, target=target)
     _check_common(rep, tmp_path)
-    _check_tcp_moved(rep, "nic2", "nic3")
+    _check_tcp_moved(rep, "nic2", None)
+    # the policy chose by itself: nic3, the healthy NIC with no load (nic1 carries the two pinned streams)
+    assert len(rep["placement_end"]["nic3"]) == 4 and len(rep["placement_end"]["nic1"]) == 2
+    assert rep["checks"]["choice"][0] and rep["checks"]["stall"][0]
+    conns = rep["per_connection"]
+    assert len(conns) == 6 and all(c["stall_ms"] > 0 and set(c["tcp"]) == {"send", "recv"} for c in conns)
+    assert set(rep["tcp_wire"]) >= {"before_fault", "migration", "after"}
     assert any(e["signal"] == "latency" and e["device"] == "nic2" for e in rep["events"])
     assert rep["throughput"]["during"] < rep["throughput"]["before"]
     assert (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"

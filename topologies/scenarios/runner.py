@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from controller.config import load_config
+from controller.connections import longest_stall
 from controller.migrator import Migrator
 from controller.monitor import Monitor, MonitorConfig, ports_from_config
 from controller.policies import Policy, PolicyEngine
@@ -48,6 +49,7 @@ class Traffic:
     dst: str
     count: int = 1         # TCP connections, or RoCE QPs
     rate: str = "250k"     # TCP: bytes/s per connection; RoCE: packets/s for all QPs of the sender
+    on: str | None = None  # NIC this group is steered onto, started (and learned) before the others
 
 
 @dataclass
@@ -66,6 +68,10 @@ class Scenario:
     detection: bool = True                 # the monitor must detect the fault (< 1 s)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     min_after_ratio: float = 0.8
+    # client-visible stall: no connection may go longer without new data after the fault is detected
+    # (stall_from="detection"; the fault itself for planned moves) or after the fault ("fault")
+    max_stall_ms: float | None = 200.0     # None: reported, not checked
+    stall_from: str = "detection"
 
     def load_topology(self) -> Topology:
         return load(self.topology) if isinstance(self.topology, str) else from_dict(self.topology)
@@ -214,6 +220,18 @@ class ScenarioRun:
                 f"qdelay {qd}  events {len(mon.events)}  migrations "
                 f"{len(self.engine.records) + len(self.actions)}")
 
+    def _pin(self, nic: str, n: int, timeout: float = 3.0) -> None:
+        """Wait until ``nic`` holds ``n`` references, then pin them there with per-flow gateway entries
+        (``set_nic_port``), so steering the next groups elsewhere does not move them."""
+        assert self.ctrl is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.ctrl.inventory.on_device(nic)) < n:
+            time.sleep(0.05)
+        recs = self.ctrl.inventory.on_device(nic)
+        for drv in self.ctrl.gateways.values():
+            port = drv.port_of(nic)
+            drv.apply({t: ("set_nic_port", {"port": port}) for r in recs for t in drv.tuples_for(r.key, r.udp_ports)})
+
     def _start_traffic(self, lab: Lab) -> None:
         sc = self.sc
         groups: dict[tuple[str, str], int] = {}
@@ -233,7 +251,17 @@ class ScenarioRun:
         time.sleep(0.5)
         self.t0 = time.time()
         qpn = 0x11
-        for j, tr in enumerate(sc.traffic):
+        # groups pinned to a NIC first (steered there, then learned), then the rest on sc.steer
+        order = sorted(enumerate(sc.traffic), key=lambda jt: jt[1].on is None)
+        pinned = None                       # the NIC of the pinned groups being started
+        for j, tr in order:
+            if tr.on != pinned:
+                if pinned is not None:      # its connections are placed before the others start
+                    self._pin(pinned, sum(t.count for t in sc.traffic if t.on == pinned))
+                nic = tr.on or sc.steer
+                if nic:
+                    self.steer(nic)
+                pinned = tr.on
             dst_ip = lab.topo.hosts[tr.dst].ip
             if tr.kind == "tcp":
                 for c in range(tr.count):
@@ -248,8 +276,9 @@ class ScenarioRun:
                                               hex(qpn), "--qps", str(tr.count), "--pps", tr.rate, "--duration",
                                               str(sc.duration), out=f)))
                 qpn += tr.count
-        self.say(f"[{0.0:5.1f}s] traffic started: " + ", ".join(
-            f"{t.count} {t.kind} {t.src}->{t.dst} @ {t.rate}{' B/s' if t.kind == 'tcp' else ' pps'}" for t in sc.traffic))
+        self.say(f"[{time.time() - self.t0:5.1f}s] traffic started: " + ", ".join(
+            f"{t.count} {t.kind} {t.src}->{t.dst} @ {t.rate}{' B/s' if t.kind == 'tcp' else ' pps'}"
+            + (f" on {t.on}" if t.on else "") for t in sc.traffic))
 
     def _wait_apps(self, timeout: float = 40.0) -> None:
         deadline = time.monotonic() + timeout
@@ -326,6 +355,16 @@ class ScenarioRun:
             where = {d for d, refs in rep["placement_end"].items() if refs}
             ok = not left and (sc.expect_target is None or where <= {sc.expect_target} | set())
             c["placement"] = (ok, f"{sc.faulted} keeps {len(left)}; references on {', '.join(sorted(where)) or '-'}")
+        fault_t = (rep.get("fault") or {}).get("t")
+        if fault_t is not None and sc.max_stall_ms is not None:
+            t_ref, since = fault_t, "the fault"
+            if sc.stall_from == "detection" and sc.detection and rep["detection_ms"] is not None:
+                t_ref, since = fault_t + rep["detection_ms"] / 1000, "detection"
+            worst = max((longest_stall(e.get("stalls") or [], t_ref) for e in rep["receivers"]), default=0.0)
+            c["stall"] = (worst < sc.max_stall_ms, f"longest {worst:.0f} ms after {since} "
+                          f"(limit {sc.max_stall_ms:.0f} ms)")
+        if sc.expect_target is None and self.engine is not None and self.engine.records:
+            c["choice"] = self._check_choice()
         tp = rep["throughput"]
         if tp["before"] and tp["after"] is not None:
             ratio = tp["after"] / tp["before"]
@@ -333,6 +372,28 @@ class ScenarioRun:
         else:
             c["throughput_after"] = (False, "no samples")
         return c
+
+
+    def _check_choice(self) -> tuple[bool, str]:
+        """Each policy migration went to a healthy NIC that was the least loaded when it was decided
+        (load = the monitor's per-reference bit/s in the last sample before the decision)."""
+        assert self.engine is not None and self.monitor is not None and self.ctrl is not None
+        notes, ok = [], True
+        for r in self.engine.records:
+            target = r.migration.get("target")
+            sources = set(r.migration.get("sources") or {})
+            before = [h for h in self.monitor.history if h["t"] <= r.decided]
+            load = {n: 0.0 for n in self.ctrl.nics}
+            for f in (before[-1]["flows"].values() if before else ()):
+                if f.get("device") in load:
+                    load[f["device"]] += f.get("bps") or 0.0
+            healthy = {n: v for n, v in load.items() if n not in sources and n != self.sc.faulted}
+            least = min(healthy.values(), default=0.0)
+            good = target in healthy and load[target] <= least + max(0.05 * least, 1e3)
+            ok &= good
+            notes.append(f"{target} ({load.get(target, 0) / 1e6:.1f} Mbit/s; healthy: "
+                         + ", ".join(f"{n} {v / 1e6:.1f}" for n, v in sorted(healthy.items())) + ")")
+        return ok, "; ".join(notes)
 
 
 def _p50(v: list[float]) -> float | None:
