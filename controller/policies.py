@@ -26,7 +26,6 @@ do not flap.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import queue
 import threading
@@ -36,9 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from p4.v1 import p4runtime_pb2
-
-from .flowstate import FlowKey, FlowState
+from .flowstate import FlowKey
+from .migration.vm import VmMove, vm_steps
 from .migrator import Migrator
 from .monitor import Event, Monitor
 from .runtime import Controller
@@ -325,23 +323,12 @@ class VmMigration:
         ip = int(ipaddress.IPv4Address(self.ctrl.hosts[host]["ip"]))
         return [r.key for r in self.ctrl.inventory.all() if ip in (r.key.src_ip, r.key.dst_ip)]
 
-    def _route_updates(self, host: str, new_switch: str, new_port: int) -> dict[str, p4runtime_pb2.Update]:
-        """Per gateway, the ipv4_routes MODIFY for the host's /32 after the move."""
-        ip = self.ctrl.hosts[host]["ip"]
-        out = {}
-        for g, drv in self.ctrl.gateways.items():
-            h = drv.helper
-            if g == new_switch:
-                te = h.table_entry("ipv4_routes", {"dst_addr": (ip, 32)}, "route_to_port", {"port": new_port})
-            else:
-                size = len(self.ctrl.config.switch(g).nic_group)
-                te = h.table_entry("ipv4_routes", {"dst_addr": (ip, 32)}, "route_via_nics", {"group_size": size})
-            out[g] = p4runtime_pb2.Update(type=p4runtime_pb2.Update.MODIFY, entity=p4runtime_pb2.Entity(table_entry=te))
-        return out
-
     def migrate(self, host: str, new_switch: str, new_port: int, target_nic: str, vm_config: str | Path,
                 mode: str = "lossless") -> dict[str, Any]:
-        """Move ``host`` to ``new_switch:new_port`` and its references to ``target_nic``."""
+        """Move ``host`` to ``new_switch:new_port`` and its references to ``target_nic``: the migration
+        with the VM's steps (config file, host move, routes, check) before ``load``, so the host moves
+        while its references are frozen and a failure rolls the host, its routes and the file back
+        with the rest. VmMoveError when it did not happen (everything rolled back)."""
         if host not in self.ctrl.hosts:
             raise VmMoveError(f"unknown host {host!r} (hosts: {', '.join(self.ctrl.hosts)})")
         if new_switch not in self.ctrl.gateways:
@@ -350,57 +337,14 @@ class VmMigration:
         keys = self.references_of(host)
         path = Path(vm_config)
         info = dict(self.ctrl.hosts[host])
-        timings: dict[str, float] = {}
-        routes = self._route_updates(host, new_switch, new_port)
-        old_ip = int(ipaddress.IPv4Address(info["ip"]))
-
-        def at_step(step: str) -> None:
-            # Called by the migrator before each step; the host moves while its references are frozen
-            # (after validate: the tagged states exist; before load: they are loaded from the VM file).
-            if step != "load":
-                return
-            t0 = time.perf_counter()
-            doc = {"version": 1, "host": host, "ip": info.get("ip"), "mac": info.get("mac"),
-                   "prefix_len": info.get("prefix_len"),
-                   "from": {"switch": info.get("switch"), "port": info.get("port")},
-                   "to": {"switch": new_switch, "port": new_port, "nic": target_nic},
-                   "saved": time.time(), "flows": self.migrator.last_states}
-            path.write_text(json.dumps(doc, indent=2) + "\n")
-            timings["save_vm_config_ms"] = (time.perf_counter() - t0) * 1000
-            t1 = time.perf_counter()
-            self.move_host(host, new_switch, new_port)
-            timings["move_host_ms"] = (time.perf_counter() - t1) * 1000
-            t2 = time.perf_counter()
-            self.ctrl.fabric.parallel({g: (lambda g=g, u=u: self.ctrl.fabric[g].write([u])) for g, u in routes.items()})
-            for g, drv in self.ctrl.gateways.items():        # which gateway the host now enters from
-                if g == new_switch:
-                    drv.host_ips.add(old_ip)
-                else:
-                    drv.host_ips.discard(old_ip)
-            timings["routes_ms"] = (time.perf_counter() - t2) * 1000
-            # the states to load are the ones in the VM config (refused if altered)
-            saved = json.loads(path.read_text())["flows"]
-            key = self.ctrl.config.hmac_key
-            if [FlowState.from_dict(d, key).to_dict(key) for d in saved] != self.migrator.last_states:
-                raise RuntimeError("VM config flows differ from the frozen states")
-
-        prev = self.migrator._fault
-        self.migrator._fault = at_step
-        try:
-            if keys:
-                rec = self.migrator.migrate(keys, target_nic, mode)
-            else:
-                rec = None
-        finally:
-            self.migrator._fault = prev
-        if rec is None:
-            at_step("load")
-            outcome: dict[str, Any] = {"outcome": "ok", "references": []}
-        else:
-            outcome = rec.to_dict()
-            if rec.outcome != "ok":
-                raise VmMoveError(f"moving {host}'s references failed at {rec.failed_step}: {rec.reason}")
+        vm = VmMove(self.ctrl, host, info, new_switch, new_port, target_nic, path, self.move_host)
+        rec = self.migrator.migrate(keys, target_nic, mode, before_load=vm_steps(vm))
+        timings = {f"{what}_ms": rec.steps_ms.get(step, 0.0) for what, step in
+                   (("save_vm_config", "vm_config"), ("move_host", "move_host"), ("routes", "routes"),
+                    ("check_vm_config", "vm_check"))}
+        if rec.outcome != "ok":
+            raise VmMoveError(f"moving {host} failed at {rec.failed_step} ({rec.outcome}): {rec.reason}")
         info.update(switch=new_switch, port=new_port)
         self.ctrl.hosts[host] = info
         return {"host": host, "to": f"{new_switch}:{new_port}", "nic": target_nic, "vm_config": str(path),
-                "timings_ms": timings, "migration": outcome}
+                "timings_ms": timings, "migration": rec.to_dict()}

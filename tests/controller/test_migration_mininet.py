@@ -142,16 +142,14 @@ def test_failing_load_rolls_back_and_flow_stays(lab, ctrl, tmp_path):
     from controller.migrator import Migrator
     from controller.nic import NicError
 
-    def fail_load(step: str) -> None:
-        if step == "load":
-            raise NicError("injected: target refused the load")
-
     stream = Stream(lab, tmp_path, 5003, duration=2.5)
     rec0 = _flow_for(ctrl, 5003)
     old, slot = rec0.device, rec0.slot
     new = next(n for n in sorted(ctrl.nics) if n != old)
     time.sleep(0.5)
-    record = Migrator(ctrl, fault=fail_load).migrate([rec0.key], new)
+    m = Migrator(ctrl)
+    m.inject_failure("load", NicError("injected: target refused the load"))
+    record = m.migrate([rec0.key], new)
     assert record.outcome == "rolled_back", record.summary()
     assert record.failed_step == "load" and "injected" in record.reason
     assert ctrl.inventory.get(rec0.key).device == old

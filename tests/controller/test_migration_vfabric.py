@@ -147,23 +147,15 @@ def test_failure_before_redirect_rolls_back(vf, ctrl, fault, step):
     recs = wait_learned(ctrl, flows)
     where = {r.key: r.device for r in recs}
 
-    def boom(name: str) -> None:
-        if fault == "load" and name == "load":
-            raise NicError("injected load failure")
-
-    m = Migrator(ctrl, fault=boom, program_version=2 if fault == "version" else 1)
-    if fault == "version":
+    m = Migrator(ctrl)
+    if fault == "load":
+        m.inject_failure("load", NicError("injected load failure"))
+    else:
         # the NICs answer with program version 1 records; a controller expecting 2 refuses them
-        m.program_version = 1
-        orig = m._trusted
-
-        def trusted(states):
-            m.program_version = 2
-            try:
-                return orig(states)
-            finally:
-                m.program_version = 1
-        m._trusted = trusted
+        def expect_v2(step, ctx) -> None:
+            if step.name == "validate":
+                ctx.program_version = 2
+        m.before_step.append(expect_v2)
     target = next(n for n in ("nic1", "nic2", "nic3") if n not in where.values()) \
         if len(set(where.values())) < 3 else "nic3"
     movers = [k for k, d in where.items() if d != target]

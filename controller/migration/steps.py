@@ -1,0 +1,397 @@
+"""The steps of docs/design.md "The migration protocol", as ``Step`` objects.
+
+suspend → quiesce → save → validate → load → redirect | resume, release (point of no return before
+resume/release). Each step is one batched operation per switch, run concurrently across switches;
+each records what it changed before changing it, and its ``undo`` reverses exactly that:
+
+- ``Suspend``  gateways: suspend_flow entries, drain indexes, punt buffers (undo: replay the buffer
+               toward the old NIC, restore the entries as they were, free the indexes);
+- ``Quiesce``  nothing (path markers, or source counters sampled);
+- ``Save``     freezes the references on their source NICs (undo: RESUME them);
+- ``Validate`` nothing on the switches (the trusted buffer: serialized with the HMAC and read back);
+- ``Load``     slots and lookup entries on the target (undo: clear them, unplace);
+- ``Redirect`` gateways' entries flipped to the target, buffer replayed, punts passed through (undo:
+               stop passing through, entries back to suspend_flow toward the old NIC);
+- ``Resume``   (lossless) drained flows settled to set_nic_port, the rest settled in the background;
+- ``Release``  references cleared from the sources (concurrently with ``Resume``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from .. import commands as C
+from ..flowstate import FlowKey, FlowState
+from ..gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
+from .plan import MigrationContext, Step
+
+__all__ = ["Suspend", "Quiesce", "Save", "Validate", "Load", "Redirect", "Resume", "Release",
+           "protocol_steps", "load_states", "PROGRAM"]
+
+log = logging.getLogger(__name__)
+
+PROGRAM = "flow_nic"
+
+
+def _tuples(ts: dict[FiveTuple, Any]) -> list[list[int]]:
+    return [[t.src, t.dst, t.proto, t.sport, t.dport] for t in ts]
+
+
+class Suspend(Step):
+    """Gateways punt (lossless) or drop the batch's packets; path markers follow on each old path."""
+
+    name = "suspend"
+
+    def __init__(self) -> None:
+        self.snapshots: dict[str, dict[FiveTuple, tuple[str, dict[str, int]] | None]] = {}
+
+    def do(self, ctx: MigrationContext) -> None:
+        # one marker on each link from an ingress gateway to an old NIC of its suspended directions
+        paths: dict[str, set[str]] = defaultdict(set)
+        for g, ts in ctx.gw_tuples.items():
+            for ks in ts.values():
+                paths[g].update(ctx.src_of[k] for k in ks)
+        ctx.t_suspend = time.perf_counter()
+        # each gateway sends its markers as soon as its own suspension is in place
+        ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: self._one(ctx, g, ts, paths.get(g, set())))
+                                  for g, ts in ctx.gw_tuples.items()})
+
+    def _one(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]], srcs: set[str]) -> None:
+        drv = ctx.ctrl.gateway(g)
+        self.snapshots[g] = drv.snapshot(ts)
+        drains = drv.alloc_drains(ts) if ctx.lossless else {}
+        if ctx.lossless:
+            drv.start_buffering(ts)
+        mode = SUSPEND_PUNT if ctx.lossless else SUSPEND_DROP
+        drv.apply({t: ("suspend_flow", {"mode": mode, "port": drv.port_of(ctx.src_of[ks[0]]),
+                                        "drain": drains.get(t, 0)})
+                   for t, ks in ts.items()})
+        for src in srcs:
+            ctx.tokens.append((src, drv.send_marker(drv.port_of(src))))
+
+    def undo(self, ctx: MigrationContext) -> None:
+        # the entries say suspend_flow(mode, old port) (Redirect's undo put back any it flipped): the
+        # buffer is replayed toward the old NIC, then the entries restored as they were
+        rec = ctx.rec
+        for g, snap in self.snapshots.items():
+            drv = ctx.ctrl.gateway(g)
+            ts = list(snap)
+            try:
+                drv.stop_pass_through(ts)
+                while drv.replay(ts):
+                    drv.barrier(ctx.barrier_timeout)
+                drv.apply(snap)
+                if ctx.lossless:
+                    drv.barrier(ctx.barrier_timeout)
+                    drv.replay(ts, late=True)
+            except Exception as exc:  # noqa: BLE001 - keep restoring the other gateways
+                ctx.problem(f"restore on {g}", exc)
+            drv.free_drains(ts)
+            for buf in drv.stop_buffering(ts).values():
+                rec.packets_buffered += buf.total
+                rec.packets_replayed += buf.replayed
+                rec.packets_late += buf.late
+        self.snapshots = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"step": self.name, "gateways": {g: {"tuples": _tuples(s), "before": list(s.values())}
+                                                for g, s in self.snapshots.items()}}
+
+
+class Quiesce(Step):
+    """Every packet sent toward an old NIC before the suspension has updated its state there: the
+    path markers are back (else the source counters are sampled until stable, bounded)."""
+
+    name = "quiesce"
+
+    def do(self, ctx: MigrationContext) -> None:
+        if self._wait_markers(ctx):
+            ctx.counts = {s: None for s in ctx.by_src}
+            return
+        ctx.counts = ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: self._sample(ctx, s, items))
+                                               for s, items in ctx.by_src.items()})
+
+    @staticmethod
+    def _wait_markers(ctx: MigrationContext) -> bool:
+        deadline = time.monotonic() + ctx.quiesce_timeout
+        ok = True
+        for nic, token in ctx.tokens:
+            ok = ctx.ctrl.nic(nic).wait_marker(token, max(0.0, deadline - time.monotonic())) and ok
+        if not ok:
+            log.warning("path markers not back within %.0f ms; sampling counters instead", ctx.quiesce_timeout * 1000)
+        return ok
+
+    @staticmethod
+    def _sample(ctx: MigrationContext, nic: str, items: list[tuple[FlowKey, int]]) -> list[int]:
+        counts = ctx.ctrl.nic(nic).packet_counts(items)
+        time.sleep(ctx.quiesce_interval)
+        return counts
+
+
+class Save(Step):
+    """SUSPEND (freeze + read) on the sources once their counters are stable: usually one round trip."""
+
+    name = "save"
+
+    def __init__(self) -> None:
+        self.frozen: dict[str, list[tuple[FlowKey, int]]] = {}
+
+    def do(self, ctx: MigrationContext) -> None:
+        self.frozen = dict(ctx.by_src)   # before: a SUSPEND may land although the step fails
+
+        def save(s: str, items: list[tuple[FlowKey, int]]) -> list[FlowState]:
+            return ctx.ctrl.nic(s).save_when_quiet(items, ctx.counts.get(s), ctx.quiesce_interval,
+                                                   ctx.quiesce_timeout, ctx.program_version)
+        ctx.saved = ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: save(s, items))
+                                              for s, items in ctx.by_src.items()})
+
+    def undo(self, ctx: MigrationContext) -> None:
+        for s, items in self.frozen.items():
+            try:
+                ctx.ctrl.nic(s).run(C.RESUME, items)
+            except Exception as exc:  # noqa: BLE001 - resume the other sources
+                ctx.problem(f"resume on {s}", exc)
+        self.frozen = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"step": self.name, "frozen": {s: [[str(k), slot] for k, slot in items]
+                                              for s, items in self.frozen.items()}}
+
+
+class Validate(Step):
+    """The trusted buffer: the states serialized with their HMAC and validated back, so what is loaded
+    is what was saved (``ctx.tagged``, ``ctx.states``)."""
+
+    name = "validate"
+
+    def do(self, ctx: MigrationContext) -> None:
+        key = ctx.ctrl.config.hmac_key
+        ctx.tagged = [fs.to_dict(key) for v in ctx.saved.values() for fs in v]
+        ctx.states = [FlowState.from_dict(d, key, program=PROGRAM, program_version=ctx.program_version)
+                      for d in ctx.tagged]
+
+
+class Load(Step):
+    """Slots on the target, the states loaded, ``flow_slots`` entries where needed (``ctx.loaded``)."""
+
+    name = "load"
+
+    def __init__(self) -> None:
+        self.loaded: list[tuple[FlowKey, int]] = []   # filled as LOAD replies come back
+        self.placing: list[FlowKey] = []              # references whose lookup entries may be written
+
+    def do(self, ctx: MigrationContext) -> None:
+        self.placing = [k for items in ctx.by_src.values() for k, _ in items]
+        ctx.loaded = load_states(ctx.ctrl, ctx.ctrl.nic(ctx.target), ctx.states, self.loaded)
+
+    def undo(self, ctx: MigrationContext) -> None:
+        if not self.placing and not self.loaded:
+            return
+        tnic = ctx.ctrl.nic(ctx.target)
+        try:
+            tnic.unplace([k for k in self.placing if k in tnic.placed])
+            if self.loaded:
+                tnic.run(C.CLEAR, self.loaded)
+        except Exception as exc:  # noqa: BLE001
+            ctx.problem("target cleanup", exc)
+            return
+        self.placing, self.loaded = [], []
+
+    def describe(self) -> dict[str, Any]:
+        return {"step": self.name, "loaded": [[str(k), slot] for k, slot in self.loaded]}
+
+
+class Redirect(Step):
+    """The gateways' entries point at the target. Lossless: ``forward_after_drain(target, drain)`` (the
+    gateway keeps punting the flow while it has punted more than it has seen replayed); after the
+    Write (so the replays meet the new entry) the buffer is replayed in arrival order (PacketOut
+    FORWARD) and every later punt passed on the same way as it arrives: none is overtaken. Drop mode:
+    ``set_nic_port(target)``."""
+
+    name = "redirect"
+
+    def __init__(self) -> None:
+        self.flipped: dict[str, list[FiveTuple]] = {}
+
+    def do(self, ctx: MigrationContext) -> None:
+        ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: self._one(ctx, g, ts)) for g, ts in ctx.gw_tuples.items()})
+
+    def _one(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+        drv = ctx.ctrl.gateway(g)
+        port = drv.port_of(ctx.target)
+        self.flipped[g] = list(ts)
+        if ctx.lossless:
+            drains = drv.alloc_drains(ts)
+            ctx.at_flip[g] = drv.punts(ts)
+            drv.apply({t: ("forward_after_drain", {"port": port, "drain": drains[t]}) for t in ts})
+            drv.pass_through(list(ts), port, forward=True)
+        else:
+            drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+
+    def undo(self, ctx: MigrationContext) -> None:
+        for g, ts in self.flipped.items():
+            drv = ctx.ctrl.gateway(g)
+            try:
+                drv.stop_pass_through(ts)
+                # an entry flipped to forward_after_drain(target): suspended toward the old NIC again,
+                # so Suspend's undo replays the buffer there
+                old = {t: drv.port_of(ctx.src_of[ctx.gw_tuples[g][t][0]]) for t in ts}
+                back = {t: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": old[t], "drain": drv.drains.get(t, 0)})
+                        for t in ts if drv.entries.get(t, ("",))[0] == "forward_after_drain"}
+                if back:
+                    drv.apply(back)
+            except Exception as exc:  # noqa: BLE001
+                ctx.problem(f"restore on {g}", exc)
+        self.flipped = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"step": self.name, "gateways": {g: _tuples(dict.fromkeys(ts)) for g, ts in self.flipped.items()}}
+
+
+class Resume(Step):
+    """Lossless: once a flow's punts are all replayed (punted == replayed: final) its entry becomes
+    ``set_nic_port(target)`` and its drain index is freed; flows not drained within ``drain_wait`` stay
+    on ``forward_after_drain`` and are settled in the background."""
+
+    name = "resume"
+    undoable = False
+
+    def __init__(self) -> None:
+        self.settled: dict[str, list[FiveTuple]] = {}
+        self.finished = False
+
+    def do(self, ctx: MigrationContext) -> None:
+        self.settled = {g: [] for g in ctx.gw_tuples}
+
+        def settle(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+            drv = ctx.ctrl.gateway(g)
+            self.settled[g] = drv.settle_drains(list(ts), drv.port_of(ctx.target), ctx.drain_wait)
+        try:
+            ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: settle(g, ts)) for g, ts in ctx.gw_tuples.items()})
+        finally:
+            self._finish(ctx)
+
+    def _finish(self, ctx: MigrationContext) -> None:
+        """The flows not settled go on in the background; the record gets the buffers' counts."""
+        self.finished = True
+        rec = ctx.rec
+        for g, ts in ctx.gw_tuples.items():
+            drv = ctx.ctrl.gateway(g)
+            done = self.settled.get(g, [])
+            rest = [t for t in ts if t not in done]
+            if rest:
+                log.warning("%s: %d flows still draining through the controller", g, len(rest))
+                rec.reason = rec.reason or f"{len(rest)} flows still draining on {g} (settled in background)"
+                drv.settle_drains_later(rest, drv.port_of(ctx.target))
+            # punted after the flip: queued behind the earlier punts by forward_after_drain
+            rec.packets_late += drv.punts(ts) - ctx.at_flip.get(g, 0)
+            for buf in drv.stop_buffering(done).values():
+                rec.packets_buffered += buf.total
+                rec.packets_replayed += buf.replayed
+                rec.packets_late += buf.late
+
+    def failed(self, ctx: MigrationContext, exc: BaseException) -> None:
+        if not self.finished:   # failed before settling began (e.g. a hook): all go to the background
+            self._finish(ctx)
+        ctx.rec.reason = f"drain not settled: {exc}"
+
+
+class Release(Step):
+    """The references are cleared from the source NICs — nothing reaches them any more — and their
+    lookup entries deleted; runs while the gateways settle (other switches)."""
+
+    name = "release"
+    undoable = False
+    concurrent = True
+
+    def do(self, ctx: MigrationContext) -> None:
+        def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
+            drv = ctx.ctrl.nic(s)
+            drv.run(C.CLEAR, items)
+            drv.unplace([k for k, _ in items if k in drv.placed])  # placed: synced from the device at start
+        ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: release(s, items)) for s, items in ctx.by_src.items()})
+
+    def failed(self, ctx: MigrationContext, exc: BaseException) -> None:
+        ctx.rec.reason = f"release failed (stale state left on the source): {exc}"
+
+
+def protocol_steps(lossless: bool) -> list[Step]:
+    """The protocol's steps for one migration (fresh objects: they record what they change)."""
+    steps: list[Step] = [Suspend(), Quiesce(), Save(), Validate(), Load(), Redirect(), Release()]
+    if lossless:
+        steps.append(Resume())
+    return steps
+
+
+# ---- loading ---------------------------------------------------------------------------------------------
+def load_states(ctrl: Any, tnic: Any, states: list[FlowState],
+                done: list[tuple[FlowKey, int]] | None = None) -> list[tuple[FlowKey, int]]:
+    """Load ``states`` on ``tnic``; returns (key, slot) in order. Each reference goes to one of its
+    hash slots not known to be taken (found by the data plane without a lookup entry), else to an
+    allocated slot with a ``flow_slots`` entry: planned from the inventory, so usually one round of
+    LOADs. A hash slot held by a reference we did not know of (SLOT_BUSY) falls back to an
+    allocated slot. ``done`` collects what is loaded as the replies come (for an undo)."""
+    done = [] if done is None else done
+    out: list[tuple[FlowKey, int] | None] = [None] * len(states)
+    busy = ctrl.inventory.slots_on(tnic.name) | set(tnic.placed.values()) | {s for _, s in done}
+    hashed: list[tuple[int, int]] = []
+    rest: list[int] = []
+    for i, fs in enumerate(states):
+        slot = None if fs.key in tnic.placed else next((h for h in tnic.hash_slots(fs.key) if h not in busy), None)
+        if slot is None:
+            rest.append(i)
+        else:
+            busy.add(slot)
+            hashed.append((i, slot))
+    if hashed:
+        replies = tnic.load([states[i] for i, _ in hashed], [s for _, s in hashed])
+        for (i, slot), r in zip(hashed, replies, strict=True):
+            if r.status == C.STATUS_OK:
+                out[i] = (states[i].key, slot)
+                done.append((states[i].key, slot))
+            elif r.status == C.STATUS_SLOT_BUSY:
+                rest.append(i)
+            else:
+                tnic.check([r], [(states[i].key, slot)], "load")
+    if rest:
+        rest.sort()
+        for i, item in zip(rest, _load_placed(ctrl, tnic, [states[i] for i in rest], done), strict=True):
+            out[i] = item
+    return [o for o in out if o is not None]
+
+
+def _load_placed(ctrl: Any, tnic: Any, states: list[FlowState],
+                 done: list[tuple[FlowKey, int]]) -> list[tuple[FlowKey, int]]:
+    # slots known taken: the target's inventory and what this batch just loaded at hash slots
+    busy = ctrl.inventory.slots_on(tnic.name) | {s for _, s in done}
+    slots = tnic.allocate(len(states), busy)
+    allocated = list(slots)
+    try:
+        items0 = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
+        placing = ctrl.fabric.submit(tnic.place, items0)  # lookup entries while loading
+        replies = tnic.load(states, slots)
+        placing.result()
+        moved: list[int] = []
+        for _ in range(3):  # slots taken by references the inventory does not know: pick others
+            retry = [i for i, r in enumerate(replies) if r.status == C.STATUS_SLOT_BUSY]
+            if not retry:
+                break
+            busy |= set(slots)
+            more = tnic.allocate(len(retry), busy)
+            allocated += more
+            again = tnic.load([states[i] for i in retry], more)
+            for i, s, r in zip(retry, more, again, strict=True):
+                slots[i], replies[i] = s, r
+            moved += retry
+        items = [(fs.key, s) for fs, s in zip(states, slots, strict=True)]
+        done.extend(it for it, r in zip(items, replies, strict=True) if r.status == C.STATUS_OK)
+        tnic.check(replies, items, "load")
+        if moved:
+            tnic.place([items[i] for i in sorted(set(moved))])
+        return items
+    finally:
+        tnic.unreserve(allocated)
+
