@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import resource
+import shutil
 import socket
 import statistics
 import struct
@@ -118,14 +119,25 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _run_target(target: str) -> dict:
-    """The migration figures of one target: ``{"migration": {...}, "migration_setup": {...}}``."""
+    """The migration figures of one target: ``{"migration": {...}, "migration_setup": {...}}``.
+    The switch logs and traffic records are removed after a good run and kept (path logged) after a failure."""
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-mig-{target}-"))
+    try:
+        results = _measure(target, tmp)
+    except BaseException:
+        log.error("migration benchmark on %s: switch logs and traffic records kept in %s", target, tmp)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def _measure(target: str, tmp: Path) -> dict:
     from controller.config import load_config
     from controller.migrator import Migrator
     from controller.runtime import Controller
     from topologies.description import load
     from topologies.network import Lab, LabOptions
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"bench-mig-{target}-"))
     stop = tmp / "stop"
     results: dict = {}
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
