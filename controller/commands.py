@@ -1,7 +1,8 @@
 """The in-band ``flowmig`` command packets (suspend, save, load, resume, clear) and their channel.
 
-Owns the byte layout of the command header (p4src/include/headers.p4, docs/dataplane.md: 92 bytes
-after an Ethernet header with ethertype 0x88B5), the mapping between a command and a ``FlowState``,
+Owns the encoding of the command header (its layout, ``dataplane.COMMAND_FIELDS`` = headers.p4
+``flowmig_cmd_t``, docs/dataplane.md: 92 bytes after an Ethernet header with ethertype 0x88B5), the
+mapping between a command and a ``FlowState``,
 and ``CommandChannel``: per switch, it streams many commands as back-to-back PacketOuts — up to
 BATCH_MAX records per packet where the program executes batches (ethertype 0x88B6, one record per
 pipeline pass, one PacketIn with every reply) — and collects the replies (PacketIn, reason
@@ -16,8 +17,9 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
+from . import dataplane as D
 from .flowstate import FlowKey, FlowState, RoceState, TcpState, UdpState
 from .p4rt.connection import PacketIn, SwitchConnection
 
@@ -25,24 +27,25 @@ __all__ = ["Command", "CommandError", "CommandChannel", "ETHERTYPE_FLOWMIG", "ET
            "batch_frame", "replies_of_frame", "FLOWMIG_VERSION",
            "NOP", "SUSPEND", "SAVE", "LOAD", "RESUME", "CLEAR", "STATUS_NAMES", "KIND_CODES"]
 
-ETHERTYPE_FLOWMIG = 0x88B5
-ETHERTYPE_FLOWMIG_BATCH = 0x88B6   # a batch: 4-byte header (count, done, pad) + `count` command records
-BATCH_MAX = 16                     # FLOWMIG_BATCH_MAX of the programs
-FLOWMIG_VERSION = 1
-NOP, SUSPEND, SAVE, LOAD, RESUME, CLEAR = range(6)
+ETHERTYPE_FLOWMIG = D.ETHERTYPE_FLOWMIG
+ETHERTYPE_FLOWMIG_BATCH = D.ETHERTYPE_FLOWMIG_BATCH   # 4-byte header (count, done, pad) + `count` records
+BATCH_MAX = D.FLOWMIG_BATCH_MAX
+FLOWMIG_VERSION = D.FLOWMIG_VERSION
+NOP, SUSPEND, SAVE, LOAD, RESUME, CLEAR = D.CMD_NOP, D.CMD_SUSPEND, D.CMD_SAVE, D.CMD_LOAD, D.CMD_RESUME, D.CMD_CLEAR
 OPCODE_NAMES = {NOP: "NOP", SUSPEND: "SUSPEND", SAVE: "SAVE", LOAD: "LOAD", RESUME: "RESUME", CLEAR: "CLEAR"}
-STATUS_OK, STATUS_BAD_SLOT, STATUS_NOT_FOUND, STATUS_KEY_MISMATCH, STATUS_SLOT_BUSY = range(5)
-STATUS_NAMES = {0: "OK", 1: "BAD_SLOT", 2: "NOT_FOUND", 3: "KEY_MISMATCH", 4: "SLOT_BUSY", 5: "BAD_KIND",
-                6: "BAD_OPCODE", 7: "BAD_VERSION"}
+STATUS_OK, STATUS_BAD_SLOT, STATUS_NOT_FOUND = D.STATUS_OK, D.STATUS_BAD_SLOT, D.STATUS_NOT_FOUND
+STATUS_KEY_MISMATCH, STATUS_SLOT_BUSY = D.STATUS_KEY_MISMATCH, D.STATUS_SLOT_BUSY
+STATUS_NAMES = {getattr(D, n): n.removeprefix("STATUS_") for n in dir(D) if n.startswith("STATUS_")}
 log = logging.getLogger(__name__)
 
-KIND_CODES = {"tcp": 1, "udp": 2, "roce": 3}
+KIND_CODES = {"tcp": D.KIND_TCP, "udp": D.KIND_UDP, "roce": D.KIND_ROCE}
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
-SLOT_VALID, SLOT_SUSPENDED = 0x01, 0x02
-PACKET_IN_COMMAND_REPLY = 1
-PACKET_OUT_DIRECT = 0
+SLOT_VALID, SLOT_SUSPENDED = D.SLOT_VALID, D.SLOT_SUSPENDED
+PACKET_IN_COMMAND_REPLY = D.PACKET_IN_COMMAND_REPLY
+PACKET_OUT_DIRECT = D.PACKET_OUT_DIRECT
 CPU_MAC = b"\x02\x00\x00\x00\x00\xff"
-HEADER_LEN = 92
+HEADER_LEN = D.COMMAND_LEN
+_FIELDS = tuple((name, bits, name.startswith("_")) for name, bits in D.COMMAND_FIELDS)
 
 
 class CommandError(RuntimeError):
@@ -88,37 +91,26 @@ class Command:
 
     # ---- bytes -----------------------------------------------------------------------------------
     def pack(self) -> bytes:
-        head = struct.pack("!BBBBIIIIHHB", self.version, self.opcode, self.status, self.kind, self.slot,
-                           self.request_id, self.key_addr_lo, self.key_addr_hi, self.key_port_lo,
-                           self.key_port_hi, self.key_proto)
-        head += self.key_qpn.to_bytes(3, "big")
-        head += struct.pack("!BBBBIIIIHH", self.flags, self.tcp_phase, self.tcp_wscale_fwd,
-                            self.tcp_wscale_rev, self.tcp_next_seq_fwd, self.tcp_next_seq_rev,
-                            self.tcp_max_ack_fwd, self.tcp_max_ack_rev, self.tcp_max_window_fwd,
-                            self.tcp_max_window_rev)
-        head += b"\x00" + self.roce_expected_psn.to_bytes(3, "big") + b"\x00" + \
-            self.roce_acked_psn.to_bytes(3, "big")
-        head += struct.pack("!IQQ", self.roce_oos_count, self.packets, self.bytes)
-        head += self.first_seen.to_bytes(6, "big") + self.last_seen.to_bytes(6, "big")
-        assert len(head) == HEADER_LEN
-        return head
+        """The header's bytes, field by field as ``dataplane.COMMAND_FIELDS`` lays them out."""
+        v = 0
+        for name, bits, pad in _FIELDS:
+            x = 0 if pad else getattr(self, name)
+            if x < 0 or x >> bits:
+                raise CommandError(f"command field {name}={x} does not fit in {bits} bits")
+            v = (v << bits) | x
+        return v.to_bytes(HEADER_LEN, "big")
 
     @classmethod
     def unpack(cls, data: bytes) -> Command:
         if len(data) < HEADER_LEN:
             raise CommandError(f"command header truncated: {len(data)} < {HEADER_LEN} bytes")
-        v = struct.unpack("!BBBBIIIIHHB", data[:25])
-        c = cls(*v)
-        c.key_qpn = int.from_bytes(data[25:28], "big")
-        (c.flags, c.tcp_phase, c.tcp_wscale_fwd, c.tcp_wscale_rev, c.tcp_next_seq_fwd, c.tcp_next_seq_rev,
-         c.tcp_max_ack_fwd, c.tcp_max_ack_rev, c.tcp_max_window_fwd,
-         c.tcp_max_window_rev) = struct.unpack("!BBBBIIIIHH", data[28:52])
-        c.roce_expected_psn = int.from_bytes(data[53:56], "big")
-        c.roce_acked_psn = int.from_bytes(data[57:60], "big")
-        c.roce_oos_count, c.packets, c.bytes = struct.unpack("!IQQ", data[60:80])
-        c.first_seen = int.from_bytes(data[80:86], "big")
-        c.last_seen = int.from_bytes(data[86:92], "big")
-        return c
+        v = int.from_bytes(data[:HEADER_LEN], "big")
+        values = {}
+        for name, bits, pad in reversed(_FIELDS):
+            if not pad:
+                values[name] = v & ((1 << bits) - 1)
+            v >>= bits
+        return cls(**values)
 
     def frame(self) -> bytes:
         """The Ethernet frame carrying this command (what follows the packet_out header)."""
@@ -180,10 +172,6 @@ class Command:
 
     def describe(self) -> str:
         return f"{OPCODE_NAMES.get(self.opcode, self.opcode)} slot {self.slot}"
-
-
-def command_fields() -> list[str]:
-    return [f.name for f in fields(Command)]
 
 
 def batch_frame(commands: Sequence[Command]) -> bytes:

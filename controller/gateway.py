@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 from p4.v1 import p4runtime_pb2
 
+from . import dataplane as D
 from .flowstate import FlowKey
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
+from .p4rt.p4info import P4InfoHelper
 from .p4rt.registers import RegisterAccess, RegisterError
 
 __all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "marker_token", "MARKER",
@@ -35,13 +37,13 @@ __all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "marke
 
 log = logging.getLogger(__name__)
 
-SUSPEND_PUNT, SUSPEND_DROP = 1, 2
-PACKET_IN_SUSPENDED = 2
-PACKET_OUT_DIRECT, PACKET_OUT_FORWARD = 0, 1
+SUSPEND_PUNT, SUSPEND_DROP = D.SUSPEND_PUNT, D.SUSPEND_DROP
+PACKET_IN_SUSPENDED = D.PACKET_IN_SUSPENDED
+PACKET_OUT_DIRECT, PACKET_OUT_FORWARD = D.PACKET_OUT_DIRECT, D.PACKET_OUT_FORWARD
 BARRIER_REASON = 0xFB        # not a PACKET_IN_* of the programs: only our barrier frames carry it
 BARRIER_ETHERTYPE = b"\x88\xb6"  # behind a fake packet_in header: the programs never parse it as an ethertype
 TABLE = "flow_forwarding"
-DRAIN_SLOTS = 1024           # the gateway's drain registers (index 0: none)
+DRAIN_SLOTS = D.DRAIN_SLOTS  # the drain registers' size when the P4Info lacks them (index 0: none)
 PUNTED, REPLAYED = "drain_punted", "drain_replayed"
 
 
@@ -59,8 +61,14 @@ class FiveTuple:
 
 
 # The path marker's 5-tuple (0.0.0.0/8 is never a host): the NICs answer it (PacketIn PATH_MARKER).
-MARKER = FiveTuple(1, 2, 17, 0xFA1B, 0xFA1B)
-PACKET_IN_PATH_MARKER = 3
+MARKER = FiveTuple(1, D.MARKER_DST_ADDR, 17, D.MARKER_PORT, D.MARKER_PORT)
+PACKET_IN_PATH_MARKER = D.PACKET_IN_PATH_MARKER
+
+
+def drain_slots(helper: P4InfoHelper) -> int:
+    """The size of the gateway's drain registers, as its P4Info states it (DRAIN_SLOTS without one)."""
+    return min((helper.get("register", r).size for r in (PUNTED, REPLAYED) if helper.has("register", r)),
+               default=DRAIN_SLOTS) or DRAIN_SLOTS
 
 
 def _ipv4_checksum(hdr: bytes) -> int:
@@ -156,7 +164,8 @@ class GatewayDriver:
         self._barrier_ids = iter(range(1, 1 << 62))
         self.cpu_port = conn.options.cpu_port
         self.drains: dict[FiveTuple, int] = {}   # flow -> its drain register index
-        self._drain_free = list(range(DRAIN_SLOTS - 1, 0, -1))   # cells known to be 0
+        self.drain_slots = drain_slots(self.helper)
+        self._drain_free = list(range(self.drain_slots - 1, 0, -1))   # cells known to be 0
         self._drain_dirty: set[int] = set()                      # freed, cells not reset yet
         self._drain_lock = threading.Lock()
         self._apply_lock = threading.Lock()
@@ -316,7 +325,7 @@ class GatewayDriver:
     def alloc_drains(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, int]:
         """A drain register index per flow (kept if it has one). Free indexes are kept with both cells
         at 0 (reset when freed, or at ``sync``), so allocating needs no Write on the suspend path.
-        RuntimeError when all DRAIN_SLOTS - 1 are taken."""
+        RuntimeError when all ``drain_slots - 1`` are taken."""
         out = {}
         for t in tuples:
             with self._drain_lock:
@@ -329,7 +338,7 @@ class GatewayDriver:
                     if self._drain_free:
                         self.drains[t] = self._drain_free.pop()
             if t not in self.drains:
-                raise RuntimeError(f"{self.name}: no free drain index ({DRAIN_SLOTS - 1} flows draining)")
+                raise RuntimeError(f"{self.name}: no free drain index ({self.drain_slots - 1} flows draining)")
             out[t] = self.drains[t]
         return out
 
@@ -372,7 +381,7 @@ class GatewayDriver:
         if not want:
             return {}
         pid, rid = self.helper.get_id("register", PUNTED), self.helper.get_id("register", REPLAYED)
-        if len(want) > DRAIN_SLOTS // 8:
+        if len(want) > self.drain_slots // 8:
             cells = self.regs.read([(pid, None), (rid, None)])
         else:
             cells = self.regs.read([(r, i) for i in want.values() for r in (pid, rid)])
@@ -479,9 +488,9 @@ class GatewayDriver:
             log.warning("%s: no register access (P4Runtime UNIMPLEMENTED, no BMv2 Thrift): lossless "
                         "replay cannot check its drain counts", self.name)
             cells = {}
-        dirty = {i for (_, i), v in cells.items() if v and 0 < i < DRAIN_SLOTS and i not in used}
+        dirty = {i for (_, i), v in cells.items() if v and 0 < i < self.drain_slots and i not in used}
         with self._drain_lock:
-            self._drain_free = [i for i in range(DRAIN_SLOTS - 1, 0, -1) if i not in used and i not in dirty]
+            self._drain_free = [i for i in range(self.drain_slots - 1, 0, -1) if i not in used and i not in dirty]
             self._drain_dirty = dirty
         try:
             self._reset_drains(sorted(dirty, reverse=True))
@@ -491,22 +500,3 @@ class GatewayDriver:
 
     def snapshot(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, tuple[str, dict[str, int]] | None]:
         return {t: self.entries.get(t) for t in tuples}
-
-    def entry_counters(self, tuples: Sequence[FiveTuple]) -> dict[FiveTuple, tuple[int, int]]:
-        """Direct counters (packets, bytes) of our flow entries, in one Read."""
-        want = {t: self.helper.table_entry(TABLE, t.match()) for t in tuples if t in self.entries}
-        if not want:
-            return {}
-        ents = []
-        for te in want.values():
-            e = p4runtime_pb2.Entity()
-            e.direct_counter_entry.table_entry.CopyFrom(te)
-            ents.append(e)
-        out = {}
-        by_match = {tuple(m.SerializeToString() for m in te.match): t for t, te in want.items()}
-        for e in self.conn.read(ents):
-            dc = e.direct_counter_entry
-            t = by_match.get(tuple(m.SerializeToString() for m in dc.table_entry.match))
-            if t is not None:
-                out[t] = (dc.data.packet_count, dc.data.byte_count)
-        return out

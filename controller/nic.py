@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import statistics
-import struct
 import threading
 import time
 import zlib
@@ -25,6 +24,7 @@ from dataclasses import replace
 from p4.v1 import p4runtime_pb2
 
 from . import commands as C
+from . import dataplane as D
 from .commands import Command, CommandChannel, CommandError
 from .flowstate import FlowKey, FlowState
 from .gateway import PACKET_IN_PATH_MARKER, marker_token
@@ -36,8 +36,8 @@ __all__ = ["NicDriver", "NicError", "FLOW_SLOTS", "REGISTER_FIELDS"]
 
 log = logging.getLogger(__name__)
 
-FLOW_SLOTS = 4096
-ROCE_UDP_PORT = 4791
+FLOW_SLOTS = D.FLOW_SLOTS        # when the P4Info lacks the slot registers; else their size
+ROCE_UDP_PORT = D.ROCE_UDP_PORT
 BATCH_THRESHOLD = 16
 FLOW_SLOTS_TABLE = "flow_slots"
 USE_SLOT_ACTION = "use_slot"
@@ -378,14 +378,12 @@ class NicDriver:
     # ---- slot allocation and the flow_slots lookup table ------------------------------------------
     def hash_slots(self, key: FlowKey) -> tuple[int, int]:
         """The two slots the NIC's data plane probes for ``key`` when it has no ``flow_slots`` entry
-        (flow_state.p4 compute_hash_slots: crc32 and crc16 over the key fields, modulo FLOW_SLOTS).
+        (flow_state.p4 compute_hash_slots: crc32 and crc16 over the key fields in the order of
+        ``dataplane.HASH_SLOT1_FIELDS``/``HASH_SLOT2_FIELDS``, modulo the slot count).
         A state loaded at one of them is found without a lookup entry."""
         c = Command.for_key(C.NOP, key, 0)
-        fwd = struct.pack("!BIIHHB", c.kind, c.key_addr_lo, c.key_addr_hi, c.key_port_lo, c.key_port_hi,
-                          c.key_proto) + c.key_qpn.to_bytes(3, "big")
-        rev = c.key_qpn.to_bytes(3, "big") + struct.pack("!BHHIIB", c.key_proto, c.key_port_hi, c.key_port_lo,
-                                                         c.key_addr_hi, c.key_addr_lo, c.kind)
-        return zlib.crc32(fwd) % self.slots, _crc16_arc(rev) % self.slots
+        return (zlib.crc32(_hash_input(c, D.HASH_SLOT1_FIELDS)) % self.slots,
+                _crc16_arc(_hash_input(c, D.HASH_SLOT2_FIELDS)) % self.slots)
 
     def allocate(self, n: int, busy: set[int]) -> list[int]:
         """Pick ``n`` slots not in ``busy`` nor reserved by an earlier allocation (a hint: LOAD checks)."""
@@ -484,6 +482,15 @@ class NicDriver:
                 for e in self.conn.read([self.helper.counter_entry(cname)])}
 
 
+def _hash_input(c: Command, names: Sequence[str]) -> bytes:
+    """The bytes a P4 ``hash`` over these fields reads (BMv2: the fields' bits concatenated)."""
+    v = bits = 0
+    for name in names:
+        w = D.FIELD_BITS[name]
+        v, bits = (v << w) | getattr(c, name), bits + w
+    return v.to_bytes((bits + 7) // 8, "big")
+
+
 def _crc16_arc(data: bytes) -> int:
     """CRC-16/ARC (poly 0x8005 reflected, init 0): BMv2's ``crc16``."""
     crc = 0
@@ -492,10 +499,3 @@ def _crc16_arc(data: bytes) -> int:
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
     return crc
-
-
-def key_of_slot(cmd: Command) -> FlowKey | None:
-    try:
-        return cmd.key()
-    except CommandError:
-        return None
