@@ -50,7 +50,8 @@ class VFabric:
             self.wires[(a, pa)] = (b, pb)
             self.wires[(b, pb)] = (a, pa)
         self.inboxes: dict[str, list[bytes]] = {h: [] for h in HOSTS}
-        self._host_port = {(gw, 1): h for h, (_, _, gw) in HOSTS.items()}
+        self.attached: dict[str, tuple[str, int]] = {h: (gw, 1) for h, (_, _, gw) in HOSTS.items()}
+        self._host_port = {a: h for h, a in self.attached.items()}
         self._queues: dict[str, queue.Queue] = {}
         self._threads: list[threading.Thread] = []
         self._stop = False
@@ -121,8 +122,16 @@ class VFabric:
         return path
 
     def send(self, host: str, frame: bytes) -> None:
-        gw = HOSTS[host][2]
-        self._queues[gw].put((1, frame))
+        gw, port = self.attached[host]
+        self._queues[gw].put((port, frame))
+
+    def move_host(self, host: str, switch: str, port: int) -> None:
+        """Re-cable ``host`` to ``switch:port`` (a VM move, as ``Lab.move_host``): frames out of that
+        port reach its inbox, ``send`` injects there; nothing reaches it through the old port."""
+        if switch not in self.switches or not switch.startswith("gw") or (switch, port) in self.wires:
+            raise ValueError(f"no free gateway port {switch}:{port} for {host}")
+        self.attached[host] = (switch, port)
+        self._host_port = {a: h for h, a in self.attached.items()}
 
     def close(self) -> None:
         self._stop = True

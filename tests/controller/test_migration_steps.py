@@ -1,0 +1,244 @@
+"""Migration steps and their undo on the virtual fig2 (real switches, pipelines, P4Runtime; wires in
+Python): a failure injected at every step boundary through the migrator's public seam, a rollback
+after a completed redirect, and a VM move (host, routes and VM file) that rolls back with the rest.
+The receiver side checks that no packet is lost or reordered."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+try:
+    from test_migration_vfabric import Traffic, received, wait_learned
+    from vfabric import VFabric
+
+    import p4target.p4runtime.server  # noqa: F401
+    import p4target.switch.switch  # noqa: F401
+except ImportError as exc:
+    pytest.skip(f"embedded target not importable: {exc}", allow_module_level=True)
+
+from p4.v1 import p4runtime_pb2  # noqa: E402
+
+from controller import commands as C  # noqa: E402
+from controller.config import load_config  # noqa: E402
+from controller.gateway import MARKER  # noqa: E402
+from controller.migration import Plan, Step, protocol_steps  # noqa: E402
+from controller.migrator import Migrator  # noqa: E402
+from controller.nic import NicError  # noqa: E402
+from controller.runtime import Controller  # noqa: E402
+
+BASE = 41000
+UNDOABLE = ["suspend", "quiesce", "save", "validate", "load", "redirect"]
+
+
+@pytest.fixture(scope="module")
+def vf(tmp_path_factory):
+    f = VFabric(tmp_path_factory.mktemp("vfabric-steps"))
+    yield f
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def ctrl(vf, tmp_path_factory):
+    cfg = load_config(vf.write_config(tmp_path_factory.mktemp("vcfg") / "config.json"))
+    cfg.log_dir = None
+    c = Controller(cfg, hosts=cfg.hosts).start()
+    yield c
+    c.close()
+
+
+def _flows(n: int) -> list[int]:
+    """A fresh block of source ports per test (the fabric is shared by the module)."""
+    global BASE
+    BASE += 20
+    return list(range(BASE, BASE + n))
+
+
+def _check_delivery(vf, flows: list[int], tr: Traffic) -> None:
+    time.sleep(0.3)
+    sent = tr.stop()
+    got = received(vf, flows, sent)
+    lost = {f: sent[f] - len(set(got[f])) for f in flows if sent[f] != len(set(got[f]))}
+    reordered = sum(1 for f in flows for a, b in zip(got[f], got[f][1:], strict=False) if b < a)
+    dups = sum(len(got[f]) - len(set(got[f])) for f in flows)
+    assert not lost, f"packets lost: {lost}"
+    assert reordered == 0 and dups == 0, (reordered, dups)
+
+
+def _assert_on_old_device(ctrl, where: dict) -> None:
+    """Still tracked (not suspended) on the original NIC; the gateways no longer suspend them."""
+    for k, dev in where.items():
+        r = ctrl.inventory.get(k)
+        assert r.device == dev
+        rep = ctrl.nic(dev).run(C.SAVE, [(k, r.slot)])[0]
+        assert rep.status == C.STATUS_OK and not rep.flags & C.SLOT_SUSPENDED, k
+    for g in ("gwA", "gwB"):
+        left = {t: a for t, (a, _) in ctrl.gateway(g).entries.items()
+                if t != MARKER and a in ("suspend_flow", "forward_after_drain")}
+        assert not left, f"{g}: {left}"
+
+
+def _target_for(where: dict) -> str:
+    used = set(where.values())
+    return next((n for n in ("nic3", "nic2", "nic1") if n not in used), "nic3")
+
+
+@pytest.mark.parametrize("step", [*UNDOABLE, "release", "resume"])
+def test_a_failure_at_any_step_boundary(vf, ctrl, step):
+    flows = _flows(6)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    where = {r.key: r.device for r in recs}
+    slots = {r.key: r.slot for r in recs}
+    target = _target_for(where)
+    movers = [k for k, d in where.items() if d != target]
+    m = Migrator(ctrl)
+    m.inject_failure(step, NicError(f"injected at {step}"))
+    record = m.migrate(movers, target)
+    assert not m.before_step, "the one-shot hook is spent"
+    if step in UNDOABLE:
+        assert record.outcome == "rolled_back", record.summary()
+        assert record.failed_step == step and f"injected at {step}" in record.reason
+        assert set(record.steps_ms) == set(UNDOABLE[:UNDOABLE.index(step) + 1])   # the plan stopped there
+        assert record.moved == [] and record.downtime_ms == 0.0
+        assert record.packets_buffered == record.packets_replayed   # all replayed toward the old NIC
+        assert not [k for k in ctrl.nic(target).placed if k in movers]
+        _assert_on_old_device(ctrl, {k: where[k] for k in movers})
+    else:
+        # after the point of no return: reported, not rolled back
+        assert record.outcome == "ok" and record.failed_step == "", record.summary()
+        assert f"injected at {step}" in record.reason
+        assert record.downtime_ms > 0
+        assert all(ctrl.inventory.get(k).device == target for k in movers)
+        if step == "release":   # the sources were not cleared: their stale state is still there
+            assert "stale state left on the source" in record.reason
+            assert all(ctrl.nic(where[k]).run(C.SAVE, [(k, slots[k])])[0].status == C.STATUS_OK for k in movers)
+    _check_delivery(vf, flows, tr)
+
+
+def test_undo_after_a_completed_redirect_restores_the_old_path(vf, ctrl):
+    """The protocol's last undoable step is redirect; a step failing after it (here an added one)
+    undoes the flip too: entries back to the old NIC, the target cleared, nothing lost or reordered."""
+
+    class FailAfterFlip(Step):
+        name = "fail_after_flip"
+
+        def do(self, ctx) -> None:
+            time.sleep(0.05)       # packets flow to the target meanwhile
+            raise RuntimeError("failing after the flip")
+
+    flows = _flows(6)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    where = {r.key: r.device for r in recs}
+    target = _target_for(where)
+    movers = [k for k, d in where.items() if d != target]
+    before = {g: ctrl.gateway(g).snapshot(ctrl.gateway(g).entries) for g in ("gwA", "gwB")}
+    m = Migrator(ctrl)
+    ctx = m.context(movers, target)
+    steps = [s for s in protocol_steps(lossless=True) if s.undoable]
+    redirect = steps[-1]
+    assert redirect.name == "redirect"
+    assert not m.run(Plan([*steps, FailAfterFlip()]), ctx)
+    rec = ctx.rec
+    assert rec.outcome == "rolled_back" and rec.failed_step == "fail_after_flip", rec.summary()
+    assert redirect.flipped == {}    # undone (and a second undo is a no-op)
+    redirect.undo(ctx)
+    assert json.dumps([s.describe() for s in steps])   # what each step changed is JSON-able
+    for g, snap in before.items():
+        assert {t: e for t, e in ctrl.gateway(g).entries.items() if t in snap} == snap
+    assert not [k for k in ctrl.nic(target).placed if k in movers]
+    _assert_on_old_device(ctrl, {k: where[k] for k in movers})
+    _check_delivery(vf, flows, tr)
+
+
+def test_plan_rules_and_bad_step_names(ctrl):
+    class Undoable(Step):
+        name = "undoable_x"
+
+        def do(self, ctx) -> None:
+            pass
+    with pytest.raises(ValueError, match="after the point of no return"):
+        Plan([*protocol_steps(lossless=True), Undoable()])
+    with pytest.raises(ValueError, match="unknown migration step 'lod'"):
+        Migrator(ctrl).inject_failure("lod")
+
+
+def _route(ctrl, gw: str, ip: str) -> tuple[str, dict[str, int]]:
+    import ipaddress
+    h = ctrl.gateway(gw).helper
+    want = int(ipaddress.IPv4Address(ip))
+    for e in ctrl.fabric[gw].read([p4runtime_pb2.TableEntry(table_id=h.get_id("table", "ipv4_routes"))]):
+        m = {k.rsplit(".", 1)[-1]: v for k, v in h.decode_match(e.table_entry).items()}
+        if m["dst_addr"] == (want, 32):
+            action, params = h.decode_action(e.table_entry)
+            return action.rsplit(".", 1)[-1], params
+    raise AssertionError(f"{gw}: no route for {ip}")
+
+
+@pytest.mark.parametrize("fault", ["load", "tampered_vm_config"])
+def test_vm_move_failure_rolls_back_host_routes_and_file(vf, ctrl, tmp_path, fault):
+    from controller.policies import VmMigration, VmMoveError
+    flows = _flows(4)
+    tr = Traffic(vf, flows, pps=200)
+    recs = wait_learned(ctrl, flows)
+    ip = ctrl.hosts["hostB"]["ip"]
+    vm_file = tmp_path / "vm-hostB.json"
+    m = Migrator(ctrl)
+    vm = VmMigration(ctrl, m, vf.move_host)
+    where = {k: ctrl.inventory.get(k).device for k in vm.references_of("hostB")}
+    target = _target_for({r.key: r.device for r in recs})
+    moved_meanwhile: list[tuple] = []
+
+    def watch(step, ctx) -> None:
+        if step.name == "load":
+            moved_meanwhile.append((vf.attached["hostB"], _route(ctrl, "gwB", ip), vm_file.exists()))
+    m.before_step.append(watch)
+    if fault == "load":
+        m.inject_failure("load", NicError("injected at load"))
+    else:
+        def tamper(step, ctx) -> None:
+            if step.name == "vm_check":
+                doc = json.loads(vm_file.read_text())
+                doc["flows"][0]["saved_at"] += 1      # covered by the HMAC tag
+                vm_file.write_text(json.dumps(doc))
+        m.before_step.append(tamper)
+    with pytest.raises(VmMoveError, match="load" if fault == "load" else "vm_check"):
+        vm.migrate("hostB", "gwB", 5, target, vm_file)
+    # the host was moved and its route rewritten while its references were frozen...
+    if fault == "load":
+        assert moved_meanwhile == [(("gwB", 5), ("route_to_port", {"port": 5}), True)]
+    # ...and all of it is undone
+    assert vf.attached["hostB"] == ("gwB", 1)
+    assert _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 1})
+    assert _route(ctrl, "gwA", ip)[0] == "route_via_nics"
+    assert not vm_file.exists()
+    assert ctrl.hosts["hostB"]["port"] == 1
+    _assert_on_old_device(ctrl, where)
+    _check_delivery(vf, flows, tr)
+
+
+def test_vm_move_and_back(vf, ctrl, tmp_path):
+    from controller.policies import VmMigration
+    flows = _flows(4)
+    tr = Traffic(vf, flows, pps=200)
+    recs = wait_learned(ctrl, flows)
+    ip = ctrl.hosts["hostB"]["ip"]
+    vm = VmMigration(ctrl, Migrator(ctrl), vf.move_host)
+    target = _target_for({r.key: r.device for r in recs})
+    out = vm.migrate("hostB", "gwB", 5, target, tmp_path / "vm.json")
+    assert out["migration"]["outcome"] == "ok", out
+    assert {"vm_config", "move_host", "routes", "vm_check"} <= set(out["migration"]["steps_ms"])
+    assert set(out["timings_ms"]) == {"save_vm_config_ms", "move_host_ms", "routes_ms", "check_vm_config_ms"}
+    doc = json.loads((tmp_path / "vm.json").read_text())
+    assert doc["from"] == {"switch": "gwB", "port": 1} and doc["to"] == {"switch": "gwB", "port": 5, "nic": target}
+    assert len(doc["flows"]) == len(out["migration"]["moved"]) > 0
+    assert vf.attached["hostB"] == ("gwB", 5) and _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 5})
+    assert all(ctrl.inventory.get(r.key).device == target for r in recs)
+    time.sleep(0.3)
+    back = vm.migrate("hostB", "gwB", 1, "nic1", tmp_path / "vm-back.json")
+    assert back["migration"]["outcome"] == "ok", back
+    assert vf.attached["hostB"] == ("gwB", 1) and _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 1})
+    _check_delivery(vf, flows, tr)   # delivered through both moves: the routes followed the host
