@@ -4,7 +4,8 @@ Owns the reference keys (TCP connection, UDP flow, RoCEv2 queue pair), the per-p
 their versioned JSON form and its integrity tag (HMAC-SHA256 over the canonical JSON, key from the
 controller configuration). ``FlowState.from_json`` validates everything — schema version, program
 version, kinds, field ranges, the tag — and raises ``FlowStateError`` before anything is written
-to a device. How the fields map onto a device's registers / command packets is ``controller.layout``.
+to a device. How the fields map onto a device's command packets is ``controller.commands``
+(``Command.load`` / ``Command.flow_state``), onto its registers ``controller.nic.REGISTER_FIELDS``.
 """
 
 from __future__ import annotations
@@ -259,8 +260,6 @@ class FlowState:
             raise FlowStateError(f"corrupt FlowState record (not JSON): {exc}") from None
         return cls.from_dict(data, key, **kw)
 
-    def same_state(self, other: FlowState) -> bool:
-        return self.key == other.key and self.state == other.state
 
 
 def _tag(body: dict[str, Any], key: bytes) -> str:

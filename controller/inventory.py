@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .flowstate import FlowKey
@@ -31,8 +30,6 @@ class FlowRecord:
     updated: float = field(default_factory=time.time)
     packets: int = 0
     bytes: int = 0
-    rate_pps: float = 0.0
-    rate_bps: float = 0.0
     summary: str = ""
     migrations: int = 0
     # RoCE: the QP's UDP (source, dest) ports from the learn digest. The NIC keys a QP without ports,
@@ -97,10 +94,6 @@ class Inventory:
         with self._lock:
             self._flows.pop(_ikey(key), None)
 
-    def forget_device(self, device: str) -> None:
-        with self._lock:
-            for k in [k for k, r in self._flows.items() if r.device == device]:
-                del self._flows[k]
 
     def get(self, key: FlowKey) -> FlowRecord:
         with self._lock:
@@ -122,29 +115,11 @@ class Inventory:
         with self._lock:
             return {r.slot for r in self._flows.values() if r.device == device}
 
-    def of_host(self, ip: int) -> list[FlowRecord]:
-        """Every reference with ``ip`` as one of its endpoints (a VM's connections)."""
-        with self._lock:
-            return sorted((r for r in self._flows.values() if ip in (r.key.src_ip, r.key.dst_ip)),
-                          key=lambda r: (r.device, r.slot))
 
     def all(self) -> list[FlowRecord]:
         with self._lock:
             return sorted(self._flows.values(), key=lambda r: (r.device, r.slot))
 
-    def update_counters(self, items: Iterable[tuple[FlowKey, int, int]], now: float | None = None) -> None:
-        """Feed (key, packets, bytes) samples; computes rates against the previous sample."""
-        now = time.time() if now is None else now
-        with self._lock:
-            for key, pkts, byts in items:
-                rec = self._flows.get(_ikey(key))
-                if rec is None:
-                    continue
-                dt = now - rec.updated
-                if dt > 0 and pkts >= rec.packets:
-                    rec.rate_pps = (pkts - rec.packets) / dt
-                    rec.rate_bps = 8 * (byts - rec.bytes) / dt
-                rec.packets, rec.bytes, rec.updated = pkts, byts, now
 
     def __len__(self) -> int:
         with self._lock:

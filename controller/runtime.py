@@ -13,8 +13,6 @@ import ipaddress
 import logging
 from pathlib import Path
 
-from p4.v1 import p4runtime_pb2
-
 from .config import ControllerConfig, SwitchConfig
 from .flowstate import FlowKey
 from .gateway import MARKER, GatewayDriver
@@ -188,9 +186,3 @@ class Controller:
             return self.gateways[name]
         except KeyError:
             raise ControllerError(f"unknown gateway {name!r}") from None
-
-    def packet_out_raw(self, switch: str, payload: bytes, **md: int) -> None:
-        self.fabric[switch].packet_out(payload, **md)
-
-    def write(self, switch: str, updates: list[p4runtime_pb2.Update]) -> None:
-        self.fabric[switch].write(updates)

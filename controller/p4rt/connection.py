@@ -97,7 +97,6 @@ class SwitchConnection:
         self._lock = threading.RLock()
         self._packet_subs: list[Callable[[PacketIn], None]] = []
         self._digest_subs: list[Callable[[DigestList], None]] = []
-        self._error_subs: list[Callable[[p4runtime_pb2.StreamError], None]] = []
         self._log_file: RequestLog | None = None
         self._generation = 0
         self.reconnects = 0
@@ -230,8 +229,6 @@ class SwitchConnection:
                 elif kind == "error":
                     log.warning("%s: stream error %s: %s", self.name, msg.error.canonical_code,
                                 msg.error.message)
-                    for cb in list(self._error_subs):
-                        cb(msg.error)
         except grpc.RpcError as exc:
             if self._closing or gen != self._generation:
                 return
@@ -297,9 +294,6 @@ class SwitchConnection:
         self._digest_subs.append(cb)
         return lambda: self._digest_subs.remove(cb) if cb in self._digest_subs else None
 
-    def subscribe_errors(self, cb: Callable[[p4runtime_pb2.StreamError], None]) -> Callable[[], None]:
-        self._error_subs.append(cb)
-        return lambda: self._error_subs.remove(cb) if cb in self._error_subs else None
 
     # ---- stream output -----------------------------------------------------------------------------
     def _need_helper(self) -> P4InfoHelper:

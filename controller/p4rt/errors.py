@@ -81,8 +81,6 @@ class P4RuntimeError(Exception):
     def is_unavailable(self) -> bool:
         return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
-    def is_not_primary(self) -> bool:
-        return self.code == grpc.StatusCode.PERMISSION_DENIED
 
 
 class ConnectionFailed(P4RuntimeError):

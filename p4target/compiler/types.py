@@ -149,10 +149,6 @@ def width_of(t: Type) -> int:
     raise TypeError(f"no width for {t}")
 
 
-def is_scalar(t: Type) -> bool:
-    return isinstance(t, (BitsT, BoolT, EnumT, ErrorT))
-
-
 # ---------------------------------------------------------------- symbols
 @dataclass(eq=False)
 class Sym:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import mmap
-import os
 import socket
 import struct
 import time
@@ -277,7 +276,3 @@ class Port:
         for w in (self.pcap_in, self.pcap_out):
             if w is not None:
                 w.close()
-
-
-def interface_exists(iface: str) -> bool:
-    return os.path.exists(f"/sys/class/net/{iface}")

@@ -13,20 +13,16 @@ from pathlib import Path
 import pytest
 from p4.v1 import p4runtime_pb2
 
+from controller import commands as C
+from controller.flowstate import FlowKey
+from controller.nic import NicDriver
+from controller.p4rt import codec
+from controller.p4rt.connection import PacketIn
+from controller.p4rt.p4info import P4InfoHelper
+from p4target.compiler import compile_file
+from p4target.pipeline import Match, Pipeline
+
 REPO = Path(__file__).resolve().parents[2]
-
-try:
-    from p4target.compiler import compile_file
-    from p4target.pipeline import Match, Pipeline
-except ImportError as exc:  # the embedded target is another part; skip until it lands
-    pytest.skip(f"embedded target not importable: {exc}", allow_module_level=True)
-
-from controller import commands as C  # noqa: E402
-from controller.flowstate import FlowKey  # noqa: E402
-from controller.nic import NicDriver  # noqa: E402
-from controller.p4rt import codec  # noqa: E402
-from controller.p4rt.connection import PacketIn  # noqa: E402
-from controller.p4rt.p4info import P4InfoHelper  # noqa: E402
 
 CPU = 255
 A, B = 0x0A000001, 0x0A000002

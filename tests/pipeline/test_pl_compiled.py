@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from scapy.all import IP, TCP, UDP, Ether, raw
 
+import p4target.compiler as compiler
 from p4target.pipeline import Match, Pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-compiler = pytest.importorskip("p4target.compiler")
 
 
 def build(path):

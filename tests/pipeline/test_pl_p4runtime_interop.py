@@ -10,10 +10,11 @@ import pytest
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 from scapy.all import IP, TCP, Ether, raw
 
+import p4target.compiler as compiler
+import p4target.p4runtime as server_mod
+import p4target.switch as switch_mod
+
 ROOT = Path(__file__).resolve().parents[2]
-compiler = pytest.importorskip("p4target.compiler")
-server_mod = pytest.importorskip("p4target.p4runtime")
-switch_mod = pytest.importorskip("p4target.switch")
 
 
 def compiled(path):
