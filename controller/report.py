@@ -15,7 +15,7 @@ PSNs, its reordered packets the ones that arrived behind the expected PSN.
 from __future__ import annotations
 
 import logging
-import math
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,14 @@ __all__ = ["build_report", "summary_table", "plot", "percentile", "throughput_se
 log = logging.getLogger(__name__)
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0..100) with linear interpolation; None for no values."""
-    if not values:
-        return None
-    v = sorted(values)
-    pos = (len(v) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return v[lo] + (v[hi] - v[lo]) * (pos - lo)
+def percentile(values: Sequence[float], q: int) -> float | None:
+    """The q-th percentile (1..99), linearly interpolated between the closest ranks
+    (``statistics.quantiles``, inclusive method); None for no values."""
+    if not 1 <= q <= 99:
+        raise ValueError(f"percentile {q}: expected 1..99")
+    if len(values) < 2:
+        return float(values[0]) if values else None
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def throughput_series(receiver_records: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
