@@ -13,6 +13,7 @@ There is no global client: make one object per switch; ``controller.p4rt.fabric`
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import queue
 import threading
 import time
@@ -486,62 +487,59 @@ class SwitchConnection:
         return out
 
 
+class _DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Queues the record as it is: nothing is formatted on the request path (the listener does it)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+class _RequestFileHandler(logging.FileHandler):
+    """Writes a request ``[time] WHAT`` + its text format; a record younger than ``delay`` is held
+    back until it is that old (a migration's burst of RPCs is over by then)."""
+
+    def __init__(self, path: Path, delay: float) -> None:
+        super().__init__(path, mode="a", encoding="utf-8")
+        self.hold = delay
+
+    def emit(self, record: logging.LogRecord) -> None:
+        wait = record.created + self.hold - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        super().emit(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        what, msg = record.args  # type: ignore[misc]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+        return f"[{stamp}] {what}\n{_format(msg() if callable(msg) else msg)}---"
+
+
 class RequestLog:
     """The per-switch request log (``<switch>-p4runtime-requests.txt``, like the tutorials'
-    p4runtime_lib), written by a thread of its own: a request is only queued on its way out; the
-    writer waits ``delay`` after the first queued one (a migration's burst of RPCs is over by then),
-    then formats and writes everything queued, in order. ``close`` writes what is left."""
+    p4runtime_lib), written off the request path: ``record`` only queues (``logging.handlers.QueueHandler``);
+    a ``QueueListener`` thread formats and writes, in order, each request at least ``delay`` after it
+    was made. ``close`` writes what is left."""
 
     def __init__(self, path: Path, delay: float = 0.2) -> None:
         self.path = path
-        self.delay = delay
-        self._file = open(path, "a")  # noqa: SIM115 - closed by close()
+        self._handler = _RequestFileHandler(path, delay)
         self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"p4rt-log-{path.stem}", daemon=True)
-        self._thread.start()
+        self._log = logging.Logger(f"flowmig.p4rt.requests.{path.stem}")   # not in the logging tree
+        self._log.addHandler(_DeferredQueueHandler(self._q))
+        self._listener: logging.handlers.QueueListener | None = logging.handlers.QueueListener(
+            self._q, self._handler)
+        self._listener.start()
 
     def record(self, what: str, msg: Any) -> None:
-        self._q.put((time.time(), what, msg))
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is _SENTINEL:
-                return
-            time.sleep(self.delay)
-            if not self._write([item]):
-                return
-
-    def _write(self, items: list) -> bool:
-        """Write ``items`` and everything queued behind them; False once the sentinel was seen."""
-        alive = True
-        while True:
-            try:
-                nxt = self._q.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is _SENTINEL:
-                alive = False
-                break
-            items.append(nxt)
-        with self._lock:
-            if self._file is None:
-                return False
-            for t, what, msg in items:
-                self._file.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))}] {what}\n"
-                                 f"{_format(msg() if callable(msg) else msg)}---\n")
-            self._file.flush()
-        return alive
+        """Queue one request (``msg`` a message, or a callable making it: built only when written)."""
+        self._log.handle(logging.LogRecord(self._log.name, logging.INFO, __file__, 0, "%s %s", (what, msg), None))
 
     def close(self) -> None:
-        self._q.put(_SENTINEL)
-        self._thread.join(timeout=5)
-        self._write([])
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        if self._listener is not None:
+            self._handler.hold = 0.0         # no more bursts to wait out
+            self._listener.stop()            # writes everything queued before it returns
+            self._listener = None
+            self._handler.close()
 
 
 def _format(msg: Any) -> str:
