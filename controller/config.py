@@ -5,14 +5,18 @@ Owns the JSON config file format (written by the topology when it starts, or by 
 
     {
       "switches": {
-        "gwA":  {"address": "127.0.0.1:9559", "device_id": 0, "program": "gateway", "role": "gateway",
-                 "cpu_port": 255, "p4info": "build/gateway.p4info.txtpb", "json": "build/gateway.json"},
-        "nic1": {"address": "127.0.0.1:9560", "device_id": 0, "program": "flow_nic", "role": "nic"}
+        "gwA":  {"grpc_addr": "127.0.0.1:50001", "device_id": 0, "program": "gateway", "role": "gateway",
+                 "cpu_port": 255, "p4info": "build/gateway.p4info.txtpb", "json": "build/gateway.json",
+                 "thrift_port": 9090, "nic_group": [{"port": 2, "nic": "nic1"}]},
+        "nic1": {"grpc_addr": "127.0.0.1:50003", "device_id": 0, "program": "flow_nic", "role": "nic"}
       },
+      "hosts": {"hostA": {"ip": "10.0.0.1", "switch": "gwA", "port": 1, ...}},
       "hmac_key": "hex or text (optional; FLOWMIG_HMAC_KEY or a built-in lab key otherwise)",
       "tls": {"cacert": "...", "cert": "...", "private_key": "..."}     (optional)
     }
 
+The lab (``topologies.network.build_config``) writes ``grpc_addr``, and more keys than read here
+(docs/internals.md "Controller config file"); a file written by hand may say ``address`` instead.
 ``p4info``/``json`` are optional: without them the controller reads the P4Info from the switch.
 """
 
