@@ -116,13 +116,14 @@ class ProbeReceiver(threading.Thread):
 
     def __init__(self, iface: str) -> None:
         super().__init__(name=f"probes-{iface}", daemon=True)
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        # protocol 0 until bound: a socket made with a protocol gets every interface's frames until bind
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         code = _probe_filter()
         self._buf = ctypes.create_string_buffer(code)
         prog = struct.pack("@HP", len(code) // 8, ctypes.addressof(self._buf))
         self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.sock.bind((iface, 0))
+        self.sock.bind((iface, 0x0800))           # IPv4 on this interface only (host byte order here)
         self.sock.settimeout(0.2)
         self._samples: list[float] | None = None
         self._lock = threading.Lock()
