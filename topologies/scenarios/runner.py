@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 
 
-class ScenarioError(RuntimeError):
-    """A scenario could not be run (unknown name, bad option); nothing is left running."""
-
-
 @dataclass(frozen=True)
 class Traffic:
     kind: str              # "tcp" | "roce"
