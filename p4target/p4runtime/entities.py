@@ -1,8 +1,11 @@
 """Non-table P4Runtime entities: registers, counters, meters, the packet replication engine, digests.
 
-Each ``write_*`` applies one update or raises ``P4RTError``; each ``read_*`` returns a list of protobuf
-entities. Multicast groups and clone sessions are also kept here as the protobufs last written (what a
-Read returns), while the pipeline holds the replicas it executes.
+Each ``write_*`` applies one update or raises ``P4RTError``. The register, counter and meter reads fill
+``p4.v1.Entity`` messages in place, one per ``add()`` (``add`` appends an Entity to the ReadResponse being
+built: under protobuf's upb runtime filling in place is the cheapest way to build one), and yield after
+each so the server can read big objects in slices of the switch lock; ``read_pre`` and ``Digests.read``
+return their (few) messages. Multicast groups and clone sessions are also kept here as the protobufs last
+written (what a Read returns), while the pipeline holds the replicas it executes.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -20,10 +23,10 @@ from p4.v1 import p4runtime_pb2
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, SizedInfo, decode, encode
 from p4target.p4runtime.tables import fill_meter_config, meter_rates
-from p4target.p4runtime.wire import entity_counter, entity_register
 
 log = logging.getLogger(__name__)
 Update = p4runtime_pb2.Update
+Add = Callable[[], Any]  # appends a p4.v1.Entity to the response being built and returns it
 
 
 def _obj(kind: str, table: dict, info: SizedInfo) -> Any:
@@ -68,16 +71,17 @@ class Entities:
         for i in _indices(info, reg.size, e):
             reg.write(i, value)
 
-    def read_register(self, e: Any) -> Iterator[bytes]:
-        """Encoded Entity messages (see wire.py: protobuf is too slow for 10k cells), produced lazily so
-        the server can read big registers in slices of the switch lock."""
+    def read_register(self, e: Any, add: Add) -> Iterator[None]:
+        """One RegisterEntry per cell, filled in place (lazily)."""
         infos = ([P4InfoIndex.lookup("register", self.index.registers, e.register_id)] if e.register_id
                  else list(self.index.registers.values()))
         for info in infos:
             reg = _obj("register", self.pipeline.registers, info)
             rid, read = info.id, reg.read
             for i in _indices(info, reg.size, e):
-                yield entity_register(rid, i, read(i))
+                r = add().register_entry
+                r.register_id, r.index.index, r.data.bitstring = rid, i, encode(read(i))
+                yield
 
     # ------------------------------------------------------------ counters
     def write_counter(self, utype: int, e: Any) -> None:
@@ -88,15 +92,19 @@ class Entities:
         for i in _indices(info, ctr.size, e):
             ctr.write(i, e.data.packet_count, e.data.byte_count)
 
-    def read_counter(self, e: Any) -> Iterator[bytes]:
-        """Encoded Entity messages, produced lazily."""
+    def read_counter(self, e: Any, add: Add) -> Iterator[None]:
+        """One CounterEntry per cell, filled in place (lazily)."""
         infos = ([P4InfoIndex.lookup("counter", self.index.counters, e.counter_id)] if e.counter_id
                  else list(self.index.counters.values()))
         for info in infos:
             ctr = _obj("counter", self.pipeline.counters, info)
+            cid, read = info.id, ctr.read
             for i in _indices(info, ctr.size, e):
-                pk, by = ctr.read(i)
-                yield entity_counter(info.id, i, pk, by)
+                c = add().counter_entry
+                c.counter_id, c.index.index = cid, i
+                d = c.data
+                d.packet_count, d.byte_count = read(i)
+                yield
 
     # ------------------------------------------------------------ meters
     def write_meter(self, utype: int, e: Any) -> None:
@@ -116,20 +124,20 @@ class Entities:
                 raise
             self.meter_cfg[(info.name, i)] = rates
 
-    def read_meter(self, e: Any) -> Iterator[Any]:
-        """MeterEntry messages, produced lazily."""
+    def read_meter(self, e: Any, add: Add) -> Iterator[None]:
+        """One MeterEntry per cell, filled in place (lazily)."""
         infos = ([P4InfoIndex.lookup("meter", self.index.meters, e.meter_id)] if e.meter_id
                  else list(self.index.meters.values()))
         for info in infos:
             meter = _obj("meter", self.pipeline.meters, info)
             for i in _indices(info, meter.size, e):
-                msg = p4runtime_pb2.MeterEntry(meter_id=info.id)
-                msg.index.index = i
+                msg = add().meter_entry
+                msg.meter_id, msg.index.index = info.id, i
                 get = getattr(meter, "get_rates", None)
                 rates = get(i) if get is not None else self.meter_cfg.get((info.name, i))
                 if rates:
                     fill_meter_config(msg.config, rates)
-                yield msg
+                yield
 
     # ------------------------------------------------------------ packet replication engine
     @staticmethod

@@ -30,7 +30,6 @@ import grpc
 from google.protobuf.message import DecodeError
 from p4.v1 import p4runtime_pb2
 
-from p4target.p4runtime import wire
 from p4target.p4runtime.arbitration import Arbitrator
 from p4target.p4runtime.batch import (
     BIG_BATCH,
@@ -143,11 +142,8 @@ class P4RuntimeServer(StreamService):
 
     def _handlers(self) -> grpc.GenericRpcHandler:
         """The P4Runtime service. Every request arrives as bytes and is decoded by its handler, so that an
-        undecodable one is INVALID_ARGUMENT (gRPC itself would answer INTERNAL); Read yields raw bytes."""
+        undecodable one is INVALID_ARGUMENT (gRPC itself would answer INTERNAL)."""
         pb = p4runtime_pb2
-
-        def passthrough(msg: Any) -> bytes:
-            return msg if isinstance(msg, bytes) else msg.SerializeToString()
 
         def parse(cls: Any, data: bytes) -> Any:
             if cls is None:
@@ -175,7 +171,7 @@ class P4RuntimeServer(StreamService):
                 refuse(name, context, failure)
             return grpc.unary_unary_rpc_method_handler(handler, response_serializer=resp)
 
-        def streamed(name: str, cls: Any, fn: Any) -> Any:
+        def streamed(name: str, cls: Any, fn: Any, resp: Any) -> Any:
             def handler(data: bytes, context: Any) -> Any:
                 try:
                     yield from fn(parse(cls, data), context)
@@ -186,19 +182,19 @@ class P4RuntimeServer(StreamService):
                     log.exception("%s failed unexpectedly", name)
                     failure = P4RTError(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
                 refuse(name, context, failure)
-            return grpc.unary_stream_rpc_method_handler(handler, response_serializer=passthrough)
+            return grpc.unary_stream_rpc_method_handler(handler, response_serializer=resp)
 
         return grpc.method_handlers_generic_handler("p4.v1.P4Runtime", {
             "Write": unary("Write", None, self.WriteRaw, pb.WriteResponse.SerializeToString),
-            "Read": streamed("Read", pb.ReadRequest, self.Read),
+            "Read": streamed("Read", pb.ReadRequest, self.Read, pb.ReadResponse.SerializeToString),
             "SetForwardingPipelineConfig": unary("SetForwardingPipelineConfig", SetReq,
                                                  self.SetForwardingPipelineConfig,
                                                  pb.SetForwardingPipelineConfigResponse.SerializeToString),
             "GetForwardingPipelineConfig": unary("GetForwardingPipelineConfig", GetReq,
                                                  self.GetForwardingPipelineConfig,
                                                  pb.GetForwardingPipelineConfigResponse.SerializeToString),
-            "StreamChannel": grpc.stream_stream_rpc_method_handler(self.StreamChannel,
-                                                                   response_serializer=passthrough),
+            "StreamChannel": grpc.stream_stream_rpc_method_handler(
+                self.StreamChannel, response_serializer=pb.StreamMessageResponse.SerializeToString),
             "Capabilities": unary("Capabilities", pb.CapabilitiesRequest, self.Capabilities,
                                   pb.CapabilitiesResponse.SerializeToString),
         })
@@ -431,59 +427,76 @@ class P4RuntimeServer(StreamService):
 
     # ------------------------------------------------------------------ Read
     def Read(self, request: Any, context: Any) -> Any:
-        """ReadResponses of at most READ_CHUNK entities, produced in slices of the switch lock: the
-        packet thread runs between slices and nothing is encoded ahead of what gRPC has sent."""
+        """ReadResponses of at most READ_CHUNK entities, filled in place in slices of the switch lock: the
+        packet thread runs between slices and nothing is built ahead of what gRPC has sent."""
         self._check_device(request.device_id)
         self._need_pipeline()
-        items = (m for ent in request.entities for m in self._read(ent))
-        pending: list[bytes] = []
+        out = _Responses()
+        items = (None for ent in request.entities for _ in self._read(ent, out.add))
         sent = total = 0
         done = False
         while not done:
             with LockSlices(self.switch.lock) as slices:
-                for m in items:
-                    pending.append(m)
-                    if len(pending) >= READ_CHUNK or (not len(pending) & 63 and time.monotonic() >= slices.until):
+                for _ in items:
+                    if out.n >= READ_CHUNK or (not out.n & 63 and time.monotonic() >= slices.until):
                         break
                 else:
                     done = True
-            if len(pending) >= READ_CHUNK or (done and (pending or not sent)):
+            if out.n >= READ_CHUNK or (done and (out.n or not sent)):
                 sent += 1
-                total += len(pending)
-                yield wire.read_response(pending)  # empty: an empty ReadResponse, as PI sends
-                pending = []
+                total += out.n
+                yield out.take()  # empty: an empty ReadResponse, as PI sends
             if not done:
                 time.sleep(HANDOVER_S)  # let the packet thread take the lock
         if total >= 10 * READ_CHUNK:
             trim_memory()
 
-    def _read(self, ent: Any) -> Any:
-        """Encoded Entity messages for one read request entity (lazily: called under the switch lock)."""
-        for m in self._read_entities(ent):
-            yield m if isinstance(m, bytes) else m.SerializeToString()
-
-    def _read_entities(self, ent: Any) -> Any:
-        """The entities of one read request entity, as an iterable produced lazily."""
+    def _read(self, ent: Any, add: Any) -> Any:
+        """Fills the entities of one read request entity, one ``add()`` each, lazily: an iterator that
+        yields after each (called under the switch lock)."""
         which = ent.WhichOneof("entity")
-        E = p4runtime_pb2.Entity
         if which == "table_entry":
-            return (wire.entity_table(m) if isinstance(m, bytes) else E(table_entry=m)
-                    for m in self.codec.read(ent.table_entry, encoded=True))
+            return self.codec.read(ent.table_entry, add)
         if which == "register_entry":
-            return self.entities.read_register(ent.register_entry)
+            return self.entities.read_register(ent.register_entry, add)
         if which == "counter_entry":
-            return self.entities.read_counter(ent.counter_entry)
+            return self.entities.read_counter(ent.counter_entry, add)
         if which == "meter_entry":
-            return (E(meter_entry=m) for m in self.entities.read_meter(ent.meter_entry))
+            return self.entities.read_meter(ent.meter_entry, add)
         if which == "direct_counter_entry":
-            return read_direct_counters(self.codec, ent.direct_counter_entry)
+            return read_direct_counters(self.codec, ent.direct_counter_entry, add)
         if which == "direct_meter_entry":
-            return (E(direct_meter_entry=m) for m in read_direct_meters(self.codec, ent.direct_meter_entry))
+            return read_direct_meters(self.codec, ent.direct_meter_entry, add)
         if which == "packet_replication_engine_entry":
             pre = self.entities.read_pre(ent.packet_replication_engine_entry)
-            return [E(packet_replication_engine_entry=m) for m in pre]
+            return _copied(add, "packet_replication_engine_entry", pre)
         if which == "digest_entry":
-            return [E(digest_entry=m) for m in self.digests.read(ent.digest_entry)]
+            return _copied(add, "digest_entry", self.digests.read(ent.digest_entry))
         if which is None:
             raise invalid("read of an empty entity")
         raise unimplemented(f"{which} is not supported")
+
+
+class _Responses:
+    """The ReadResponse being built: ``add()`` appends an Entity to it (filled in place by the readers),
+    ``take()`` hands it over and starts the next one."""
+
+    def __init__(self) -> None:
+        self.resp = p4runtime_pb2.ReadResponse()
+        self.n = 0
+
+    def add(self) -> Any:
+        self.n += 1
+        return self.resp.entities.add()
+
+    def take(self) -> Any:
+        resp = self.resp
+        self.resp, self.n = p4runtime_pb2.ReadResponse(), 0
+        return resp
+
+
+def _copied(add: Any, field: str, msgs: list) -> Any:
+    """Copy the (few) messages a PRE or digest read returns into new entities."""
+    for m in msgs:
+        getattr(add(), field).CopyFrom(m)
+        yield

@@ -18,10 +18,9 @@ from typing import Any
 import grpc
 from p4.v1 import p4runtime_pb2
 
-from p4target.p4runtime import wire
 from p4target.p4runtime.arbitration import Arbitrator, Connection
 from p4target.p4runtime.errors import P4RTError, invalid, unimplemented
-from p4target.p4runtime.p4info import P4InfoIndex, decode, pack_metadata, unpack_metadata
+from p4target.p4runtime.p4info import P4InfoIndex, decode, encode, pack_metadata, unpack_metadata
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +106,7 @@ class StreamService:
         try:
             for data in requests:
                 try:
-                    req = wire.decode_stream_request(data)
+                    req = p4runtime_pb2.StreamMessageRequest.FromString(data)
                 except Exception as exc:  # noqa: BLE001 - DecodeError and friends: the client's fault
                     log.warning("stream %d (%s): undecodable StreamMessageRequest (%d bytes): %s", conn.id,
                                 conn.peer, len(data), exc)
@@ -122,15 +121,14 @@ class StreamService:
 
     def _stream_message(self, conn: Connection, req: Any) -> bool:
         """Handle one request; False when the stream must end."""
-        fast = isinstance(req, wire.FastPacketOut)
-        which = "packet" if fast else req.WhichOneof("update")
+        which = req.WhichOneof("update")
         try:
             if which == "arbitration":
                 self._arbitrate(conn, req.arbitration)
             elif conn.role is None:
                 raise precondition("the first stream message must be a MasterArbitrationUpdate")
             elif which == "packet":
-                self._packet_out(conn, req if fast else req.packet)
+                self._packet_out(conn, req.packet)
             elif which == "digest_ack":
                 if self.digests is not None:
                     self.digests.ack(req.digest_ack.digest_id, req.digest_ack.list_id)
@@ -146,8 +144,6 @@ class StreamService:
         if which == "arbitration":
             conn.close(err_)
             return False
-        if fast:
-            req = p4runtime_pb2.StreamMessageRequest(packet=req.to_proto())
         self._stream_error(conn, err_, req)
         return True
 
@@ -173,9 +169,8 @@ class StreamService:
         if fields:
             known = {fid: (name, width) for fid, name, width in fields}
             values: dict[int, int] = {}
-            pairs = pkt.metadata if isinstance(pkt, wire.FastPacketOut) else \
-                [(md.metadata_id, md.value) for md in pkt.metadata]
-            for mid, raw in pairs:
+            for md in pkt.metadata:
+                mid, raw = md.metadata_id, md.value
                 if mid not in known:
                     raise invalid(f"unknown packet_out metadata id {mid}")
                 name, width = known[mid]
@@ -199,17 +194,23 @@ class StreamService:
         return True
 
     def _on_packet_in(self, data: bytes) -> None:
-        """Switch callback for packets sent to the CPU port (called under the switch lock)."""
+        """Switch callback for packets sent to the CPU port (called under the switch lock; the message is
+        serialized later, by the stream's gRPC thread)."""
         index = self.index
+        msg = p4runtime_pb2.StreamMessageResponse()
+        pkt = msg.packet
         if index is not None and index.packet_in:
             try:
-                metadata, payload = unpack_metadata(index.packet_in, data)
+                metadata, pkt.payload = unpack_metadata(index.packet_in, data)
             except P4RTError as err:
                 log.warning("packet-in dropped: %s", err.message)
                 self.stats["packet_in_dropped"] += 1
                 return
-            msg = wire.packet_in(payload, metadata)
+            add = pkt.metadata.add
+            for mid, value in metadata:
+                md = add()
+                md.metadata_id, md.value = mid, encode(value)
         else:
-            msg = wire.packet_in(data, [])
+            pkt.payload = data
         if not self._send_to_primary(msg):
             self.stats["packet_in_dropped"] += 1

@@ -8,17 +8,17 @@ actions allowed by the table's action refs and scopes, every action parameter gi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 from p4.v1 import p4runtime_pb2
 
-from p4target.p4runtime import wire
 from p4target.p4runtime.errors import P4RTError, from_table_error, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, TableInfo, decode, encode
 
 Update = p4runtime_pb2.Update
+Add = Callable[[], Any]  # appends a p4.v1.Entity to the response being built and returns it
 
 
 def _match_cls():
@@ -225,30 +225,31 @@ class TableCodec:
         return entry
 
     # ------------------------------------------------------------ reads
-    def read(self, te: Any, encoded: bool = False) -> Iterator[Any]:
-        """TableEntry protobufs, or with ``encoded`` encoded TableEntry bytes (default entries stay
-        protobufs); produced lazily, so the server can read big tables in slices of the switch lock."""
+    def read(self, te: Any, add: Add) -> Iterator[None]:
+        """One TableEntry per matching entry, filled in place into ``add().table_entry`` (lazily, so the
+        server can read big tables in slices of the switch lock)."""
         if te.table_id == 0:
             if te.is_default_action or len(te.match):
                 raise invalid("a wildcard read over all tables takes no match and no default flag")
             for tinfo in self.index.tables.values():
-                yield from self._read_table(tinfo, te, encoded)
+                yield from self._read_table(tinfo, te, add)
             return
-        yield from self._read_table(self.index.table(te.table_id), te, encoded)
+        yield from self._read_table(self.index.table(te.table_id), te, add)
 
-    def _read_table(self, tinfo: TableInfo, te: Any, encoded: bool = False) -> Iterator[Any]:
+    def _read_table(self, tinfo: TableInfo, te: Any, add: Add) -> Iterator[None]:
         table = self.ptable(tinfo)
         want_counter = te.HasField("counter_data")
         want_meter = te.HasField("meter_config")
         if te.is_default_action:
             action, params = table.get_default()
-            msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, is_default_action=True)
+            msg = add().table_entry
+            msg.table_id, msg.is_default_action = tinfo.id, True
             if action:
                 self._fill_action(msg.action, action, params)
             if want_counter and tinfo.direct_counter_id:
                 pk, by = table.default_counter[0], table.default_counter[1]
                 msg.counter_data.packet_count, msg.counter_data.byte_count = pk, by
-            yield msg
+            yield
             return
         if len(te.match):
             entries = [self.find_entry(tinfo, te)]
@@ -256,80 +257,63 @@ class TableCodec:
             entries = table.entries()
             if te.priority:
                 entries = [e for e in entries if e.priority == te.priority]
-        convert = self.entry_to_bytes if encoded else self.entry_to_proto
+        fill = self.entry_to_proto
         for e in entries:
-            yield convert(tinfo, e, want_counter, want_meter)
+            fill(tinfo, e, want_counter, want_meter, add().table_entry)
+            yield
 
     def _fill_action(self, msg: Any, action: str, params: list[int]) -> None:
         aid = self.action_ids.get(action)
         if aid is None:
             return  # an action the P4Info does not know (should not happen with a matching config)
-        msg.action.action_id = aid
-        ainfo = self.index.actions[aid]
-        for pid, (_name, _bw, pos) in ainfo.params.items():
-            msg.action.params.add(param_id=pid, value=encode(params[pos]))
+        act = msg.action
+        act.action_id = aid
+        add = act.params.add
+        for pid, (_name, _bw, pos) in self.index.actions[aid].params.items():
+            p = add()
+            p.param_id, p.value = pid, encode(params[pos])
 
-    def entry_to_bytes(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> bytes:
-        """The encoded TableEntry of a pipeline entry (wire.py; same content as entry_to_proto)."""
-        matches = []
-        for fid, f in tinfo.fields.items():
-            m = e.match[f.position]
-            if getattr(m, "wildcard", False):
-                continue
-            kind = f.kind
-            if kind == "exact" or kind == "optional":
-                if kind == "optional" and m.kind == "ternary" and not m.mask:
-                    continue
-                matches.append((fid, kind, m.value, 0))
-            elif kind == "lpm":
-                if m.prefix_len:
-                    matches.append((fid, kind, m.value, m.prefix_len))
-            elif kind == "ternary":
-                if m.mask:
-                    matches.append((fid, kind, m.value, m.mask))
-            elif kind == "range":
-                high = m.high if m.high is not None else m.value
-                if not (m.value == 0 and high == (1 << f.bitwidth) - 1):
-                    matches.append((fid, kind, m.value, high))
-        aid = self.action_ids.get(e.action, 0) if e.action else 0
-        params = []
-        if aid:
-            params = [(pid, e.params[pos]) for pid, (_n, _w, pos) in self.index.actions[aid].params.items()]
-        ctr = (e.counter[0], e.counter[1]) if counter and tinfo.direct_counter_id else None
-        mtr = None
-        if meter and tinfo.direct_meter_id and getattr(e, "meter_config", None):
-            (cir, cburst), (pir, pburst) = e.meter_config
-            mtr = (round(cir * 1e6), int(cburst), round(pir * 1e6), int(pburst))
-        return wire.table_entry(tinfo.id, e.priority, matches, aid, params, False, ctr, mtr)
-
-    def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False) -> Any:
-        msg = p4runtime_pb2.TableEntry(table_id=tinfo.id, priority=e.priority)
+    def entry_to_proto(self, tinfo: TableInfo, e: Any, counter: bool = False, meter: bool = False,
+                       msg: Any = None) -> Any:
+        """The TableEntry of a pipeline entry, filled into ``msg`` when given (filling in place is the
+        cheapest way to build a protobuf message under upb: a constructor or CopyFrom copies)."""
+        if msg is None:
+            msg = p4runtime_pb2.TableEntry()
+        msg.table_id = tinfo.id
+        if e.priority:
+            msg.priority = e.priority
+        add = msg.match.add
         for fid, f in tinfo.fields.items():
             m = e.match[f.position]
             if getattr(m, "wildcard", False):
                 continue
             kind = f.kind
             if kind == "exact":
-                msg.match.add(field_id=fid).exact.value = encode(m.value)
+                fm = add()
+                fm.field_id, fm.exact.value = fid, encode(m.value)
             elif kind == "optional":
                 if m.kind == "ternary" and not m.mask:
                     continue
-                msg.match.add(field_id=fid).optional.value = encode(m.value)
+                fm = add()
+                fm.field_id, fm.optional.value = fid, encode(m.value)
             elif kind == "lpm":
                 if not m.prefix_len:
                     continue
-                fm = msg.match.add(field_id=fid)
+                fm = add()
+                fm.field_id = fid
                 fm.lpm.value, fm.lpm.prefix_len = encode(m.value), m.prefix_len
             elif kind == "ternary":
                 if not m.mask:
                     continue
-                fm = msg.match.add(field_id=fid)
+                fm = add()
+                fm.field_id = fid
                 fm.ternary.value, fm.ternary.mask = encode(m.value), encode(m.mask)
             elif kind == "range":
                 high = m.high if m.high is not None else m.value
                 if m.value == 0 and high == (1 << f.bitwidth) - 1:
                     continue
-                fm = msg.match.add(field_id=fid)
+                fm = add()
+                fm.field_id = fid
                 fm.range.low, fm.range.high = encode(m.value), encode(high)
         self._fill_action(msg.action, e.action, e.params)
         # is_const is not set on reads: PI (simple_switch_grpc) leaves it unset, and BMv2 is the reference
@@ -380,8 +364,8 @@ def set_direct_counter(codec: TableCodec, dce: Any) -> None:
     _set_counter(codec.find_entry(tinfo, dce.table_entry), dce.data)
 
 
-def read_direct_counters(codec: TableCodec, dce: Any) -> Iterator[Any]:
-    """Entity protobufs (default entries) or encoded Entity bytes, produced lazily."""
+def read_direct_counters(codec: TableCodec, dce: Any, add: Add) -> Iterator[None]:
+    """One DirectCounterEntry per entry, filled in place (lazily)."""
     te = dce.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_counter_id]
     for tid in tids:
@@ -390,14 +374,17 @@ def read_direct_counters(codec: TableCodec, dce: Any) -> Iterator[Any]:
             raise invalid(f"table {tinfo.name} has no direct counter")
         table = codec.ptable(tinfo)
         if te.is_default_action:
-            msg = p4runtime_pb2.DirectCounterEntry()
+            msg = add().direct_counter_entry
             msg.table_entry.table_id, msg.table_entry.is_default_action = tid, True
             msg.data.packet_count, msg.data.byte_count = table.default_counter[0], table.default_counter[1]
-            yield p4runtime_pb2.Entity(direct_counter_entry=msg)
+            yield
             continue
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else table.entries()
         for e in entries:
-            yield wire.entity_direct_counter(codec.entry_to_bytes(tinfo, e), e.counter[0], e.counter[1])
+            msg = add().direct_counter_entry
+            codec.entry_to_proto(tinfo, e, msg=msg.table_entry)
+            msg.data.packet_count, msg.data.byte_count = e.counter[0], e.counter[1]
+            yield
 
 
 def set_direct_meter(codec: TableCodec, dme: Any) -> None:
@@ -408,8 +395,8 @@ def set_direct_meter(codec: TableCodec, dme: Any) -> None:
     codec.set_entry_meter(tinfo, codec.find_entry(tinfo, dme.table_entry), dme.config)
 
 
-def read_direct_meters(codec: TableCodec, dme: Any) -> Iterator[Any]:
-    """DirectMeterEntry messages, produced lazily."""
+def read_direct_meters(codec: TableCodec, dme: Any, add: Add) -> Iterator[None]:
+    """One DirectMeterEntry per entry, filled in place (lazily)."""
     te = dme.table_entry
     tids = [te.table_id] if te.table_id else [t for t, i in codec.index.tables.items() if i.direct_meter_id]
     for tid in tids:
@@ -418,8 +405,8 @@ def read_direct_meters(codec: TableCodec, dme: Any) -> Iterator[Any]:
             raise invalid(f"table {tinfo.name} has no direct meter")
         entries = [codec.find_entry(tinfo, te)] if len(te.match) else codec.ptable(tinfo).entries()
         for e in entries:
-            msg = p4runtime_pb2.DirectMeterEntry()
-            msg.table_entry.CopyFrom(codec.entry_to_proto(tinfo, e))
+            msg = add().direct_meter_entry
+            codec.entry_to_proto(tinfo, e, msg=msg.table_entry)
             if getattr(e, "meter_config", None):
                 fill_meter_config(msg.config, e.meter_config)
-            yield msg
+            yield

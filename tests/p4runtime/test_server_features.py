@@ -176,20 +176,3 @@ def test_const_entries_and_action_scopes(rt):
         rt.write(U(type=U.MODIFY, entity=d))
     assert write_errors(ei.value)[0][0] == code_pb2.INVALID_ARGUMENT
 
-
-def test_hand_encoded_entries_equal_protobuf(rt):
-    rt.write(U(type=U.INSERT, entity=classify_entry(rt, with_meter=True)),
-             U(type=U.INSERT, entity=classify_entry(rt, priority=1)))
-    server_codec = rt.switch.pipeline  # entries live in the pipeline; encode them both ways
-    from p4target.p4runtime.p4info import P4InfoIndex
-    from p4target.p4runtime.tables import TableCodec
-
-    q = p4runtime_pb2.GetForwardingPipelineConfigRequest(device_id=0)
-    p4info = rt.stub.GetForwardingPipelineConfig(q).config.p4info
-    codec = TableCodec(P4InfoIndex.build(p4info), server_codec)
-    for tinfo in codec.index.tables.values():
-        for e in codec.ptable(tinfo).entries():
-            e.counter[0], e.counter[1] = 3, 300
-            for flags in ((False, False), (True, True)):
-                assert codec.entry_to_bytes(tinfo, e, *flags) == \
-                    codec.entry_to_proto(tinfo, e, *flags).SerializeToString()

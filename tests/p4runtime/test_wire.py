@@ -1,13 +1,17 @@
-"""The hand-written wire codec agrees with protobuf, and falls back to it for what it does not decode."""
+"""The server's WriteRequest decoding (p4target/p4runtime/batch.py: a framing splitter, then protobuf a
+chunk at a time) gives what protobuf gives for the whole request; broken framing is INVALID_ARGUMENT for
+the request, an undecodable update is that update's INVALID_ARGUMENT only."""
 
 from __future__ import annotations
 
 import random
 
+import grpc
 import pytest
 from p4.v1 import p4runtime_pb2 as pb
 
-from p4target.p4runtime import wire
+from p4target.p4runtime.batch import WriteBatch
+from p4target.p4runtime.errors import P4RTError
 
 
 def _random_entry(rng: random.Random) -> pb.TableEntry:
@@ -26,90 +30,79 @@ def _random_entry(rng: random.Random) -> pb.TableEntry:
             fm.range.low, fm.range.high = v, rng.randbytes(2)
         else:
             fm.optional.value = v
-    if rng.random() < 0.9:
+    r = rng.random()
+    if r < 0.8:
         te.action.action.action_id = rng.randrange(1, 1 << 32)
-        for pid in range(rng.randrange(0, 4)):
-            te.action.action.params.add(param_id=pid + 1, value=rng.randbytes(rng.randrange(0, 20)))
+        for pid in range(rng.randrange(0, 4)):   # values up to 200 bytes: 2-byte lengths
+            te.action.action.params.add(param_id=pid + 1, value=rng.randbytes(rng.randrange(0, 200)))
+    elif r < 0.9:
+        te.action.action_profile_member_id = rng.randrange(1, 100)
+    if rng.random() < 0.1:
+        te.counter_data.packet_count, te.counter_data.byte_count = rng.randrange(1 << 40), 7
     te.is_default_action = rng.random() < 0.1
     return te
 
 
-def _as_dict(te) -> dict:
-    matches = []
-    for fm in te.match:
-        kind = fm.WhichOneof("field_match_type")
-        sub = getattr(fm, kind)
-        matches.append((fm.field_id, kind, tuple(getattr(sub, a, None) for a in
-                                                 ("value", "prefix_len", "mask", "low", "high"))))
-    action = None
-    if te.HasField("action"):
-        a = te.action.action
-        action = (a.action_id, [(p.param_id, p.value) for p in a.params])
-    return {"table_id": te.table_id, "priority": te.priority, "default": te.is_default_action,
-            "match": matches, "action": action}
-
-
-def test_decode_write_matches_protobuf():
-    rng = random.Random(7)
-    req = pb.WriteRequest(device_id=3, role="r1", atomicity=pb.WriteRequest.CONTINUE_ON_ERROR)
+def _request(n: int, seed: int = 7) -> pb.WriteRequest:
+    rng = random.Random(seed)
+    req = pb.WriteRequest(device_id=1 << 40, role="r1", atomicity=pb.WriteRequest.ROLLBACK_ON_ERROR)
     req.election_id.high, req.election_id.low = 2, 1 << 40
-    entries = [_random_entry(rng) for _ in range(200)]
-    for i, te in enumerate(entries):
-        req.updates.add(type=1 + i % 3).entity.table_entry.CopyFrom(te)
-    req.updates.add(type=2).entity.register_entry.register_id = 9
-    hdr, ups = wire.decode_write(req.SerializeToString())
-    assert (hdr.device_id, hdr.role, hdr.election_id, hdr.atomicity) == (3, "r1", (2, 1 << 40), 0)
-    assert len(ups) == 201
-    for (utype, kind, obj), te, upd in zip(ups, entries, req.updates, strict=False):
-        assert kind == "table_entry" and utype == upd.type
-        assert isinstance(obj, wire.FastTableEntry)
-        assert _as_dict(obj) == _as_dict(te)
-    assert ups[-1][1] == "register_entry" and ups[-1][2].register_id == 9
+    for i in range(n):
+        upd = req.updates.add(type=1 + i % 3)
+        if i % 10 == 9:
+            r = upd.entity.register_entry
+            r.register_id, r.index.index, r.data.bitstring = 369098753, i, rng.randbytes(4)
+        else:
+            upd.entity.table_entry.CopyFrom(_random_entry(rng))
+    return req
 
 
-def test_rare_fields_fall_back_to_protobuf():
+@pytest.mark.parametrize("chunk", [1, 7, 512])
+def test_chunks_decode_as_protobuf_decodes_the_whole_request(chunk):
+    req = _request(300)
+    data = req.SerializeToString()
+    data += b"\x98\x06\x05"    # an unknown varint field 99 (two-byte key): skipped, as protobuf skips it
+    batch = WriteBatch.parse(data)
+    assert (batch.device_id, batch.role, batch.election_id, batch.atomicity) == \
+        (1 << 40, "r1", (2, 1 << 40), pb.WriteRequest.ROLLBACK_ON_ERROR)
+    assert len(batch) == 300
+    chunks = list(batch.chunks(chunk))
+    assert [len(c) for c in chunks[:-1]] == [chunk] * (len(chunks) - 1)
+    decoded = [u for c in chunks for u in c]
+    assert len(decoded) == 300
+    for (utype, which, obj), upd in zip(decoded, req.updates, strict=True):
+        assert (utype, which) == (upd.type, upd.entity.WhichOneof("entity"))
+        assert obj == getattr(upd.entity, which)
+
+
+def test_an_update_without_entity_decodes_as_none():
     req = pb.WriteRequest()
-    te = req.updates.add(type=1).entity.table_entry
-    te.table_id = 5
-    te.counter_data.packet_count = 3
-    te.action.action_profile_member_id = 4
-    (_t, kind, obj), = wire.decode_write(req.SerializeToString())[1]
-    assert kind == "table_entry" and isinstance(obj, pb.TableEntry) and obj.counter_data.packet_count == 3
+    req.updates.add(type=pb.Update.INSERT)
+    ((utype, which, obj),) = next(WriteBatch.parse(req.SerializeToString()).chunks())
+    assert (utype, which, obj) == (pb.Update.INSERT, None, None)
 
 
-@pytest.mark.parametrize("data", [b"\x22\x05\x12\x03", b"\x08", b"\x22\xff", b"\x0f\x00"])
-def test_malformed_raises_wire_error(data):
-    with pytest.raises(wire.WireError):
-        wire.decode_write(data)
+@pytest.mark.parametrize("data", [b"\x22\x05\x12\x03", b"\x08", b"\x22\xff", b"\x0f\x00", b"\x00\x00",
+                                  b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", b"\x32\x02\xff\xfe"])
+def test_broken_request_is_invalid_argument(data):
+    with pytest.raises(P4RTError) as ei:
+        WriteBatch.parse(data)
+    assert ei.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed WriteRequest" in ei.value.message
 
 
-def test_encoders_parse_back():
-    ents = [wire.entity_register(369098753, i, v) for i, v in ((0, 0), (1, 255), (9999, 1 << 40))]
-    ents.append(wire.entity_counter(302011001, 7, 3, 1 << 33))
-    ents.append(wire.entity_counter(302011001, 8, 0, 0))
-    resp = pb.ReadResponse.FromString(wire.read_response(ents))
-    r = [(e.register_entry.register_id, e.register_entry.index.index, e.register_entry.data.bitstring)
-         for e in resp.entities[:3]]
-    assert r == [(369098753, 0, b"\x00"), (369098753, 1, b"\xff"), (369098753, 9999, (1 << 40).to_bytes(6, "big"))]
-    c = resp.entities[3].counter_entry
-    assert (c.counter_id, c.index.index, c.data.packet_count, c.data.byte_count) == (302011001, 7, 3, 1 << 33)
-    assert resp.entities[4].counter_entry.HasField("data")
-
-
-def test_packet_in_encoding_and_packet_out_decoding():
-    enc = wire.packet_in(b"\x00payload", [(1, 255), (2, 0)])
-    ref = pb.StreamMessageResponse()
-    ref.packet.payload = b"\x00payload"
-    ref.packet.metadata.add(metadata_id=1, value=b"\xff")
-    ref.packet.metadata.add(metadata_id=2, value=b"\x00")
-    assert enc == ref.SerializeToString()
-    req = pb.StreamMessageRequest()
-    req.packet.payload = b"frame"
-    req.packet.metadata.add(metadata_id=1, value=b"\x01\x02")
-    got = wire.decode_stream_request(req.SerializeToString())
-    assert isinstance(got, wire.FastPacketOut)
-    assert (got.payload, got.metadata) == (b"frame", [(1, b"\x01\x02")])
-    assert got.to_proto() == req.packet
-    arb = pb.StreamMessageRequest()
-    arb.arbitration.device_id = 3
-    assert wire.decode_stream_request(arb.SerializeToString()) == arb
+def test_undecodable_update_is_that_updates_error_only():
+    req = _request(20, seed=3)
+    good = [u.SerializeToString() for u in req.updates]
+    bad = b"\x08\x02\x12\x05\x5a\x03\x08\xff"   # register_entry with a truncated varint inside
+    updates = good[:11] + [bad] + good[11:]
+    data = b"".join(b"\x22" + bytes([len(u)]) + u if len(u) < 128 else
+                    b"\x22" + bytes([len(u) & 0x7F | 0x80, len(u) >> 7]) + u for u in updates)
+    decoded = [u for c in WriteBatch.parse(data).chunks(8) for u in c]
+    assert len(decoded) == 21
+    errors = [i for i, u in enumerate(decoded) if isinstance(u, P4RTError)]
+    assert errors == [11]
+    assert decoded[11].code == grpc.StatusCode.INVALID_ARGUMENT
+    rest = [u for i, u in enumerate(decoded) if i != 11]
+    for (utype, which, obj), upd in zip(rest, req.updates, strict=True):
+        assert (utype, obj) == (upd.type, getattr(upd.entity, which))
