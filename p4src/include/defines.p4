@@ -144,7 +144,13 @@ const bit<32> EVENT_ROCE_OUT_OF_SEQ     = 3;   // RoCE request PSN != expected P
 const bit<32> EVENT_TCP_REINCARNATED    = 4;   // SYN on a closed connection restarted its state
 const bit<32> EVENT_COMMAND             = 5;   // flowmig commands executed (any status)
 const bit<32> EVENT_COMMAND_ERROR       = 6;   // flowmig commands answered with status != OK
-const bit<32> FLOW_EVENTS               = 7;
+const bit<32> EVENT_AGED_OUT            = 7;   // an idle reference's slot was taken by a new one
+const bit<32> FLOW_EVENTS               = 8;
+
+// Idle references age out: a hash slot whose (unsuspended) occupant has seen no packet for the idle
+// timeout counts as free for a new reference. The timeout is the default action of `flow_aging`
+// (microseconds, as ingress_global_timestamp), which the controller may change.
+const bit<48> IDLE_TIMEOUT_DEFAULT_US = 48w300000000;   // 5 minutes
 
 // Gateway suspension modes (suspend_flow action parameter).
 const bit<8> SUSPEND_PUNT = 1;   // lossless: send to the controller as PacketIn

@@ -99,6 +99,21 @@ control FlowState(inout headers_t hdr,
         size = FLOW_SLOTS;
     }
 
+    // ---- aging: how long an idle reference keeps its slot against a new one ----
+    direct_counter(CounterType.packets) flow_aging_counter;
+
+    action set_idle_timeout(bit<48> idle_us) {
+        meta.idle_timeout = idle_us;
+        flow_aging_counter.count();
+    }
+
+    table flow_aging {
+        actions = { set_idle_timeout; }
+        default_action = set_idle_timeout(IDLE_TIMEOUT_DEFAULT_US);
+        counters = flow_aging_counter;
+        size = 1;
+    }
+
     action compute_hash_slots() {
         hash(meta.hash_slot1, HashAlgorithm.crc32, (bit<32>)0,
              { meta.flow_kind, meta.key_addr_lo, meta.key_addr_hi, meta.key_port_lo,
@@ -137,7 +152,10 @@ control FlowState(inout headers_t hdr,
         slot_key_addr_hi.read(meta.probe_addr_hi, slot);
         slot_key_ports.read(meta.probe_ports, slot);
         slot_key_proto_qpn.read(meta.probe_proto_qpn, slot);
-        meta.probe_free = (meta.probe_flags & SLOT_VALID) == 0;
+        flow_last_seen.read(meta.probe_last_seen, slot);
+        meta.probe_aged = (meta.probe_flags & (SLOT_VALID | SLOT_SUSPENDED)) == SLOT_VALID
+                          && std.ingress_global_timestamp - meta.probe_last_seen > meta.idle_timeout;
+        meta.probe_free = (meta.probe_flags & SLOT_VALID) == 0 || meta.probe_aged;
         meta.probe_match = (meta.probe_flags & SLOT_VALID) != 0
                            && meta.probe_kind == meta.flow_kind
                            && meta.probe_addr_lo == meta.key_addr_lo
@@ -398,11 +416,14 @@ control FlowState(inout headers_t hdr,
             // ================= data packet: find the reference's slot =================
             meta.slot_found = false;
             meta.slot_free = false;
+            meta.slot_aged = false;
             meta.slot = NO_SLOT;
+            flow_aging.apply();
             if (flow_slots.apply().hit) {
                 probe_slot(meta.slot);
                 meta.slot_found = meta.probe_match;
                 meta.slot_free = meta.probe_free;
+                meta.slot_aged = meta.probe_aged;
             } else {
                 compute_hash_slots();
                 probe_slot(meta.hash_slot1);
@@ -413,6 +434,7 @@ control FlowState(inout headers_t hdr,
                     if (meta.probe_free) {
                         meta.slot = meta.hash_slot1;
                         meta.slot_free = true;
+                        meta.slot_aged = meta.probe_aged;
                     }
                     // The reference may live at its second slot even when the first is free
                     // (the first was taken when it was learned and released since).
@@ -421,9 +443,11 @@ control FlowState(inout headers_t hdr,
                         meta.slot = meta.hash_slot2;
                         meta.slot_found = true;
                         meta.slot_free = false;
+                        meta.slot_aged = false;
                     } else if (!meta.slot_free && meta.probe_free) {
                         meta.slot = meta.hash_slot2;
                         meta.slot_free = true;
+                        meta.slot_aged = meta.probe_aged;
                     }
                 }
             }
@@ -436,6 +460,9 @@ control FlowState(inout headers_t hdr,
                 fetch_state(meta.slot);
             } else if (meta.slot_free && meta.may_open) {
                 // ================= new reference: take the free slot =================
+                if (meta.slot_aged) {
+                    flow_events.count(EVENT_AGED_OUT);   // its idle occupant is gone (the digest says who took it)
+                }
                 clear_state();
                 set_state_key_from_packet();
                 meta.st_flags = SLOT_VALID;

@@ -230,7 +230,11 @@ struct local_metadata_t {
     bit<1>      untracked_bit1;
     bit<1>      untracked_bit2;
     bool        probe_match;       // probed slot is valid and holds this key
-    bool        probe_free;        // probed slot is not valid
+    bool        probe_free;        // probed slot is not valid, or its occupant is idle (aged out)
+    bool        probe_aged;        // probed slot is valid but its occupant idle past the timeout
+    bit<48>     probe_last_seen;
+    bit<48>     idle_timeout;      // from flow_aging
+    bool        slot_aged;         // the free slot chosen for a new reference held an idle one
     bool        may_open;          // this packet may open a new reference (TCP: a pure SYN)
     bit<8>      learn_event;       // LEARN_EVENT_* of the digest being sent
     bool        learned;           // this packet opened the reference at meta.slot

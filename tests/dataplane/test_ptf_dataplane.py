@@ -25,8 +25,8 @@ from harness import run_ptf  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 SUITES = {
-    "flow_nic": 15,
-    "gateway": 8,
+    "flow_nic": 17,
+    "gateway": 9,
 }
 
 

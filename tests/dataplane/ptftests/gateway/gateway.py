@@ -7,6 +7,8 @@ Ports as the switch numbers them: 0 faces the local hosts (10.0.0.0/24), 1, 2, 3
 
 from __future__ import annotations
 
+import struct
+
 from p4runtime_base import P4RuntimeTest, autocleanup
 from ptf.testutils import send_packet, verify_no_other_packets, verify_packet, verify_packet_any_port
 from scapy.layers.inet import IP, TCP, UDP
@@ -221,6 +223,21 @@ class DrainOrderTest(GatewayTest):
         self.assertEqual(self.counts(), (4, 4))
         for r in ("drain_punted", "drain_replayed"):
             self.write_register(GF + r, self.IDX, 0)
+
+
+class DrainMarkerTest(GatewayTest):
+    """A drain marker coming out of a NIC (UDP to 0.0.0.2:64028 on a data port) is not routed: it goes
+    to the controller as PacketIn DRAIN_MARKER (4) with the port it came in on, unchanged."""
+
+    @autocleanup
+    def runTest(self):
+        marker = (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
+                  IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=0xFA1C, dport=0xFA1C) /
+                  Raw(struct.pack("!Q", 0x9ABC)))
+        send_packet(self, 2, marker)
+        self.verify_packet_in(marker, {"ingress_port": 2, "reason": 4})
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.drops(DROP_NO_ROUTE), 0)
 
 
 class SuspendDropTest(GatewayTest):
