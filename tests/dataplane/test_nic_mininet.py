@@ -39,9 +39,9 @@ def _counter(sw, name: str, index: int) -> int:
     from topologies.degrade import switch_cli
 
     out = switch_cli(sw.thrift_port, f"counter_read {name} {index}", sw.target)
-    m = re.search(r"packets=(\d+)", out)
+    m = re.search(r"\((\d+) bytes, (\d+) packets\)", out)   # simple_switch_CLI: name[i]= (B bytes, P packets)
     assert m, f"unexpected counter_read output: {out!r}"
-    return int(m.group(1))
+    return int(m.group(2))
 
 
 def test_real_tcp_streams_cross_the_nics_without_invalid_drops(tmp_path):
