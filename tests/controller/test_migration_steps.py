@@ -226,10 +226,19 @@ def test_vm_move_and_back(vf, ctrl, tmp_path):
     tr = Traffic(vf, flows, pps=200)
     recs = wait_learned(ctrl, flows)
     ip = ctrl.hosts["hostB"]["ip"]
-    vm = VmMigration(ctrl, Migrator(ctrl), vf.move_host)
+    m = Migrator(ctrl)
+    seen: list[Step] = []
+    m.before_step.append(lambda step, ctx: seen.append(step))
+    vm = VmMigration(ctrl, m, vf.move_host)
     target = _target_for({r.key: r.device for r in recs})
     out = vm.migrate("hostB", "gwB", 5, target, tmp_path / "vm.json")
     assert out["migration"]["outcome"] == "ok", out
+    # each step says what it changed, JSON-able (what a journal would keep)
+    said = {s.name: s.describe() for s in seen}
+    json.dumps(said)
+    n = len(out["migration"]["moved"])
+    assert len(said["load"]["loaded"]) == n and len(said["suspend"]["gateways"]["gwA"]["tuples"]) == n
+    assert said["move_host"]["moved"] and said["move_host"]["to"] == ["gwB", 5]
     assert {"vm_config", "move_host", "routes", "vm_check"} <= set(out["migration"]["steps_ms"])
     assert set(out["timings_ms"]) == {"save_vm_config_ms", "move_host_ms", "routes_ms", "check_vm_config_ms"}
     doc = json.loads((tmp_path / "vm.json").read_text())
@@ -238,7 +247,9 @@ def test_vm_move_and_back(vf, ctrl, tmp_path):
     assert vf.attached["hostB"] == ("gwB", 5) and _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 5})
     assert all(ctrl.inventory.get(r.key).device == target for r in recs)
     time.sleep(0.3)
-    back = vm.migrate("hostB", "gwB", 1, "nic1", tmp_path / "vm-back.json")
+    other = next(n for n in ("nic1", "nic2", "nic3") if n != target)   # frozen again while the host moves
+    back = vm.migrate("hostB", "gwB", 1, other, tmp_path / "vm-back.json")
     assert back["migration"]["outcome"] == "ok", back
+    assert "load" in back["migration"]["steps_ms"] and back["migration"]["moved"]
     assert vf.attached["hostB"] == ("gwB", 1) and _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 1})
     _check_delivery(vf, flows, tr)   # delivered through both moves: the routes followed the host
