@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -22,11 +22,10 @@ from p4.v1 import p4runtime_pb2
 
 from p4target.p4runtime.errors import P4RTError, invalid, not_found, unimplemented
 from p4target.p4runtime.p4info import P4InfoIndex, SizedInfo, decode, encode
-from p4target.p4runtime.tables import fill_meter_config, meter_rates
+from p4target.p4runtime.tables import Add, fill_meter_config, meter_rates
 
 log = logging.getLogger(__name__)
 Update = p4runtime_pb2.Update
-Add = Callable[[], Any]  # appends a p4.v1.Entity to the response being built and returns it
 
 
 def _obj(kind: str, table: dict, info: SizedInfo) -> Any:
