@@ -99,7 +99,8 @@ def _check_tcp_moved(rep: dict, source: str, target: str | None) -> None:
     assert rep["placement_end"][source] == []
     if target is not None:
         assert len(rep["placement_end"][target]) == rep["expected_connections"]
-    assert all(ok for ok, _ in rep["checks"].values()), rep["checks"]
+    failed = {name: detail for name, (ok, detail) in rep["checks"].items() if not ok}
+    assert not failed, failed
     assert rep["passed"]
 
 
