@@ -181,8 +181,8 @@ def _route(ctrl, gw: str, ip: str) -> tuple[str, dict[str, int]]:
 @pytest.mark.parametrize("fault", ["load", "tampered_vm_config"])
 def test_vm_move_failure_rolls_back_host_routes_and_file(vf, ctrl, tmp_path, fault):
     from controller.policies import VmMigration, VmMoveError
-    flows = _flows(4)
-    tr = Traffic(vf, flows, pps=200)
+    flows = _flows(2)   # on at most 2 NICs: all frozen while the host moves (none already on the target)
+    tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
     ip = ctrl.hosts["hostB"]["ip"]
     vm_file = tmp_path / "vm-hostB.json"
@@ -190,6 +190,7 @@ def test_vm_move_failure_rolls_back_host_routes_and_file(vf, ctrl, tmp_path, fau
     vm = VmMigration(ctrl, m, vf.move_host)
     where = {k: ctrl.inventory.get(k).device for k in vm.references_of("hostB")}
     target = _target_for({r.key: r.device for r in recs})
+    assert all(r.device != target for r in recs)
     moved_meanwhile: list[tuple] = []
 
     def watch(step, ctx) -> None:
@@ -222,8 +223,8 @@ def test_vm_move_failure_rolls_back_host_routes_and_file(vf, ctrl, tmp_path, fau
 
 def test_vm_move_and_back(vf, ctrl, tmp_path):
     from controller.policies import VmMigration
-    flows = _flows(4)
-    tr = Traffic(vf, flows, pps=200)
+    flows = _flows(2)   # on at most 2 NICs: all frozen while the host moves (none already on the target)
+    tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
     ip = ctrl.hosts["hostB"]["ip"]
     m = Migrator(ctrl)
@@ -231,6 +232,7 @@ def test_vm_move_and_back(vf, ctrl, tmp_path):
     m.before_step.append(lambda step, ctx: seen.append(step))
     vm = VmMigration(ctrl, m, vf.move_host)
     target = _target_for({r.key: r.device for r in recs})
+    assert all(r.device != target for r in recs)
     out = vm.migrate("hostB", "gwB", 5, target, tmp_path / "vm.json")
     assert out["migration"]["outcome"] == "ok", out
     # each step says what it changed, JSON-able (what a journal would keep)
