@@ -7,8 +7,12 @@ rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch
 extra=[Subcommand(...)])``: the installed ``flowmig`` script is ``topologies.cli:main``, which adds
 ``run`` (scenarios live in ``topologies``; the controller never imports it).
 Switches come from ``--config FILE`` (written by the lab) and/or ``--switch NAME=HOST:PORT[:DEVICE_ID]``.
+The FlowState HMAC key (``controller.config``: ``--hmac-key-file FILE``, ``$FLOWMIG_HMAC_KEY``,
+``$FLOWMIG_HMAC_KEY_FILE``, the config's ``hmac_key_file``; no default) is needed by ``migrate``,
+``save`` and ``restore`` (they sign or check FlowStates), which refuse to start without one; ``flows``,
+``monitor`` and ``shell`` do not use it. ``run`` starts a lab, which writes its own key.
 Exit codes: 0 success, 1 runtime failure (unreachable switch, unknown flow, failed migration),
-2 bad arguments (argparse).
+2 bad arguments (argparse, the config file, the HMAC key: one line on stderr).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import commands as C
-from .config import ConfigError, ControllerConfig, load_config
+from .config import ENV_KEY, NO_KEY, ConfigError, ControllerConfig, load_config
 from .flowstate import FlowStateError, dump_many, load_many, parse_reference
 from .inventory import UnknownFlow
 from .p4rt.errors import P4RuntimeError
@@ -37,6 +41,7 @@ log = logging.getLogger("flowmig")
 TCP_PHASES = {0: "none", 1: "syn-sent", 2: "syn-rcvd", 3: "established", 4: "fin-wait-fwd", 5: "fin-wait-rev",
               6: "closing", 7: "closed"}
 DEFAULT_CONFIG_ENV = "FLOWMIG_CONFIG"
+NEEDS_KEY = frozenset({"migrate", "save", "restore"})   # the subcommands that sign or check FlowStates
 
 
 class CliError(Exception):
@@ -62,7 +67,10 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     ap.add_argument("--config", "-c", help="controller config JSON (default: $FLOWMIG_CONFIG)")
     ap.add_argument("--switch", "-s", action="append", default=[], metavar="NAME=HOST:PORT[:DEVICE_ID]",
                     help="a switch to talk to (repeatable; overrides the config file's address)")
-    ap.add_argument("--hmac-key", help="key of the FlowState integrity tags (default: config / $FLOWMIG_HMAC_KEY)")
+    ap.add_argument("--hmac-key-file", metavar="FILE",
+                    help="file holding the FlowState HMAC key in hex, mode 0600 (default: $FLOWMIG_HMAC_KEY, "
+                         "$FLOWMIG_HMAC_KEY_FILE, then the config's hmac_key_file)")
+    ap.add_argument("--hmac-key", help=argparse.SUPPRESS)   # gone: refused with a pointer to the above
     ap.add_argument("--timeout", type=float, default=5.0, help="connect timeout per switch, seconds")
     ap.add_argument("--election-id", default="0,110", metavar="HIGH,LOW",
                     help="P4Runtime election id (default 0,110: above a long-running controller's 0,100, "
@@ -109,13 +117,18 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
 
 # ---- helpers -----------------------------------------------------------------------------------------
 def _config(args: argparse.Namespace) -> ControllerConfig:
+    if args.hmac_key is not None:
+        raise UsageError("--hmac-key is gone (a key on the command line is visible to every user): put the key "
+                         f"in a mode-0600 file for --hmac-key-file, or in ${ENV_KEY}")
     path = args.config or os.environ.get(DEFAULT_CONFIG_ENV)
     if path is None and not args.switch:
         raise UsageError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
     try:
-        cfg = load_config(path, args.switch, args.hmac_key)
+        cfg = load_config(path, args.switch, args.hmac_key_file)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    if args.cmd in NEEDS_KEY and cfg.key is None:
+        raise UsageError(f"{args.cmd}: {NO_KEY}")
     try:
         hi, lo = (int(x) for x in args.election_id.split(","))
     except ValueError:

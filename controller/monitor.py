@@ -38,6 +38,7 @@ from typing import Any
 
 from . import commands as C
 from .flowstate import FlowKey
+from .labconfig import LabConfig
 from .p4rt import codec
 from .p4rt.errors import P4RuntimeError
 from .p4rt.ports import PortStatus, PortStatusError, probe_port_status
@@ -180,12 +181,10 @@ class Sample:
     flows: dict[FlowKey, FlowCounters] = field(default_factory=dict)
 
 
-def ports_from_config(path: str | Path) -> dict[str, dict[int, str]]:
-    """switch -> {port: interface} from the lab's controller config file."""
-    import json
-    data = json.loads(Path(path).read_text())
-    return {name: {int(p): str(i) for p, i in (sw.get("ports") or {}).items()}
-            for name, sw in data.get("switches", {}).items()}
+def ports_from_config(config: str | Path | LabConfig) -> dict[str, dict[int, str]]:
+    """switch -> {port: interface} from the lab config (its file, or a ``LabConfig`` read already)."""
+    lab = config if isinstance(config, LabConfig) else LabConfig.load(config)
+    return {name: dict(sw.ports) for name, sw in lab.switches.items()}
 
 
 def _suffix(names: list[str], suffix: str) -> str | None:
@@ -378,7 +377,7 @@ class Monitor:
         self.sampler = sampler or Sampler(ctrl, ports)
         # a gateway port toward a NIC belongs to that NIC's path: its link and queue count for the NIC
         self.paths = dict(paths) if paths is not None else {
-            (g, int(m["port"])): m["nic"] for g, sc in ctrl.config.switches.items() for m in sc.nic_group}
+            (g, m.port): m.nic for g, sc in ctrl.config.switches.items() for m in sc.nic_group}
         self.on_event = on_event
         self.events: list[Event] = []
         self.history: list[dict[str, Any]] = []   # per sample: t, flows {ref: {device,bps,pps}}, ports {...}

@@ -93,7 +93,7 @@ class Controller:
         elif role == "gateway":
             host_ips = {int(ipaddress.IPv4Address(h["ip"])) for h in self.hosts.values()
                         if h.get("switch") == sc.name}
-            nic_ports = {m["nic"]: int(m["port"]) for m in getattr(sc, "nic_group", None) or []}
+            nic_ports = {m.nic: m.port for m in sc.nic_group}
             self.gateways[sc.name] = gw = GatewayDriver(conn, host_ips, nic_ports, registers=regs)
             gw.sync()
 

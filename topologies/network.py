@@ -3,8 +3,9 @@
 :class:`Lab` compiles the programs, creates hosts (namespaces with real TCP stacks), P4 switches
 (:class:`~topologies.p4switch.P4Switch`) and numbered links, turns NIC offloads and IPv6 off on every
 data interface, sets static ARP on the hosts, records everything in the run registry, writes the
-controller config file (``<run_dir>/config.json``, read by ``flowmig --config``) and, unless told
-not to, installs the initial forwarding tables (``topologies.tables``).
+controller config file (``<run_dir>/config.json``, read by ``flowmig --config``; its schema is
+``controller.labconfig.LabConfig``) naming a fresh random FlowState HMAC key (``<run_dir>/hmac.key``,
+hex, mode 0600) and, unless told not to, installs the initial forwarding tables (``topologies.tables``).
 
     with Lab(load("fig2"), LabOptions(run_dir=tmp)) as lab:
         lab.host("hostA").cmd("ping -c1 10.0.0.2")
@@ -12,13 +13,14 @@ not to, installs the initial forwarding tables (``topologies.tables``).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from controller.config import write_key_file
+from controller.labconfig import CONFIG_VERSION, HostEntry, LabConfig, NicMember, SwitchEntry
 from topologies import cleanup as cleanup_mod
 from topologies import programs, registry
 from topologies.description import Endpoint, Topology
@@ -27,7 +29,6 @@ from topologies.targets import resolve
 
 log = logging.getLogger(__name__)
 
-CONFIG_VERSION = 1
 QUEUE_DEPTH = 1024      # BMv2 egress queue depth, packets (see Lab._deepen_queues)
 
 
@@ -57,6 +58,7 @@ class Lab:
             self.options = replace(self.options, target=resolve(self.options.target))
         self.run_dir = Path(self.options.run_dir or Path("out") / topo.name)
         self.config_path = self.run_dir / "config.json"
+        self.key_path = self.run_dir / "hmac.key"       # this run's FlowState HMAC key, named in the config
         self.run_id = registry.new_run_id()
         self.net = None
         self._saved_tag: str | None = None
@@ -128,6 +130,7 @@ class Lab:
                 intf = f"{h}-eth{host_end.port}"
                 self.net.get(h).cmd(f"ip addr flush dev {intf}; ip link set {intf} down")
             self.attached[h] = self.topo.host_attachment(h)
+        write_key_file(self.key_path)                    # a new key per run: states of another run fail it
         self.write_config()
         if opts.target == "bmv2":
             self._deepen_queues()
@@ -241,49 +244,57 @@ class Lab:
         return target
 
     # ---- the controller config file ----
-    def config(self) -> dict:
-        """The controller config of this run (see :func:`build_config`)."""
-        described = {sw.name: sw.describe() for sw in self.switches()} if self.net else {}
+    def config(self) -> LabConfig:
+        """The controller config of this running lab (see :func:`build_config`)."""
+        if self.net is None:
+            raise RuntimeError(f"lab {self.topo.name} is not running: its switches have no address yet")
+        described = {sw.name: sw.describe() for sw in self.switches()}
         runtime = {}
-        if self.net:
-            for h in self.topo.hosts:
-                node = self.net.get(h)
-                runtime[h] = {"intf": node.defaultIntf().name, "pid": node.pid}
-                if h in self.attached:
-                    runtime[h].update(switch=self.attached[h].node, port=self.attached[h].port)
-        return build_config(self.topo, described, runtime, self.options.target, self.run_id, self.run_dir)
+        for h in self.topo.hosts:
+            node = self.net.get(h)
+            runtime[h] = {"intf": node.defaultIntf().name, "pid": node.pid}
+            if h in self.attached:
+                runtime[h].update(switch=self.attached[h].node, port=self.attached[h].port)
+        return build_config(self.topo, described, runtime, self.options.target, self.run_id, self.run_dir,
+                            self.key_path)
 
     def write_config(self) -> Path:
-        self.config_path.write_text(json.dumps(self.config(), indent=2) + "\n")
-        return self.config_path
+        """(Re)write ``config.json`` whole (at start, and on every VM move)."""
+        return self.config().save(self.config_path)
 
 
 def build_config(topo: Topology, described: dict[str, dict], host_runtime: dict[str, dict] | None = None,
-                 target: str = "embedded", run_id: str = "", run_dir: Path | None = None) -> dict:
-    """The controller config file's content (read by ``flowmig --config`` / ``controller.config``).
+                 target: str = "embedded", run_id: str = "", run_dir: Path | None = None,
+                 hmac_key_file: Path | None = None) -> LabConfig:
+    """The controller config of a lab (``LabConfig.to_dict()`` is the file ``flowmig --config`` reads).
 
-    ``described`` maps switch name -> :meth:`P4Switch.describe` (grpc_addr, device_id, program, role,
-    cpu_port, p4info, json, thrift_port, target, log, pid, ports); this adds each gateway's
+    ``described`` maps every switch name -> :meth:`P4Switch.describe` (grpc_addr, device_id, program,
+    role, cpu_port, p4info, json, thrift_port, target, log, pid, ports); this adds each gateway's
     ``nic_group`` (ordered [{port, nic}]), each NIC's ``gateway_ports`` ({gateway: port}) and every
-    switch's ``peers`` ({port: "node:port"}), plus the hosts (ip, prefix_len, mac, switch, port).
+    switch's ``peers`` ({port: "node:port"}), plus the hosts (ip, prefix_len, mac, switch, port and the
+    ``host_runtime`` keys intf, pid, and switch/port when moved). ConfigError when an entry is invalid.
     """
+    missing = sorted(set(topo.switches) - set(described))
+    if missing:
+        raise ValueError(f"build_config: no description of switch(es) {', '.join(missing)}")
     switches = {}
     for name, spec in topo.switches.items():
-        entry = dict(described.get(name, {"program": spec.program, "role": spec.role,
-                                           "device_id": spec.device_id, "cpu_port": CPU_PORT}))
+        entry = SwitchEntry.from_dict(name, described[name], f"switch {name}'s description")
         if spec.role == "gateway":
-            entry["nic_group"] = [{"port": p, "nic": n} for p, n in topo.gateway_nic_ports(name)]
+            entry = replace(entry, nic_group=tuple(NicMember(p, n) for p, n in topo.gateway_nic_ports(name)))
         else:
-            entry["gateway_ports"] = topo.nic_ports(name)
-        entry["peers"] = {str(p): str(e) for p, e in sorted(topo.ports_of(name).items())}
-        switches[name] = entry
+            entry = replace(entry, gateway_ports=topo.nic_ports(name))
+        switches[name] = replace(entry, peers={p: str(e) for p, e in sorted(topo.ports_of(name).items())})
     hosts = {}
     for h in topo.hosts.values():
         att = topo.host_attachment(h.name)
-        hosts[h.name] = {"ip": h.ip, "prefix_len": h.prefix_len, "mac": h.mac, "switch": att.node,
-                         "port": att.port, **(host_runtime or {}).get(h.name, {})}
-        if len(topo.host_attachments(h.name)) > 1:
-            hosts[h.name]["attachments"] = [str(sw) for _, sw in topo.host_attachments(h.name)]
-    return {"version": CONFIG_VERSION, "topology": topo.name, "target": target, "run_id": run_id,
-            "run_dir": str(Path(run_dir).resolve()) if run_dir else None, "cpu_port": CPU_PORT,
-            "switches": switches, "hosts": hosts, "links": [[str(lk.a), str(lk.b)] for lk in topo.links]}
+        attachments = topo.host_attachments(h.name)
+        hosts[h.name] = HostEntry(h.name, h.ip, att.node, att.port, h.prefix_len, h.mac,
+                                  attachments=tuple(str(sw) for _, sw in attachments) if len(attachments) > 1
+                                  else ())
+        if host_runtime and h.name in host_runtime:
+            hosts[h.name] = replace(hosts[h.name], **host_runtime[h.name])
+    return LabConfig(switches=switches, hosts=hosts, links=tuple((str(lk.a), str(lk.b)) for lk in topo.links),
+                     version=CONFIG_VERSION, topology=topo.name, target=target, run_id=run_id,
+                     run_dir=str(Path(run_dir).resolve()) if run_dir else None, cpu_port=CPU_PORT,
+                     hmac_key_file=str(Path(hmac_key_file).resolve()) if hmac_key_file else None)

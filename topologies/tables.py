@@ -1,7 +1,8 @@
 """Initial table population of a lab: host routes and the NIC group on gateways, port mapping on NICs.
 
-:func:`plan` turns a controller config (``topologies.network.Lab.config()``, the same JSON as
-``config.json``) into table entries, purely; :func:`populate` pushes each switch's pipeline (only when
+:func:`plan` turns a lab config (``controller.labconfig.LabConfig``: ``topologies.network.Lab.config()``,
+what ``config.json`` holds; a dict in that form is read with ``LabConfig.from_dict``) into table
+entries, purely; :func:`populate` pushes each switch's pipeline (only when
 its cookie differs, so a controller that later calls ``ensure_pipeline`` with the same files keeps
 these entries) and writes the entries in one batch per switch through the controller's P4Runtime
 client layer (``controller.p4rt``). Table, action and parameter names follow docs/dataplane.md and
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.labconfig import LabConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -41,40 +44,45 @@ class EntrySpec:
         return f"{self.table} {self.match} -> {self.action}{self.params}"
 
 
-def plan(config: dict) -> dict[str, list[EntrySpec]]:
+def _typed(config: LabConfig | dict) -> LabConfig:
+    return config if isinstance(config, LabConfig) else LabConfig.from_dict(config, "<lab config>")
+
+
+def plan(config: LabConfig | dict) -> dict[str, list[EntrySpec]]:
     """The initial entries of every switch of a lab config: {switch name: [EntrySpec, ...]}."""
-    switches, hosts = config["switches"], config["hosts"]
+    config = _typed(config)
     out: dict[str, list[EntrySpec]] = {}
-    for name, sw in switches.items():
+    for name, sw in config.switches.items():
         entries: list[EntrySpec] = []
-        if sw["role"] == "gateway":
-            group = sw.get("nic_group", [])
+        if sw.role == "gateway":
+            group = sw.nic_group
             for i, member in enumerate(group):
-                entries.append(EntrySpec("nic_group", {"index": i}, "set_group_port", {"port": member["port"]}))
-            for hname, h in sorted(hosts.items()):
-                if h["switch"] == name:
-                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h["ip"], 32)}, "route_to_port",
-                                             {"port": h["port"]}))
+                entries.append(EntrySpec("nic_group", {"index": i}, "set_group_port", {"port": member.port}))
+            for hname, h in sorted(config.hosts.items()):
+                if h.switch == name:
+                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h.ip, 32)}, "route_to_port",
+                                             {"port": h.port}))
                 elif group:
-                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h["ip"], 32)}, "route_via_nics",
+                    entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h.ip, 32)}, "route_via_nics",
                                              {"group_size": len(group)}))
                 else:
                     raise PopulateError(f"gateway {name}: host {hname} is not local and there is no NIC group")
-        elif sw["role"] == "nic":
-            ports = sorted(sw.get("gateway_ports", {}).values())
+        elif sw.role == "nic":
+            ports = sorted(sw.gateway_ports.values())
             if len(ports) != 2:
                 raise PopulateError(f"NIC {name}: needs exactly two gateway-facing ports, has {ports}")
             a, b = ports
             entries += [EntrySpec("nic_ports", {"ingress_port": a}, "set_egress_port", {"port": b}),
                         EntrySpec("nic_ports", {"ingress_port": b}, "set_egress_port", {"port": a})]
         else:
-            raise PopulateError(f"switch {name}: unknown role {sw['role']!r}")
+            raise PopulateError(f"switch {name}: unknown role {sw.role!r}")
         out[name] = entries
     return out
 
 
-def populate(config: dict, log_dir: str | Path | None = None, timeout: float = 10.0) -> dict[str, int]:
+def populate(config: LabConfig | dict, log_dir: str | Path | None = None, timeout: float = 10.0) -> dict[str, int]:
     """Push pipelines (if needed) and write the planned entries. Returns {switch: entries written}."""
+    config = _typed(config)
     try:
         from controller.p4rt import P4RuntimeError, SwitchConnection, SwitchOptions, load_p4info
     except ImportError as exc:
@@ -82,13 +90,13 @@ def populate(config: dict, log_dir: str | Path | None = None, timeout: float = 1
 
     written: dict[str, int] = {}
     for name, entries in plan(config).items():
-        sw = config["switches"][name]
-        if not sw.get("p4info") or not sw.get("json"):
+        sw = config.switches[name]
+        if not sw.p4info or not sw.json:
             raise PopulateError(f"switch {name}: config has no p4info/json paths to push")
-        p4info = load_p4info(sw["p4info"])
-        device_config = Path(sw["json"]).read_bytes()
-        opts = SwitchOptions(name=name, address=sw["grpc_addr"], device_id=sw["device_id"],
-                             cpu_port=sw.get("cpu_port", 255), connect_timeout=timeout,
+        p4info = load_p4info(sw.p4info)
+        device_config = Path(sw.json).read_bytes()
+        opts = SwitchOptions(name=name, address=sw.address, device_id=sw.device_id,
+                             cpu_port=sw.cpu_port, connect_timeout=timeout,
                              log_dir=str(log_dir) if log_dir else None, reconnect=False)
         conn = SwitchConnection(opts, p4info)
         try:
@@ -97,7 +105,7 @@ def populate(config: dict, log_dir: str | Path | None = None, timeout: float = 1
             h = conn.helper
             conn.insert([h.table_entry(e.table, e.match, e.action, e.params) for e in entries])
         except P4RuntimeError as exc:
-            raise PopulateError(f"switch {name} ({sw['grpc_addr']}): {exc}") from exc
+            raise PopulateError(f"switch {name} ({sw.address}): {exc}") from exc
         finally:
             conn.close()
         log.info("%s: pipeline %s, %d entries", name, "pushed" if pushed else "already there", len(entries))

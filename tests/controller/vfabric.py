@@ -5,7 +5,8 @@ embedded compiler) each with a real ``P4RuntimeServer`` on loopback; their ports
 (a delivery thread per switch, so no switch lock is held while another switch runs). Hosts are packet
 inboxes: ``send("hostA", frame)`` injects at the host's gateway port, ``inbox("hostB")`` is what came
 out of the gateway toward it. The tables are populated by ``topologies.tables`` like a real lab, and
-``config`` is the same JSON a lab writes (for ``controller.config.load_config``).
+``config`` is the same ``LabConfig`` a lab writes (for ``controller.config.load_config``), naming a
+random HMAC key file in the work directory, as a lab does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import threading
 from pathlib import Path
 
 from google.protobuf import text_format
+
+from controller.config import write_key_file
+from controller.labconfig import LabConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +73,8 @@ class VFabric:
             t = threading.Thread(target=self._deliver, args=(name, q), daemon=True, name=f"wire-{name}")
             t.start()
             self._threads.append(t)
-        self.config = self._config()
+        self.key_path = write_key_file(workdir / "hmac.key")
+        self.config = LabConfig.from_dict(self._config(), "vfabric")
         from topologies.tables import populate
         populate(self.config)
 
@@ -115,11 +120,11 @@ class VFabric:
             sws[name] = e
         hosts = {h: {"ip": ip, "prefix_len": 24, "mac": mac, "switch": gw, "port": 1}
                  for h, (ip, mac, gw) in HOSTS.items()}
-        return {"version": 1, "topology": "vfig2", "switches": sws, "hosts": hosts}
+        return {"version": 1, "topology": "vfig2", "switches": sws, "hosts": hosts,
+                "hmac_key_file": str(self.key_path)}
 
     def write_config(self, path: Path) -> Path:
-        path.write_text(json.dumps(self.config))
-        return path
+        return self.config.save(path)
 
     def send(self, host: str, frame: bytes) -> None:
         gw, port = self.attached[host]

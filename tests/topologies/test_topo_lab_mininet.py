@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import stat
 import subprocess
 import sys
 import time
@@ -58,8 +60,14 @@ def test_fig2_ping_and_tcp_stream(lab_options, tmp_path, clean_lab):
     clean_lab(lab)
     lab.start()
     cfg = lab.config()
-    assert set(cfg["switches"]) == {"gwA", "gwB", "nic1", "nic2", "nic3"}
+    assert set(cfg.switches) == {"gwA", "gwB", "nic1", "nic2", "nic3"}
     assert lab.config_path.is_file()
+    # the run's own FlowState key: a 0600 file of 32 random bytes (hex), named by the config file
+    from controller.config import load_config
+    assert stat.S_IMODE(lab.key_path.stat().st_mode) == 0o600
+    assert json.loads(lab.config_path.read_text())["hmac_key_file"] == str(lab.key_path.resolve())
+    assert load_config(lab.config_path, env={}).hmac_key == bytes.fromhex(lab.key_path.read_text())
+    assert len(bytes.fromhex(lab.key_path.read_text())) == 32
     a, b = lab.host("hostA"), lab.host("hostB")
 
     out = a.cmd("ping -c 3 -W 2 -i 0.2 10.0.0.2")

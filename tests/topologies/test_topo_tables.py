@@ -2,12 +2,13 @@
 
 import pytest
 
+from controller.labconfig import LabConfig
 from topologies.description import load
 from topologies.network import build_config
 from topologies.tables import EntrySpec, PopulateError, plan
 
 
-def _config(name: str) -> dict:
+def _config(name: str) -> LabConfig:
     topo = load(name)
     described = {s: {"grpc_addr": f"127.0.0.1:{50001 + i}", "device_id": 0, "program": spec.program,
                      "role": spec.role, "cpu_port": 255, "p4info": None, "json": None, "thrift_port": 9090 + i}
@@ -21,16 +22,43 @@ def test_config_is_readable_by_the_controller(tmp_path):
     from controller.config import load_config
 
     cfg = _config("fig2")
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(cfg))
-    ctl = load_config(path)
+    path = cfg.save(tmp_path / "config.json")
+    ctl = load_config(path, env={})
     assert set(ctl.switches) == {"gwA", "gwB", "nic1", "nic2", "nic3"}
     assert ctl.switch("gwA").address == "127.0.0.1:50001" and ctl.switch("gwA").device_id == 0
     assert ctl.by_role("nic") == ["nic1", "nic2", "nic3"]
-    assert cfg["switches"]["gwB"]["nic_group"] == [{"port": 2, "nic": "nic1"}, {"port": 3, "nic": "nic2"},
+    assert ctl.lab == cfg and ctl.key is None          # build_config named no key file
+    raw = json.loads(path.read_text())                # the file's JSON form (docs/internals.md)
+    assert raw["switches"]["gwB"]["nic_group"] == [{"port": 2, "nic": "nic1"}, {"port": 3, "nic": "nic2"},
                                                     {"port": 4, "nic": "nic3"}]
-    assert cfg["hosts"]["hostB"] == {"ip": "10.0.0.2", "prefix_len": 24, "mac": "02:00:0a:00:00:02",
+    assert raw["switches"]["gwB"]["grpc_addr"] == "127.0.0.1:50002"
+    assert raw["switches"]["nic1"]["gateway_ports"] == {"gwA": 1, "gwB": 2}
+    assert raw["hosts"]["hostB"] == {"ip": "10.0.0.2", "prefix_len": 24, "mac": "02:00:0a:00:00:02",
                                      "switch": "gwB", "port": 1}
+    assert ctl.hosts["hostB"] == raw["hosts"]["hostB"]
+    assert "hmac_key_file" not in raw
+
+
+def test_build_config_names_the_key_file_and_runtime_host_state(tmp_path):
+    import json
+
+    from topologies.description import TOPOLOGY_DIR, from_dict
+
+    data = json.loads((TOPOLOGY_DIR / "fig2.json").read_text())
+    data["links"].append(["hostB", "gwA:5"])                # hostB: a VM with a standby attachment
+    topo = from_dict(data)
+    described = {s: {"grpc_addr": f"127.0.0.1:{50001 + i}", "role": spec.role, "program": spec.program,
+                     "ports": {"1": f"{s}-eth1"}}
+                 for i, (s, spec) in enumerate(topo.switches.items())}
+    cfg = build_config(topo, described, {"hostB": {"switch": "gwA", "port": 5, "intf": "hostB-eth1", "pid": 7}},
+                       run_dir=tmp_path, hmac_key_file=tmp_path / "hmac.key")
+    assert cfg.hmac_key_file == str(tmp_path / "hmac.key")
+    assert (cfg.hosts["hostB"].switch, cfg.hosts["hostB"].port, cfg.hosts["hostB"].intf) == ("gwA", 5, "hostB-eth1")
+    assert cfg.hosts["hostB"].attachments == ("gwB:1", "gwA:5")
+    assert cfg.switches["gwA"].ports == {1: "gwA-eth1"}
+    assert LabConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="nic3"):
+        build_config(topo, {k: v for k, v in described.items() if k != "nic3"})
 
 
 def test_fig2_plan():
@@ -62,7 +90,7 @@ def test_fig3_plan_routes_every_host():
 
 
 def test_plan_rejects_a_nic_without_two_gateway_ports():
-    cfg = _config("fig2")
+    cfg = _config("fig2").to_dict()
     cfg["switches"]["nic1"]["gateway_ports"] = {"gwA": 1}
     with pytest.raises(PopulateError, match="nic1"):
         plan(cfg)
