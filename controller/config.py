@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .flowstate import MIN_KEY_BYTES
 from .labconfig import ConfigError, LabConfig, SwitchEntry
 from .p4rt.connection import DEFAULT_ELECTION_ID, SwitchOptions
 
@@ -33,7 +34,6 @@ SwitchConfig = SwitchEntry          # the controller's name for a switch of the 
 
 ENV_KEY = "FLOWMIG_HMAC_KEY"
 ENV_KEY_FILE = "FLOWMIG_HMAC_KEY_FILE"
-MIN_KEY_BYTES = 16
 LAB_KEY_BYTES = 32
 NO_KEY = (f"no HMAC key for the FlowState tags: give --hmac-key-file FILE, set ${ENV_KEY} (hex) or "
           f"${ENV_KEY_FILE}, or use a lab config that names its hmac_key_file")

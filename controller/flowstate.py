@@ -2,7 +2,7 @@
 
 Owns the reference keys (TCP connection, UDP flow, RoCEv2 queue pair), the per-protocol state records,
 their versioned JSON form and its integrity tag (HMAC-SHA256 over the canonical JSON, key from the
-controller configuration). ``FlowState.from_json`` validates everything — schema version, program
+controller configuration, at least ``MIN_KEY_BYTES``; there is no default key). ``FlowState.from_json`` validates everything — schema version, program
 version, kinds, field ranges, the tag — and raises ``FlowStateError`` before anything is written
 to a device. How the fields map onto a device's command packets is ``controller.commands``
 (``Command.load`` / ``Command.flow_state``), onto its registers ``controller.nic.REGISTER_FIELDS``.
@@ -23,6 +23,7 @@ __all__ = ["FlowStateError", "FlowKey", "TcpState", "UdpState", "RoceState", "Fl
            "SCHEMA_VERSION", "KINDS", "parse_reference"]
 
 SCHEMA_VERSION = 1
+MIN_KEY_BYTES = 16      # the shortest HMAC key accepted (controller.config refuses shorter ones first)
 KINDS = ("tcp", "udp", "roce")
 PROTO = {"tcp": 6, "udp": 17, "roce": 17}
 
@@ -263,6 +264,10 @@ class FlowState:
 
 
 def _tag(body: dict[str, Any], key: bytes) -> str:
+    if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
+        raise FlowStateError(f"the HMAC key of the integrity tags must be at least {MIN_KEY_BYTES} bytes, not "
+                             f"{len(key) if isinstance(key, bytes) else type(key).__name__}; refusing to sign "
+                             "or check with it")
     msg = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 

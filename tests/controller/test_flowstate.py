@@ -56,7 +56,7 @@ def test_tampered_record_refused():
     with pytest.raises(FlowStateError, match="integrity"):
         FlowState.from_dict(d, KEY)
     with pytest.raises(FlowStateError, match="integrity"):
-        FlowState.from_json(tcp_state().to_json(KEY), b"other-key")
+        FlowState.from_json(tcp_state().to_json(KEY), b"other-key" * 4)
     d = tcp_state().to_dict(KEY)
     del d["hmac_sha256"]
     with pytest.raises(FlowStateError, match="no integrity tag"):
@@ -98,3 +98,11 @@ def test_state_class_must_match_kind_and_key_canonical():
         FlowState(parse_reference("udp:10.0.0.1:1-10.0.0.2:2"), TcpState())
     with pytest.raises(FlowStateError, match="canonical"):
         FlowState(parse_reference("udp:10.0.0.2:1-10.0.0.1:2"), UdpState())
+
+
+def test_short_or_missing_keys_refused():
+    for key in (b"", b"k" * 15, None, "k" * 32):
+        with pytest.raises(FlowStateError, match="at least 16 bytes"):
+            tcp_state().to_json(key)
+        with pytest.raises(FlowStateError, match="at least 16 bytes"):
+            FlowState.from_json(tcp_state().to_json(KEY), key)
