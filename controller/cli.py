@@ -60,6 +60,7 @@ class Subcommand:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    takes_key: bool = False     # reads --hmac-key-file; if not, giving it is an error (``run``: the lab's key)
 
 
 def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
@@ -117,9 +118,6 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
 
 # ---- helpers -----------------------------------------------------------------------------------------
 def _config(args: argparse.Namespace) -> ControllerConfig:
-    if args.hmac_key is not None:
-        raise UsageError("--hmac-key is gone (a key on the command line is visible to every user): put the key "
-                         f"in a mode-0600 file for --hmac-key-file, or in ${ENV_KEY}")
     path = args.config or os.environ.get(DEFAULT_CONFIG_ENV)
     if path is None and not args.switch:
         raise UsageError("no switches: give --config FILE (written by the lab) or --switch NAME=HOST:PORT")
@@ -352,6 +350,12 @@ def main(argv: list[str] | None = None, extra: Sequence[Subcommand] = ()) -> int
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.hmac_key is not None:
+            raise UsageError("--hmac-key is gone (a key on the command line is visible to every user): put the "
+                             f"key in a mode-0600 file for --hmac-key-file, or in ${ENV_KEY}")
+        keyless = {c.name for c in extra if not c.takes_key}
+        if args.cmd in keyless and args.hmac_key_file is not None:
+            raise UsageError(f"{args.cmd} does not read --hmac-key-file (the lab it starts writes its own key)")
         return int(commands[args.cmd](args) or 0)
     except UsageError as exc:
         print(f"flowmig: error: {exc}", file=sys.stderr)

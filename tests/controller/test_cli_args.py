@@ -89,3 +89,17 @@ def test_hmac_key_on_the_command_line_is_refused(capsys, no_key_env):
 def test_flows_needs_no_key(capsys, no_key_env):
     assert main([*SW, "flows"]) == 1           # refused by the unreachable switch, not for want of a key
     assert "HMAC" not in capsys.readouterr().err
+
+
+def test_extra_subcommands_without_a_key_refuse_the_key_options(capsys, no_key_env, tmp_path):
+    from controller.cli import Subcommand
+    ran = []
+    run = Subcommand("run", "a lab of its own", lambda p: None, lambda a: ran.append(a) or 0)
+    key = tmp_path / "k.hex"
+    key.write_text(KEY_HEX)
+    key.chmod(0o600)
+    assert main(["--hmac-key-file", str(key), "run"], extra=[run]) == 2
+    _one_error_line(capsys, "run does not read --hmac-key-file")
+    assert main(["--hmac-key", KEY_HEX, "run"], extra=[run]) == 2
+    _one_error_line(capsys, "--hmac-key is gone")
+    assert not ran and main(["run"], extra=[run]) == 0 and ran
