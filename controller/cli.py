@@ -90,6 +90,9 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     p.add_argument("--device", help="move every reference of this NIC (node-wide migration)")
     p.add_argument("--to", required=True, help="target NIC")
     p.add_argument("--mode", choices=("lossless", "drop"), default="lossless")
+    p.add_argument("--old-path-wait", type=_ms, default=0.0, metavar="MS",
+                   help="wait up to MS for the old path to drain before switching (default 0: switch at once; "
+                        "docs/lab.md)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("monitor", help="live table of per-port / per-flow rates and queue delay")
@@ -212,13 +215,24 @@ def cmd_flows(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ms(text: str) -> float:
+    """A non-negative duration in milliseconds on the command line -> seconds."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return v / 1000
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from .migrator import Migrator
     if bool(args.references) == bool(args.device):
         raise CliError("give references to migrate, or --device NIC (not both)")
     keys = [parse_reference(r) for r in args.references]
     with _controller(args) as ctrl:
-        m = Migrator(ctrl)
+        m = Migrator(ctrl, old_path_wait=args.old_path_wait)
         if args.device:
             ctrl.nic(args.device)
             if not ctrl.inventory.on_device(args.device):

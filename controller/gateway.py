@@ -17,6 +17,7 @@ A gateway only needs an entry for the direction of a reference that enters it fr
 from __future__ import annotations
 
 import logging
+import secrets
 import struct
 import threading
 import time
@@ -33,7 +34,8 @@ from .p4rt.p4info import P4InfoHelper
 from .p4rt.registers import RegisterAccess, RegisterError
 
 __all__ = ["GatewayDriver", "FiveTuple", "five_tuple_of", "marker_frame", "marker_token", "MARKER",
-           "PACKET_IN_PATH_MARKER", "SUSPEND_PUNT", "SUSPEND_DROP"]
+           "PACKET_IN_PATH_MARKER", "DRAIN_MARKER", "DRAIN_MARKERS", "MarkerBoard", "SUSPEND_PUNT",
+           "SUSPEND_DROP"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,40 @@ class FiveTuple:
 # The path marker's 5-tuple (0.0.0.0/8 is never a host): the NICs answer it (PacketIn PATH_MARKER).
 MARKER = FiveTuple(1, D.MARKER_DST_ADDR, 17, D.MARKER_PORT, D.MARKER_PORT)
 PACKET_IN_PATH_MARKER = D.PACKET_IN_PATH_MARKER
+# The drain marker's 5-tuple: the NIC forwards it behind its queue, the far gateway answers it
+# (PacketIn DRAIN_MARKER, docs/dataplane.md "Drain markers").
+DRAIN_MARKER = FiveTuple(1, D.MARKER_DST_ADDR, 17, D.MARKER_DRAIN_PORT, D.MARKER_DRAIN_PORT)
+PACKET_IN_DRAIN_MARKER = D.PACKET_IN_DRAIN_MARKER
+
+
+class MarkerBoard:
+    """Where drain markers come back: any gateway may receive the one another gateway sent, so the
+    arrivals (token -> perf_counter) are kept here, shared by every driver of the process. Bounded:
+    the oldest arrivals are forgotten past ``keep`` (a token nobody waits for any more)."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.keep = keep
+        self._seen: dict[int, float] = {}
+        self._cv = threading.Condition()
+
+    def arrived(self, token: int) -> None:
+        with self._cv:
+            self._seen[token] = time.perf_counter()
+            while len(self._seen) > self.keep:
+                del self._seen[next(iter(self._seen))]
+            self._cv.notify_all()
+
+    def wait(self, tokens: Sequence[int], timeout: float) -> bool:
+        """True when every token is back within ``timeout`` seconds."""
+        with self._cv:
+            return self._cv.wait_for(lambda: all(t in self._seen for t in tokens), timeout)
+
+    def arrival(self, token: int) -> float | None:
+        with self._cv:
+            return self._seen.get(token)
+
+
+DRAIN_MARKERS = MarkerBoard()
 
 
 def drain_slots(helper: P4InfoHelper) -> int:
@@ -78,18 +114,18 @@ def _ipv4_checksum(hdr: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def marker_frame(token: int) -> bytes:
-    """An IPv4/UDP frame with the marker 5-tuple carrying ``token``."""
+def marker_frame(token: int, marker: FiveTuple = MARKER) -> bytes:
+    """An IPv4/UDP frame with a marker 5-tuple (path or drain marker) carrying ``token``."""
     payload = token.to_bytes(8, "big")
-    udp = struct.pack("!HHHH", MARKER.sport, MARKER.dport, 8 + len(payload), 0) + payload
-    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, MARKER.src, MARKER.dst)
+    udp = struct.pack("!HHHH", marker.sport, marker.dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0, marker.src, marker.dst)
     ip = ip[:10] + struct.pack("!H", _ipv4_checksum(ip)) + ip[12:]
     return b"\xff" * 6 + b"\x02\x00\x00\x00\x00\xfa" + b"\x08\x00" + ip + udp
 
 
-def marker_token(frame: bytes) -> int | None:
-    """The token of a path marker frame (None for any other frame)."""
-    if len(frame) < 50 or five_tuple_of(frame) != MARKER:
+def marker_token(frame: bytes, marker: FiveTuple = MARKER) -> int | None:
+    """The token of a marker frame of the kind ``marker`` (None for any other frame)."""
+    if len(frame) < 50 or five_tuple_of(frame) != marker:
         return None
     return int.from_bytes(frame[42:50], "big")
 
@@ -194,6 +230,11 @@ class GatewayDriver:
             with self._barrier_cv:
                 self._barriers_seen.add(int.from_bytes(pkt.payload[14:22], "big"))
                 self._barrier_cv.notify_all()
+            return
+        if reason == PACKET_IN_DRAIN_MARKER:
+            token = marker_token(pkt.payload, DRAIN_MARKER)
+            if token is not None:
+                DRAIN_MARKERS.arrived(token)
             return
         if reason != PACKET_IN_SUSPENDED:
             return
@@ -319,6 +360,14 @@ class GatewayDriver:
         the NIC answers it from its ingress (docs/dataplane.md "Path markers")."""
         token = next(self._barrier_ids) | (id(self) & 0xFFFF) << 40
         self.conn.packet_out(marker_frame(token), mode=PACKET_OUT_DIRECT, egress_port=port)
+        return token
+
+    def send_drain_marker(self, port: int) -> int:
+        """Send a drain marker out of ``port`` (toward a NIC); returns its unpredictable token. It leaves
+        the NIC behind every packet queued there before it; the far gateway answers it and
+        ``DRAIN_MARKERS`` records its arrival (docs/dataplane.md "Drain markers")."""
+        token = secrets.randbits(63)
+        self.conn.packet_out(marker_frame(token, DRAIN_MARKER), mode=PACKET_OUT_DIRECT, egress_port=port)
         return token
 
     # ---- drain indexes --------------------------------------------------------------------------------

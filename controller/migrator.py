@@ -71,12 +71,16 @@ class Migrator:
 
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
                  barrier_timeout: float = 1.0, program_version: int = C.FLOWMIG_VERSION,
-                 drain_wait: float = 1.0, settle_timeout: float = 30.0, hooks: Sequence[StepHook] = ()) -> None:
+                 drain_wait: float = 1.0, settle_timeout: float = 30.0, hooks: Sequence[StepHook] = (),
+                 old_path_wait: float = 0.0) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
         self.barrier_timeout = barrier_timeout
         self.drain_wait = drain_wait  # lossless: wait for punted == replayed before set_nic_port
+        # > 0: the flip waits up to this long for the old paths to drain (no packet of the batch still
+        # queued there can then arrive behind the new path's); 0: switch at once (docs/lab.md)
+        self.old_path_wait = old_path_wait
         # a flow still draining in the background after an earlier migration is waited for this long
         # before it may move again
         self.settle_timeout = settle_timeout
@@ -140,7 +144,7 @@ class Migrator:
             self.history.append(rec)
             return rec
         if ctx.by_src:
-            plan = Plan(protocol_steps(ctx.lossless))
+            plan = Plan(protocol_steps(ctx.lossless, self.old_path_wait))
             plan.insert_before("load", extra)
         else:   # only the extra steps (e.g. a VM with no reference to move still moves)
             rec.reason = "nothing to move"
@@ -231,7 +235,7 @@ class Migrator:
         return MigrationContext(self.ctrl, rec, target, dict(by_src), {r.key: r.device for r in recs}, gw_tuples,
                                 program_version=self.program_version, quiesce_timeout=self.quiesce_timeout,
                                 quiesce_interval=self.quiesce_interval, barrier_timeout=self.barrier_timeout,
-                                drain_wait=self.drain_wait)
+                                drain_wait=self.drain_wait, old_path_wait=self.old_path_wait)
 
     # ---- restoring saved state (VM moves) ---------------------------------------------------------------
     def restore(self, records: Sequence[dict[str, Any]], target: str) -> list[tuple[FlowKey, int]]:

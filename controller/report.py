@@ -170,6 +170,10 @@ def summary_table(rep: dict[str, Any]) -> str:
         after = v.get("stall_after_fault_ms")
         rows.append((f"  {v['connection']}", f"longest stall {v['stall_ms']:.0f} ms"
                      + ("" if after is None else f" ({after:.0f} ms after the fault)")))
+    if "late_old_path_packets" in rep:
+        wait = rep.get("old_path_wait_ms") or 0
+        rows.append(("late on the old path", f"{rep['late_old_path_packets']} packets came out of an old NIC after "
+                     f"the new one had delivered ({'waited up to ' + format(wait, '.0f') + ' ms' if wait else 'switched at once'})"))
     for w, tot in rep.get("tcp_wire", {}).items():
         rows.append((f"TCP on the wire: {w.replace('_', ' ')}",
                      f"{tot['retransmitted']} retransmitted, {tot['out_of_order']} out-of-order segments"))

@@ -64,9 +64,35 @@ class MigrationRecord:
     packets_replayed: int = 0
     packets_late: int = 0         # punts that arrived after the flip (replayed behind new packets)
     moved: list[dict[str, Any]] = field(default_factory=list)
+    # the old paths: drain markers sent at the suspension (gateway DRAIN_MARKERS arrivals), and the
+    # optional bounded wait for them before the flip (``old_path_wait``)
+    old_path_wait_ms: float | None = None          # how long the flip waited (None: switched at once)
+    # per old path (gateway port toward an old NIC): the drain markers sent along it, first at the
+    # suspension, then again while waiting (a marker can be tail-dropped by the full queue it follows)
+    drain_tokens: list[list[int]] = field(default_factory=list, repr=False)
+    t_suspend_pc: float = field(default=0.0, repr=False)   # perf_counter of the suspension / the flip
+    t_flip_pc: float = field(default=0.0, repr=False)
+
+    def old_path(self) -> dict[str, float | None]:
+        """When the old paths were empty: ``drained_ms`` after the suspension (None: not all drain
+        markers back yet), and ``after_flip_ms``, how long after the flip (0: before it) — the time
+        during which packets queued on an old path could still arrive behind the new path's."""
+        from ..gateway import DRAIN_MARKERS
+        arrivals = [min((a for a in map(DRAIN_MARKERS.arrival, tokens) if a is not None), default=None)
+                    for tokens in self.drain_tokens]
+        if not arrivals or any(a is None for a in arrivals) or not self.t_suspend_pc:
+            return {"drained_ms": None, "after_flip_ms": None}   # no path, or a marker lost on the way
+        last = max(a for a in arrivals if a is not None)
+        after = max(0.0, last - self.t_flip_pc) * 1000 if self.t_flip_pc else None
+        return {"drained_ms": round((last - self.t_suspend_pc) * 1000, 3),
+                "after_flip_ms": None if after is None else round(after, 3)}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for k in ("drain_tokens", "t_suspend_pc", "t_flip_pc"):
+            d.pop(k)
+        d["old_path"] = self.old_path()
+        return d
 
     def summary(self) -> str:
         n = len(self.references)
@@ -95,9 +121,11 @@ class MigrationContext:
     quiesce_interval: float = 0.001
     barrier_timeout: float = 1.0
     drain_wait: float = 1.0
+    old_path_wait: float = 0.0    # > 0: the flip waits (bounded) for the old paths to drain
     # handed on by the steps
     t_suspend: float = 0.0                                # perf_counter when the suspension began
     tokens: list[tuple[str, int]] = field(default_factory=list)   # (old NIC, path-marker token)
+    drain_paths: list[tuple[str, int]] = field(default_factory=list)   # (gateway, port) per rec.drain_tokens
     counts: dict[str, list[int] | None] = field(default_factory=dict)
     saved: dict[str, list[FlowState]] = field(default_factory=dict)
     tagged: list[dict[str, Any]] = field(default_factory=list)     # the trusted buffer (HMAC-tagged)
@@ -192,7 +220,8 @@ class Plan:
         for step in self.steps:
             if not step.undoable and not committed:
                 committed = True
-                ctx.rec.downtime_ms = (time.perf_counter() - ctx.t_suspend) * 1000 if ctx.t_suspend else 0.0
+                ctx.rec.t_flip_pc = time.perf_counter()
+                ctx.rec.downtime_ms = (ctx.rec.t_flip_pc - ctx.t_suspend) * 1000 if ctx.t_suspend else 0.0
             if step.concurrent:
                 background.append((step, ctx.ctrl.fabric.submit(self._attempt, step, ctx, hooks)))
                 continue

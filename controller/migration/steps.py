@@ -10,6 +10,7 @@ each records what it changed before changing it, and its ``undo`` reverses exact
 - ``Save``     freezes the references on their source NICs (undo: RESUME them);
 - ``Validate`` nothing on the switches (the trusted buffer: serialized with the HMAC and read back);
 - ``Load``     slots and lookup entries on the target (undo: clear them, unplace);
+- ``OldPathWait`` (optional) the drain markers sent at the suspension are back: the old paths are empty;
 - ``Redirect`` gateways' entries flipped to the target, buffer replayed, punts passed through (undo:
                stop passing through, entries back to suspend_flow toward the old NIC);
 - ``Resume``   (lossless) drained flows settled to set_nic_port, the rest settled in the background;
@@ -28,7 +29,7 @@ from ..flowstate import FlowKey, FlowState
 from ..gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
 from .plan import MigrationContext, Step
 
-__all__ = ["Suspend", "Quiesce", "Save", "Validate", "Load", "Redirect", "Resume", "Release",
+__all__ = ["Suspend", "Quiesce", "Save", "Validate", "Load", "OldPathWait", "Redirect", "Resume", "Release",
            "protocol_steps", "load_states", "PROGRAM"]
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,11 @@ class Suspend(Step):
                                         "drain": drains.get(t, 0)})
                    for t, ks in ts.items()})
         for src in srcs:
-            ctx.tokens.append((src, drv.send_marker(drv.port_of(src))))
+            port = drv.port_of(src)
+            ctx.tokens.append((src, drv.send_marker(port)))
+            ctx.rec.drain_tokens.append([drv.send_drain_marker(port)])   # when the old path is empty
+            ctx.drain_paths.append((g, port))
+        ctx.rec.t_suspend_pc = ctx.t_suspend
 
     def undo(self, ctx: MigrationContext) -> None:
         # the entries say suspend_flow(mode, old port) (Redirect's undo put back any it flipped): the
@@ -204,6 +209,39 @@ class Load(Step):
         return {"step": self.name, "loaded": [[str(k), slot] for k, slot in self.loaded]}
 
 
+class OldPathWait(Step):
+    """Optional (``old_path_wait`` > 0): before the flip, wait until the drain markers sent at the
+    suspension are back from the far gateways — nothing of the batch is then still queued on an old
+    path, so no packet of it can arrive behind the new path's (a slow old queue: the `degrade`
+    scenario). Bounded: past ``old_path_wait`` the flip goes ahead. Changes nothing."""
+
+    name = "old_path"
+
+    RESEND_S = 0.025   # a marker tail-dropped by a full queue is followed by another (still behind R)
+
+    def do(self, ctx: MigrationContext) -> None:
+        from ..gateway import DRAIN_MARKERS
+        t0 = time.perf_counter()
+        deadline = t0 + ctx.old_path_wait
+        tokens = ctx.rec.drain_tokens
+        while True:
+            pending = [i for i, ts in enumerate(tokens) if all(DRAIN_MARKERS.arrival(t) is None for t in ts)]
+            left = deadline - time.perf_counter()
+            if not pending or left <= 0:
+                break
+            if DRAIN_MARKERS.wait([tokens[i][-1] for i in pending], min(left, self.RESEND_S)):
+                continue
+            for i in pending:   # the suspension holds R back: a marker sent now is still behind all of it
+                g, port = ctx.drain_paths[i]
+                tokens[i].append(ctx.ctrl.gateway(g).send_drain_marker(port))
+        if pending:
+            log.info("old paths not drained within %.0f ms: switching anyway", ctx.old_path_wait * 1000)
+        ctx.rec.old_path_wait_ms = round((time.perf_counter() - t0) * 1000, 3)
+
+    def undo(self, ctx: MigrationContext) -> None:
+        pass
+
+
 class Redirect(Step):
     """The gateways' entries point at the target. Lossless: ``forward_after_drain(target, drain)`` (the
     gateway keeps punting the flow while it has punted more than it has seen replayed); after the
@@ -318,9 +356,11 @@ class Release(Step):
         ctx.rec.reason = f"release failed (stale state left on the source): {exc}"
 
 
-def protocol_steps(lossless: bool) -> list[Step]:
+def protocol_steps(lossless: bool, old_path_wait: float = 0.0) -> list[Step]:
     """The protocol's steps for one migration (fresh objects: they record what they change)."""
     steps: list[Step] = [Suspend(), Quiesce(), Save(), Validate(), Load(), Redirect(), Release()]
+    if old_path_wait > 0:
+        steps.insert(5, OldPathWait())
     if lossless:
         steps.append(Resume())
     return steps

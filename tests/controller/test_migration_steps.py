@@ -9,25 +9,17 @@ import json
 import time
 
 import pytest
+from p4.v1 import p4runtime_pb2
+from test_migration_vfabric import Traffic, received, wait_learned  # the project's own: no skip
+from vfabric import VFabric
 
-try:
-    from test_migration_vfabric import Traffic, received, wait_learned
-    from vfabric import VFabric
-
-    import p4target.p4runtime.server  # noqa: F401
-    import p4target.switch.switch  # noqa: F401
-except ImportError as exc:
-    pytest.skip(f"embedded target not importable: {exc}", allow_module_level=True)
-
-from p4.v1 import p4runtime_pb2  # noqa: E402
-
-from controller import commands as C  # noqa: E402
-from controller.config import load_config  # noqa: E402
-from controller.gateway import MARKER  # noqa: E402
-from controller.migration import Plan, Step, protocol_steps  # noqa: E402
-from controller.migrator import Migrator  # noqa: E402
-from controller.nic import NicError  # noqa: E402
-from controller.runtime import Controller  # noqa: E402
+from controller import commands as C
+from controller.config import load_config
+from controller.gateway import MARKER
+from controller.migration import Plan, Step, protocol_steps
+from controller.migrator import Migrator
+from controller.nic import NicError
+from controller.runtime import Controller
 
 BASE = 41000
 UNDOABLE = ["suspend", "quiesce", "save", "validate", "load", "redirect"]
@@ -255,3 +247,42 @@ def test_vm_move_and_back(vf, ctrl, tmp_path):
     assert "load" in back["migration"]["steps_ms"] and back["migration"]["moved"]
     assert vf.attached["hostB"] == ("gwB", 1) and _route(ctrl, "gwB", ip) == ("route_to_port", {"port": 1})
     _check_delivery(vf, flows, tr)   # delivered through both moves: the routes followed the host
+
+
+@pytest.mark.parametrize("wait", [0.0, 1.0])
+def test_old_path_drain_markers(vf, ctrl, wait):
+    """Drain markers go down every old path at the suspension and come back from the far gateway.
+    Switching at once (wait 0): no old_path step, the record still learns when the old paths were
+    empty. With a bounded wait: the flip happens after they are back (after_flip_ms == 0)."""
+    flows = _flows(4)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    where = {r.key: r.device for r in recs}
+    target = _target_for(where)
+    movers = [k for k, d in where.items() if d != target]
+    record = Migrator(ctrl, old_path_wait=wait).migrate(movers, target)
+    assert record.outcome == "ok", record.summary()
+    assert ("old_path" in record.steps_ms) == (wait > 0)
+    assert record.drain_tokens and all(record.drain_tokens)
+    deadline = time.monotonic() + 2
+    while record.old_path()["drained_ms"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    old = record.to_dict()["old_path"]
+    assert old["drained_ms"] is not None and old["drained_ms"] > 0, old
+    if wait:
+        assert old["after_flip_ms"] == 0.0 and 0 <= record.old_path_wait_ms < 1000, (old, record.old_path_wait_ms)
+    else:
+        assert record.old_path_wait_ms is None
+    _check_delivery(vf, flows, tr)
+
+
+def test_marker_board_is_bounded_and_wakes_waiters():
+    from controller.gateway import MarkerBoard
+    board = MarkerBoard(keep=3)
+    for t in range(5):
+        board.arrived(t)
+    assert board.arrival(0) is None and board.arrival(4) is not None   # the oldest forgotten
+    assert not board.wait([99], 0.01)
+    import threading
+    threading.Timer(0.05, board.arrived, args=(99,)).start()
+    assert board.wait([4, 99], 2.0)

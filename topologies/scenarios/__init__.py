@@ -44,6 +44,8 @@ def _extra(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="flowmig run ... --", add_help=False)
     ap.add_argument("--interval", type=float, help="monitor sampling interval, seconds (default 0.1)")
     ap.add_argument("--run-dir", type=Path, help="where the lab config, app reports and logs go")
+    ap.add_argument("--old-path-wait", type=float, default=0.0, metavar="MS",
+                    help="migrations wait up to MS for the old path to drain before switching (default 0)")
     return ap.parse_args([a for a in argv if a != "--"])
 
 
@@ -74,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
           + (f" (--target {asked})" if asked != target else ""), flush=True)
     try:
         rep = run_scenario(sc, target, getattr(args, "report", None), getattr(args, "plot", None),
-                           run_dir=extra.run_dir, interval=extra.interval)
+                           run_dir=extra.run_dir, interval=extra.interval,
+                           old_path_wait=extra.old_path_wait / 1000)
     except KeyboardInterrupt:
         print("flowmig run: interrupted; the lab was torn down", file=sys.stderr)
         return 130

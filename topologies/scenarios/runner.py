@@ -32,6 +32,7 @@ from controller.runtime import Controller
 from topologies.apps import parse_report
 from topologies.description import Topology, from_dict, load
 from topologies.network import Lab, LabOptions
+from topologies.scenarios.capture import PathCapture, late_old_path
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ class ScenarioRun:
     """One execution of a scenario; ``execute()`` returns the report (the lab is gone afterwards)."""
 
     def __init__(self, sc: Scenario, target: str = "embedded", run_dir: Path | None = None,
-                 out: TextIO | None = None, interval: float | None = None) -> None:
+                 out: TextIO | None = None, interval: float | None = None, old_path_wait: float = 0.0) -> None:
         self.sc = sc
+        self.old_path_wait = old_path_wait
+        self.capture: PathCapture | None = None
         self.target = target
         self.run_dir = Path(run_dir or Path("out") / f"scenario-{sc.name}").resolve()
         self.out = out or sys.stdout
@@ -147,7 +150,7 @@ class ScenarioRun:
         cfg.log_dir = str(self.run_dir / "logs")
         self.ctrl = Controller(cfg, hosts=cfg.hosts)
         self.ctrl.start()
-        self.migrator = Migrator(self.ctrl)
+        self.migrator = Migrator(self.ctrl, old_path_wait=self.old_path_wait)
         if sc.steer:
             self.steer(sc.steer)
             self.say(f"[setup] new flows steered onto {sc.steer}")
@@ -159,6 +162,8 @@ class ScenarioRun:
             f"downtime {r.migration['downtime_ms']:.1f} ms")
         self.monitor.start()
         self.engine.start()
+        self.capture = PathCapture.for_lab(lab, self.run_dir)
+        self.capture.start()
         self._start_traffic(lab)
         fault: dict[str, Any] | None = None
         end = self.t0 + sc.duration
@@ -189,6 +194,7 @@ class ScenarioRun:
         self.engine.stop()           # the streams end now: closing connections are not degradations
         self.monitor.stop()
         self._wait_apps()
+        self.capture.stop()
         return self._report(fault, t_end)
 
     def _phase(self, now: float, fault: dict[str, Any] | None) -> str:
@@ -287,6 +293,8 @@ class ScenarioRun:
                 p.wait(timeout=5)
 
     def _teardown(self) -> None:
+        if self.capture is not None:
+            self.capture.stop()
         for _, p in self.procs:
             if p.poll() is None:
                 p.kill()
@@ -326,6 +334,12 @@ class ScenarioRun:
                                               "sample_ms_p50": _p50(self.monitor.sample_ms)},
                                   "placement_end": placement, "nic_drops": nic_drops,
                                   "timeline": self.monitor.history})
+        # what the wire saw of the old paths: packets out of an old NIC after the new one delivered
+        late = late_old_path(self.capture.arrivals(), [m["migration"] for m in migrations]) \
+            if self.capture is not None else {}
+        rep["late_old_path"] = late
+        rep["late_old_path_packets"] = sum(late.values())
+        rep["old_path_wait_ms"] = self.old_path_wait * 1000
         rep["checks"] = self._checks(rep)
         rep["passed"] = all(ok for ok, _ in rep["checks"].values())
         return rep
@@ -400,7 +414,8 @@ def _p50(v: list[float]) -> float | None:
 
 def run_scenario(sc: Scenario, target: str = "embedded", report: str | Path | None = None,
                  plot_path: str | Path | None = None, out: TextIO | None = None,
-                 run_dir: Path | None = None, interval: float | None = None) -> dict[str, Any]:
+                 run_dir: Path | None = None, interval: float | None = None,
+                 old_path_wait: float = 0.0) -> dict[str, Any]:
     """Run ``sc`` end to end, write the report/plot, print the summary; returns the report."""
     prev = signal.getsignal(signal.SIGTERM)
 
@@ -411,7 +426,7 @@ def run_scenario(sc: Scenario, target: str = "embedded", report: str | Path | No
     except ValueError:            # not the main thread: the caller handles signals
         prev = None
     try:
-        run = ScenarioRun(sc, target, run_dir, out, interval)
+        run = ScenarioRun(sc, target, run_dir, out, interval, old_path_wait)
         rep = run.execute()
     finally:
         if prev is not None:
