@@ -13,15 +13,14 @@ import time
 
 import grpc
 import pytest
+from cryptography import x509  # a dev dependency: missing, it fails (never skips)
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 from p4rt_real import ROOT, SwitchProcess, flow_nic, free_port
 
 from controller.p4rt import SwitchConnection, SwitchOptions
-
-x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import NameOID  # noqa: E402
 
 
 def _cert(name: str, key, issuer=None, issuer_key=None, ca: bool = False):
