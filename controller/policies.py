@@ -136,7 +136,7 @@ class LoadBalance(Policy):
 
     def __init__(self, tolerance: float = 0.2, k: int = 3, window: int = 5) -> None:
         self.tolerance = tolerance
-        self.k = k                   # consecutive evaluations a device must be failing
+        self.k = k                   # consecutive evaluations a device must be failing (1 once degraded)
         self.window = window         # samples averaged for the carried rate
         self.failing: dict[str, int] = {}
         self.capacity: dict[str, float] = {}   # what a failing device showed it can carry (bit/s)
@@ -162,6 +162,7 @@ class LoadBalance(Policy):
                     demand.setdefault(d, {})[r.key] = base
         out: list[Decision] = []
         planned: dict[str, float] = {}
+        degraded = mon.degraded_devices()
         for d in sorted(demand):
             want = sum(demand[d].values())
             got = sum(v for ref, v in carried.get(d, {}).items())
@@ -169,7 +170,10 @@ class LoadBalance(Policy):
                 self.failing[d] = 0
                 continue
             self.failing[d] = self.failing.get(d, 0) + 1
-            if self.failing[d] < self.k:
+            # k failing evaluations in a row — unless the monitor has already found the device degraded
+            # (its own K-sample hysteresis): then the first failing evaluation acts, so the streams
+            # stuck behind the device are not left stalling for k more evaluations
+            if self.failing[d] < self.k and d not in degraded:
                 continue
             self.failing[d] = 0
             # what it can carry: the lowest per-sample total of the window (the window may straddle the fault)
