@@ -28,6 +28,7 @@ PACKET_IN_DRAIN_MARKER = 4
 MARKER_DST_ADDR = 0x00000002
 MARKER_PORT = 0xFA1B
 MARKER_DRAIN_PORT = 0xFA1C
+DROP_FORGED_MARKER = 9           # gateway drops: a marker-addressed packet from a port (not ours)
 
 # ---- flowmig commands ----------------------------------------------------------------------------------
 FLOWMIG_VERSION = 1

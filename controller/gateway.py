@@ -358,7 +358,7 @@ class GatewayDriver:
         """Send a path marker out of ``port`` (toward a NIC); returns its token, for ``wait_marker`` at
         that NIC's driver. It follows the data packets already sent that way (FIFO along the link), and
         the NIC answers it from its ingress (docs/dataplane.md "Path markers")."""
-        token = next(self._barrier_ids) | (id(self) & 0xFFFF) << 40
+        token = secrets.randbits(63)   # unpredictable: a forged marker cannot complete a quiesce
         self.conn.packet_out(marker_frame(token), mode=PACKET_OUT_DIRECT, egress_port=port)
         return token
 

@@ -27,7 +27,7 @@ from . import commands as C
 from . import dataplane as D
 from .commands import Command, CommandChannel, CommandError
 from .flowstate import FlowKey, FlowState
-from .gateway import PACKET_IN_PATH_MARKER, marker_token
+from .gateway import PACKET_IN_PATH_MARKER, MarkerBoard, marker_token
 from .p4rt.connection import PacketIn, SwitchConnection
 from .p4rt.errors import P4RuntimeError
 from .p4rt.registers import RegisterAccess
@@ -117,8 +117,8 @@ class NicDriver:
         self._alloc_lock = threading.Lock()
         self._reserved: set[int] = set()
         self.placed: dict[FlowKey, int] = {}  # flow_slots entries this controller inserted
-        self._marker_cv = threading.Condition()
-        self._markers_seen: set[int] = set()
+        # path markers back from this NIC (token -> arrival), bounded: forged or late ones age out
+        self.markers = MarkerBoard()
         self._unsub_markers = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -131,17 +131,12 @@ class NicDriver:
             return
         token = marker_token(pkt.payload)
         if token is not None:
-            with self._marker_cv:
-                self._markers_seen.add(token)
-                self._marker_cv.notify_all()
+            self.markers.arrived(token)
 
     def wait_marker(self, token: int, timeout: float) -> bool:
         """Wait until the path marker ``token`` (sent by a gateway toward this NIC) reached the NIC's
         ingress: every packet sent ahead of it on that link has then updated its flow's state."""
-        with self._marker_cv:
-            ok = self._marker_cv.wait_for(lambda: token in self._markers_seen, timeout)
-            self._markers_seen.discard(token)
-        return ok
+        return self.markers.wait([token], timeout)
 
     def _reg_name(self, short: str) -> str:
         for name in self.helper.names("register"):

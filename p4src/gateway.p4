@@ -5,7 +5,8 @@
  * hash, holds the per-flow forwarding entries that migration rewrites, suspends flows (punt to the
  * controller or drop), forwards the controller's replayed packets and, at the lossless flip, keeps a
  * flow's new packets behind its outstanding punts (forward_after_drain, per-flow drain registers), and
- * answers the drain markers that come out of the NICs.
+ * answers the drain markers that come out of the NICs. Any other packet to the marker address
+ * (0.0.0.2) from a port is a forged path marker: dropped and counted (DROP_FORGED_MARKER).
  * Everything is in include/; this file only wires it together. Contract with the controller:
  * docs/dataplane.md.
  */
@@ -39,10 +40,17 @@ control GatewayIngress(inout headers_t hdr,
             meta.drop = true;
             meta.drop_reason = DROP_BAD_PACKET_OUT;
         } else if (!meta.sent_direct && !meta.drop) {
-            if (hdr.udp.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR
-                    && hdr.udp.dst_port == MARKER_DRAIN_PORT) {
-                // a drain marker out of a NIC: every packet queued on that path ahead of it is through
-                cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_DRAIN_MARKER, std);
+            if (hdr.ipv4.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR) {
+                if (hdr.udp.isValid() && hdr.udp.dst_port == MARKER_DRAIN_PORT) {
+                    // a drain marker out of a NIC: every packet queued on that path ahead of it is
+                    // through
+                    cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_DRAIN_MARKER, std);
+                } else {
+                    // Path markers toward the NICs are the controller's PacketOuts (DIRECT, never
+                    // here); a marker-addressed packet from a port is forged: never forwarded
+                    meta.drop = true;
+                    meta.drop_reason = DROP_FORGED_MARKER;
+                }
             } else if (hdr.ipv4.isValid()) {
                 flow_key.apply(hdr, meta);
                 gateway_forwarding.apply(hdr, meta, std);

@@ -134,7 +134,10 @@ const bit<32> DROP_NO_ROUTE              = 5;   // gateway: no ipv4_routes entry
 const bit<32> DROP_NO_NIC                = 6;   // gateway: nic_group has no entry for the hash index
 const bit<32> DROP_SUSPENDED             = 7;   // gateway: flow suspended in drop mode
 const bit<32> DROP_BAD_PACKET_OUT        = 8;   // unknown packet_out mode / command on a gateway
-const bit<32> DROP_REASONS               = 9;
+const bit<32> DROP_FORGED_MARKER         = 9;   // gateway: a packet to MARKER_DST_ADDR from a data port
+                                                // (only the controller sends path markers; drain markers
+                                                // alone come in from ports, and go to the controller)
+const bit<32> DROP_REASONS               = 10;
 
 // NIC tracking events (index into the NIC's `flow_events` counter).
 const bit<32> EVENT_LEARNED             = 0;   // new reference given a slot

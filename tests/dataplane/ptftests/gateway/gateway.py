@@ -18,6 +18,8 @@ from scapy.packet import Raw
 GF = "GatewayIngress.gateway_forwarding."
 DROPS = "GatewayIngress.drop_accounting.drops"
 DROP_NOT_IPV4, DROP_NO_ROUTE, DROP_NO_NIC, DROP_SUSPENDED, DROP_BAD_PACKET_OUT = 0, 5, 6, 7, 8
+DROP_FORGED_MARKER = 9
+PACKET_IN_DRAIN_MARKER = 4
 SUSPEND_PUNT, SUSPEND_DROP = 1, 2
 PACKET_IN_SUSPENDED = 2
 NIC_PORTS = [1, 2, 3]
@@ -238,6 +240,40 @@ class DrainMarkerTest(GatewayTest):
         self.verify_packet_in(marker, {"ingress_port": 2, "reason": 4})
         verify_no_other_packets(self, timeout=0.3)
         self.assertEqual(self.drops(DROP_NO_ROUTE), 0)
+
+
+class ForgedMarkerTest(GatewayTest):
+    """Only the controller sends path markers toward the NICs (PacketOut DIRECT): a packet to the marker
+    address 0.0.0.2 from a port, host- or NIC-facing, is dropped and counted (DROP_FORGED_MARKER), even
+    with a route that would carry 0.0.0.2 to the NICs; nothing reaches the controller. A drain marker from
+    a NIC-facing port still does, and the controller's own path marker still leaves."""
+
+    @staticmethod
+    def marker(dport: int = 0xFA1B, token: int = 0x1234):
+        return (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
+                IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=dport, dport=dport) /
+                Raw(struct.pack("!Q", token)))
+
+    @autocleanup
+    def runTest(self):
+        self.insert_table_entry(GF + "ipv4_routes", {"dst_addr": ("0.0.0.0", 8)}, GF + "route_via_nics",
+                                {"group_size": 3})
+        forged = [self.marker(), self.marker(dport=5001),
+                  Ether(src=A_MAC, dst=B_MAC) / IP(src="10.0.0.1", dst="0.0.0.2") / TCP(sport=1, dport=0xFA1B)]
+        for port in (0, 2):                      # host-facing, NIC-facing
+            for p in forged:
+                send_packet(self, port, p)
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged))
+        drain = self.marker(dport=0xFA1C)
+        send_packet(self, 3, drain)
+        self.verify_packet_in(drain, {"ingress_port": 3, "reason": PACKET_IN_DRAIN_MARKER})
+        own = self.marker(token=0x77)
+        self.packet_out(own, mode=0, egress_port=1)
+        verify_packet(self, own, 1)
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged))
 
 
 class SuspendDropTest(GatewayTest):
