@@ -76,6 +76,9 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     ap.add_argument("--election-id", default="0,110", metavar="HIGH,LOW",
                     help="P4Runtime election id (default 0,110: above a long-running controller's 0,100, "
                          "which becomes primary again when this command exits)")
+    ap.add_argument("--idle-timeout", type=_seconds, metavar="S",
+                    help="set every NIC's idle timeout first: a reference idle for S seconds gives its slot up "
+                         "to a new one (the program's default: 300)")
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
@@ -84,6 +87,9 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=0.5, help="rate sampling interval, seconds (0: no rates)")
     p.add_argument("--wait", type=float, default=0.0, help="also collect digests for this many seconds")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=_count, default=200, metavar="N",
+                   help="list at most N references (default 200; each NIC's slot use is always shown)")
+    p.add_argument("--all", action="store_true", help="list every reference")
 
     p = sub.add_parser("migrate", help="move references (state and forwarding) to another NIC")
     p.add_argument("references", nargs="*", metavar="REF", help="tcp:A:P-B:Q, udp:A:P-B:Q or roce:A[:P]-B[:Q]:qpN")
@@ -146,6 +152,8 @@ def _controller(args: argparse.Namespace, only: list[str] | None = None) -> Cont
         cfg.switch(n)
     ctrl = Controller(cfg, hosts=cfg.hosts, connect_timeout=args.timeout)
     ctrl.start(only)
+    if getattr(args, "idle_timeout", None) is not None:
+        ctrl.set_idle_timeout(args.idle_timeout)
     ctrl.scan()
     return ctrl
 
@@ -179,40 +187,79 @@ def _rate(bps: float) -> str:
 
 # ---- subcommands -----------------------------------------------------------------------------------------
 def cmd_flows(args: argparse.Namespace) -> int:
-    from .stats import flow_sample
+    """Each NIC's slot use (FULL / NEAR FULL), then the first ``--limit`` references (by device, slot)
+    with their rate and state: only the listed ones are read, so 10k references print in a blink."""
     with _controller(args) as ctrl:
         if args.device:
             ctrl.nic(args.device)
         if args.wait:
             time.sleep(args.wait)
         nics = [args.device] if args.device else sorted(ctrl.nics)
-        first = {n: flow_sample(ctrl, n) for n in nics}
-        t0 = time.monotonic()
+        use = [ctrl.slot_use(n) for n in nics]
+        recs = [r for n in nics for r in ctrl.inventory.on_device(n)]
+        shown = recs if args.all else recs[:args.limit]
+        by_nic: dict[str, list[Any]] = {}
+        for r in shown:
+            by_nic.setdefault(r.device, []).append(r)
+
+        def save() -> dict[Any, C.Command]:
+            return {r.key: rep for n, rs in by_nic.items()
+                    for r, rep in zip(rs, ctrl.nic(n).run(C.SAVE, [(r.key, r.slot) for r in rs]), strict=True)}
+
+        replies = save()
         rates: dict[Any, tuple[float, float]] = {}
-        if args.interval > 0:
+        if args.interval > 0 and shown:
+            t0 = time.monotonic()
             time.sleep(args.interval)
+            first, replies = replies, save()
             dt = time.monotonic() - t0
-            for n in nics:
-                for k, (p, b) in flow_sample(ctrl, n).items():
-                    p0, b0 = first[n].get(k, (p, b))
-                    rates[k] = ((p - p0) / dt, 8 * (b - b0) / dt)
+            for k, rep in replies.items():
+                p0 = first[k]
+                if rep.status == C.STATUS_OK and p0.status == C.STATUS_OK:
+                    rates[k] = (max(0, rep.packets - p0.packets) / dt, 8 * max(0, rep.bytes - p0.bytes) / dt)
         rows, out = [], []
-        for n in nics:
-            recs = ctrl.inventory.on_device(n)
-            replies = ctrl.nic(n).run(C.SAVE, [(r.key, r.slot) for r in recs]) if recs else []
-            for r, rep in zip(recs, replies, strict=True):
-                pps, bps = rates.get(r.key, (0.0, 0.0))
-                summary = _state_summary(rep)
-                rows.append([r.reference(), n, str(r.slot), str(rep.packets), f"{pps:.0f}", _rate(bps), summary])
-                out.append({"reference": r.reference(), "device": n, "slot": r.slot, "packets": rep.packets,
-                            "bytes": rep.bytes, "pps": pps, "bps": bps, "state": summary})
+        for r in shown:
+            rep = replies[r.key]
+            pps, bps = rates.get(r.key, (0.0, 0.0))
+            summary = _state_summary(rep)
+            rows.append([r.reference(), r.device, str(r.slot), str(rep.packets), f"{pps:.0f}", _rate(bps), summary])
+            out.append({"reference": r.reference(), "device": r.device, "slot": r.slot, "packets": rep.packets,
+                        "bytes": rep.bytes, "pps": pps, "bps": bps, "state": summary})
         if args.json:
-            print(json.dumps(out, indent=2))
-        elif rows:
+            print(json.dumps({"nics": {u.device: {"used": u.used, "total": u.total, "free": u.free, "full": u.full,
+                                                   "near_full": u.near_full} for u in use},
+                              "total": len(recs), "shown": len(out), "flows": out}, indent=2))
+            return 0
+        for u in use:
+            print(u)
+        print()
+        if rows:
             print(_table(rows, ["REFERENCE", "DEVICE", "SLOT", "PACKETS", "PPS", "BPS", "STATE"]))
+            if len(rows) < len(recs):
+                print(f"... {len(rows)} of {len(recs)} references shown (--limit N, --all)")
         else:
             print("no references tracked" + (f" on {args.device}" if args.device else ""))
     return 0
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return v
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 < v < 8.9e6:   # the data plane holds microseconds in 48 bits
+        raise argparse.ArgumentTypeError(f"must be positive seconds (under 8.9e6): {text!r}")
+    return v
 
 
 def _ms(text: str) -> float:

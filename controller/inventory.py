@@ -3,6 +3,10 @@
 Owns ``Inventory``, fed by the NICs' digests (a new reference got a slot), by explicit reads of a
 device's slots (``controller.nic.NicDriver.scan``) and by the migrator (a reference moved). It is
 thread-safe: digests arrive on the P4Runtime receiver threads.
+
+A slot holds one reference: when a reference is learned at a slot of a device that the inventory
+holds under another key, that one is gone (the NIC aged it out, or replaced it: docs/dataplane.md
+"Aging") and is forgotten (``evicted`` counts them).
 """
 
 from __future__ import annotations
@@ -13,7 +17,39 @@ from dataclasses import dataclass, field
 
 from .flowstate import FlowKey
 
-__all__ = ["FlowRecord", "Inventory", "UnknownFlow"]
+__all__ = ["FlowRecord", "Inventory", "SlotUse", "UnknownFlow", "NEAR_FULL"]
+
+NEAR_FULL = 0.95   # a NIC above this share of used slots is reported "near full"
+
+
+@dataclass(frozen=True)
+class SlotUse:
+    """A NIC's flow table occupancy as the inventory knows it (references learned or scanned)."""
+
+    device: str
+    used: int
+    total: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.total - self.used)
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.total
+
+    @property
+    def near_full(self) -> bool:
+        return self.used > NEAR_FULL * self.total
+
+    def label(self) -> str:
+        """"FULL", "NEAR FULL" or "" (for tables and logs)."""
+        return "FULL" if self.full else "NEAR FULL" if self.near_full else ""
+
+    def __str__(self) -> str:
+        pct = 100.0 * self.used / self.total if self.total else 0.0
+        tail = f"  {self.label()}" if self.label() else ""
+        return f"{self.device}: {self.used}/{self.total} slots used ({pct:.1f} %), {self.free} free{tail}"
 
 
 class UnknownFlow(KeyError):
@@ -57,6 +93,19 @@ class Inventory:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flows: dict[FlowKey, FlowRecord] = {}
+        self._at: dict[tuple[str, int], FlowKey] = {}   # (device, slot) -> the key living there
+        self._count: dict[str, int] = {}                # device -> len of its slots in _at
+        self.evicted = 0
+
+    def _put(self, device: str, slot: int, key: FlowKey) -> None:
+        if (device, slot) not in self._at:
+            self._count[device] = self._count.get(device, 0) + 1
+        self._at[(device, slot)] = key
+
+    def _drop(self, device: str, slot: int, key: FlowKey) -> None:
+        if self._at.get((device, slot)) == key:
+            del self._at[(device, slot)]
+            self._count[device] -= 1
 
     def learn(self, key: FlowKey, device: str, slot: int, udp_ports: tuple[int, int] | None = None) -> FlowRecord:
         """Record that ``key`` lives on ``device`` at ``slot`` (idempotent). ``udp_ports``, when given
@@ -66,11 +115,17 @@ class Inventory:
             udp_ports = (key.src_port, key.dst_port)
         key = _ikey(key)
         with self._lock:
+            old = self._at.get((device, slot))
+            if old is not None and old != key:   # the slot's former reference aged out / was replaced
+                self._flows.pop(old, None)
+                self.evicted += 1
             rec = self._flows.get(key)
             if rec is None:
                 rec = self._flows[key] = FlowRecord(key, device, slot)
             else:
+                self._drop(rec.device, rec.slot, key)
                 rec.device, rec.slot, rec.updated = device, slot, time.time()
+            self._put(device, slot, key)
             if udp_ports is not None:
                 rec.udp_ports = udp_ports
             return rec
@@ -91,8 +146,11 @@ class Inventory:
         rec.migrations += 1
 
     def forget(self, key: FlowKey) -> None:
+        key = _ikey(key)
         with self._lock:
-            self._flows.pop(_ikey(key), None)
+            rec = self._flows.pop(key, None)
+            if rec is not None:
+                self._drop(rec.device, rec.slot, key)
 
 
     def get(self, key: FlowKey) -> FlowRecord:
@@ -110,10 +168,15 @@ class Inventory:
         with self._lock:
             return sorted((r for r in self._flows.values() if r.device == device), key=lambda r: r.slot)
 
+    def count_on(self, device: str) -> int:
+        """How many references ``device`` is known to hold (its used slots)."""
+        with self._lock:
+            return self._count.get(device, 0)
+
     def slots_on(self, device: str) -> set[int]:
         """The slots of ``device`` known to hold a reference (no sorting: the migrator's load plan)."""
         with self._lock:
-            return {r.slot for r in self._flows.values() if r.device == device}
+            return {s for d, s in self._at if d == device}
 
 
     def all(self) -> list[FlowRecord]:

@@ -10,7 +10,7 @@ to one target NIC, following docs/design.md "The migration protocol":
 2. quiesce  — a path marker behind the reference's packets comes back from each old NIC (else the
               source NICs' per-reference packet counters are sampled until stable, bounded);
 3. save     — SUSPEND commands (or register reads) freeze and return each reference's state; the
-              FlowStates are serialized with their HMAC and validated back (``validate``: the trusted
+              FlowStates are tagged with their HMAC and checked for the target (``validate``: the trusted
               buffer, ``last_states``);
 4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
               Write) and the target's ``flow_slots`` lookup entries written (one Write);
@@ -204,6 +204,10 @@ class Migrator:
         rec = MigrationRecord(next(self._ids), [str(r.key) for r in recs], target, mode,
                               path=tnic.path_for(len(recs)), started=time.time())
         recs = [r for r in recs if r.device != target]
+        use = self.ctrl.slot_use(target)
+        if len(recs) > use.free:   # from the target's known slots: refuse before anything is suspended
+            raise MigrationError(f"{target} has {use.free} free slot(s) of {use.total}, {len(recs)} needed "
+                                 f"({use.used} used{', FULL' if use.full else ''})")
         by_src: dict[str, list[tuple[FlowKey, int]]] = defaultdict(list)
         for r in recs:
             self.ctrl.nic(r.device)

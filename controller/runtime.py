@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import ControllerConfig, SwitchConfig
 from .flowstate import FlowKey
 from .gateway import MARKER, GatewayDriver
-from .inventory import Inventory
+from .inventory import Inventory, SlotUse
 from .nic import NicDriver
 from .p4rt.connection import DigestList
 from .p4rt.errors import P4RuntimeError
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LEARN_DIGEST = "flow_learn_digest_t"
 LEARN_EVENT_NEW = 1
 KINDS = {1: "tcp", 2: "udp", 3: "roce"}
+AGING_TABLE, AGING_ACTION = "flow_aging", "set_idle_timeout"
 MARKER_KEYS = {FlowKey("udp", MARKER.src, MARKER.dst, MARKER.sport, MARKER.dport).canonical()}
 
 
@@ -120,6 +121,21 @@ class Controller:
             r.close()
         self.fabric.close()
 
+    def set_idle_timeout(self, seconds: float, nics: list[str] | None = None) -> None:
+        """How long an idle reference keeps its NIC slot against a new one (docs/dataplane.md "Aging"):
+        writes ``flow_aging``'s default entry ``set_idle_timeout(idle_us)`` on every NIC (or ``nics``).
+        The program's default is 5 minutes. ValueError for a timeout that is not positive or too big."""
+        idle_us = round(seconds * 1e6)
+        if not 0 < idle_us < 1 << 48:
+            raise ValueError(f"idle timeout must be positive and under {(1 << 48) // 10**6} s, not {seconds!r}")
+        for name in nics or sorted(self.nics):
+            conn = self.fabric[self.nic(name).name]
+            if conn.helper is None or not conn.helper.has("table", AGING_TABLE):
+                raise ControllerError(f"{name}: its program has no {AGING_TABLE} table (no aging)")
+            conn.modify([conn.helper.table_entry(AGING_TABLE, action=AGING_ACTION, params={"idle_us": idle_us},
+                                                 is_default=True)])
+            log.info("%s: idle timeout %.3f s", name, seconds)
+
     # ---- inventory ---------------------------------------------------------------------------------
     def _on_digest(self, dl: DigestList) -> None:
         for m in dl.members:
@@ -140,7 +156,8 @@ class Controller:
                 log.info("%s: ignoring re-learn of migrated %s (lives on %s)", dl.switch, key, known.device)
                 continue
             # RoCE: the NIC key has no ports; the digest carries the QP's UDP ports (per-QP source
-            # port, dest 4791), which the gateways' exact 5-tuple entries need
+            # port, dest 4791), which the gateways' exact 5-tuple entries need. A slot the inventory
+            # holds under another key was aged out (or replaced): learn() forgets that one.
             ports = (m.get("l4_src_port", 0), m.get("l4_dst_port", 0)) if kind == "roce" else None
             self.inventory.learn(key, dl.switch, m["slot"], ports if ports and ports[1] else None)
 
@@ -172,6 +189,10 @@ class Controller:
                 for rec in portless:
                     rec.udp_ports = ports.get(rec.slot, rec.udp_ports)
         return found
+
+    def slot_use(self, nic: str) -> SlotUse:
+        """``nic``'s flow table occupancy: the slots the inventory knows taken, of the NIC's slots."""
+        return SlotUse(nic, self.inventory.count_on(nic), self.nic(nic).slots)
 
     # ---- lookups -----------------------------------------------------------------------------------
     def nic(self, name: str) -> NicDriver:

@@ -209,7 +209,7 @@ def test_cli_flows_monitor_migrate(vf, ctrl, tmp_path, capsys):
     recs = wait_learned(ctrl, flows)
     capsys.readouterr()
     assert main(["--config", cfg, "flows", "--interval", "0.3", "--json"]) == 0
-    listed = {r["reference"]: r for r in _json.loads(capsys.readouterr().out)}
+    listed = {r["reference"]: r for r in _json.loads(capsys.readouterr().out)["flows"]}
     ref = str(recs[0].key)
     assert ref in listed and listed[ref]["device"] in ("nic1", "nic2", "nic3")
     assert listed[ref]["pps"] > 0
