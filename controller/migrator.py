@@ -44,6 +44,7 @@ from .gateway import FiveTuple
 from .inventory import UnknownFlow
 from .migration.plan import MigrationContext, MigrationRecord, Plan, Step, StepHook
 from .migration.steps import PROGRAM, load_states, protocol_steps
+from .nic import gateway_hash
 from .runtime import Controller, ControllerError
 
 __all__ = ["Migrator", "MigrationRecord", "MigrationError", "MODES"]
@@ -242,15 +243,56 @@ class Migrator:
                                 drain_wait=self.drain_wait, old_path_wait=self.old_path_wait)
 
     # ---- restoring saved state (VM moves) ---------------------------------------------------------------
-    def restore(self, records: Sequence[dict[str, Any]], target: str) -> list[tuple[FlowKey, int]]:
-        """Validate tagged FlowState records (all or nothing) and load them on ``target``."""
+    def sent_to(self, key: FlowKey, udp_ports: tuple[int, int] | None = None) -> dict[str, str]:
+        """{gateway: NIC} where each gateway carrying ``key`` from its hosts sends its packets now: its
+        ``flow_forwarding`` entry's port, else the ``nic_group`` hash (gateway_forwarding.p4)."""
+        out: dict[str, str] = {}
+        for g, drv in self.ctrl.gateways.items():
+            try:
+                tuples = drv.tuples_for(key, udp_ports)
+            except ValueError as exc:
+                raise MigrationError(f"cannot place {key}: {exc}") from None
+            if not tuples:
+                continue
+            by_port = {p: n for n, p in drv.nic_ports.items()}
+            entry = drv.entries.get(tuples[0])
+            if entry is not None and "port" in entry[1]:
+                out[g] = by_port.get(entry[1]["port"], f"port {entry[1]['port']}")
+            elif drv.nic_ports:
+                out[g] = list(drv.nic_ports)[gateway_hash(key) % len(drv.nic_ports)]
+        return out
+
+    def restore(self, records: Sequence[dict[str, Any]], target: str,
+                routes_follow: bool = False) -> list[tuple[FlowKey, int]]:
+        """Validate tagged FlowState records (all or nothing) and load them on ``target``.
+
+        Refused (MigrationError, nothing loaded): a record that does not validate, a reference that
+        appears twice, and a reference the gateways send to another NIC than ``target`` (its state
+        would sit where none of its packets go) unless ``routes_follow`` — the caller rewrites the
+        gateways' routes afterwards (a VM move)."""
         key = self.ctrl.config.hmac_key
         try:
             states = [FlowState.from_dict(d, key, program=PROGRAM, program_version=self.program_version)
                       for d in records]
         except FlowStateError as exc:
             raise MigrationError(f"refusing saved state: {exc}") from None
-        items = load_states(self.ctrl, self.ctrl.nic(target), states)
+        tnic = self.ctrl.nic(target)
+        seen: set[FlowKey] = set()
+        for fs in states:
+            k = fs.key.canonical()
+            if k in seen:
+                raise MigrationError(f"refusing saved state: {fs.key} appears more than once")
+            seen.add(k)
+        if not routes_follow:
+            for fs in states:
+                rec = self.ctrl.inventory.find(fs.key)
+                wrong = {g: n for g, n in self.sent_to(fs.key, rec.udp_ports if rec else None).items()
+                         if n != target}
+                if wrong:
+                    g, n = next(iter(wrong.items()))
+                    raise MigrationError(f"refusing to restore {fs.key} on {target}: gateway {g} sends it to {n} "
+                                         f"(restore it there, or migrate the flow to {target} instead)")
+        items = load_states(self.ctrl, tnic, states)
         for k, s in items:
             self.ctrl.inventory.learn(k, target, s)
         return items

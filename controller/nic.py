@@ -486,6 +486,15 @@ def _hash_input(c: Command, names: Sequence[str]) -> bytes:
     return v.to_bytes((bits + 7) // 8, "big")
 
 
+GATEWAY_HASH_FIELDS = ("key_addr_lo", "key_addr_hi", "key_port_lo", "key_port_hi", "key_proto", "key_qpn")
+
+
+def gateway_hash(key: FlowKey) -> int:
+    """The crc16 a gateway's ``route_via_nics`` computes for ``key`` (gateway_forwarding.p4); the
+    ``nic_group`` index is it modulo the group size."""
+    return _crc16_arc(_hash_input(Command.for_key(C.NOP, key.canonical(), 0), GATEWAY_HASH_FIELDS))
+
+
 def _crc16_arc(data: bytes) -> int:
     """CRC-16/ARC (poly 0x8005 reflected, init 0): BMv2's ``crc16``."""
     crc = 0
