@@ -77,7 +77,7 @@ class Event:
     """A degradation (or recovery) of one signal of one subject."""
 
     t: float                         # wall clock (time.time())
-    kind: str                        # "degraded" | "recovered"
+    kind: str                        # "degraded" | "recovered"; "full" | "freed" (NIC slots)
     device: str                      # the device the subject lives on
     subject: str                     # "port:N" | "flow:<reference>"
     signal: str                      # "bandwidth" | "message_rate" | "latency" | "link"
@@ -391,6 +391,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.sample_ms: list[float] = []
+        self.full_nics: set[str] = set()   # NICs above NEAR_FULL of their slots (new references untracked)
 
     # ---- life cycle --------------------------------------------------------------------------------
     def start(self) -> Monitor:
@@ -424,6 +425,7 @@ class Monitor:
                     self.ctrl.scan()      # references the digests may have missed (register path)
                     last_scan = time.monotonic()
                 self.observe(self.sampler.sample())
+                self.check_slots()
             except Exception:  # noqa: BLE001 - a failed sample must not kill the monitor
                 log.exception("monitor sample failed")
             self.sample_ms.append((time.monotonic() - t0) * 1000)
@@ -433,6 +435,25 @@ class Monitor:
                 nxt = time.monotonic()
                 delay = 0
             self._stop.wait(delay)
+
+    def check_slots(self) -> list[Event]:
+        """Flag NICs whose flow table is (near) full (``full_nics``): an Event kind "full" (signal
+        "slots", value = used, baseline = total) when one crosses ``inventory.NEAR_FULL``, "freed" when it
+        drops back below. Not a degradation: policies do not act on it."""
+        new = []
+        for dev in self.devices:
+            use = self.ctrl.slot_use(dev)
+            if use.near_full and dev not in self.full_nics:
+                self.full_nics.add(dev)
+                new.append(Event(time.time(), "full", dev, f"slots:{dev}", "slots", use.used, use.total,
+                                 f"flow table {use.label().lower()}: new references run untracked"))
+            elif not use.near_full and dev in self.full_nics:
+                self.full_nics.discard(dev)
+                new.append(Event(time.time(), "freed", dev, f"slots:{dev}", "slots", use.used, use.total,
+                                 "flow table below the near-full mark"))
+        for ev in new:
+            self._emit(ev)
+        return new
 
     # ---- state queries (policies) ------------------------------------------------------------------
     def degraded_devices(self) -> dict[str, list[str]]:

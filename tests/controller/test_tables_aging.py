@@ -177,6 +177,15 @@ def test_full_tables_are_reported_refused_and_listed_fast(vf, ctrl, cfg_path, ca
     doc = json.loads(capsys.readouterr().out)
     assert doc["nics"]["nic3"] == {"used": 4096, "total": 4096, "free": 0, "full": True, "near_full": True}
     assert doc["total"] == total and doc["shown"] == 5 == len(doc["flows"])
+    # the monitor flags the full NIC (once), not the others
+    from controller.monitor import Monitor
+    mon = Monitor(ctrl, {})
+    try:
+        evs = mon.check_slots()
+        assert [(e.kind, e.device, e.value, e.baseline) for e in evs] == [("full", "nic3", 4096, 4096)]
+        assert mon.full_nics == {"nic3"} and mon.check_slots() == [] and mon.events == evs
+    finally:
+        mon.stop()
     # migrating into the full NIC: refused before anything is suspended
     movers = [r.key for r in ctrl.inventory.on_device("nic1")[:2]]
     before = {g: dict(d.entries) for g, d in ctrl.gateways.items()}
