@@ -1,8 +1,8 @@
 """``flowmig``: the controller's command line.
 
-Owns the subcommands ``flows`` (inventory: device, slot, rate, state summary), ``migrate`` (by reference
-or by device, ``--to``, ``--mode lossless|drop``), ``monitor`` (live table of per-port and per-flow
-rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch) and ``save`` /
+Owns the subcommands ``flows`` (per-NIC slot use, FULL; the first --limit references: device, slot, rate,
+state), ``migrate`` (by reference or by device, ``--to``, ``--mode lossless|drop``), ``monitor`` (live
+table of per-port and per-flow rates and queue delay), ``shell SWITCH`` (p4runtime-shell attached to one switch) and ``save`` /
 ``restore`` (FlowStates as tagged JSON). A higher layer adds its own subcommands through ``main(argv,
 extra=[Subcommand(...)])``: the installed ``flowmig`` script is ``topologies.cli:main``, which adds
 ``run`` (scenarios live in ``topologies``; the controller never imports it).
