@@ -40,6 +40,9 @@ from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 
 from controller.p4rt import DigestList, PacketIn, SwitchConnection, SwitchOptions
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ptf"))
+from harness import Veths  # noqa: E402 - the PTF harness's veth pairs (tests/ptf is not a package)
+
 log = logging.getLogger(__name__)
 
 KINDS = ("embedded", "bmv2")
@@ -52,7 +55,6 @@ PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 AUXDATA = struct.Struct("=IIIHHHH")  # tpacket_auxdata
-OFFLOADS = ("tx", "rx", "tso", "gso", "gro", "rxvlan", "txvlan")
 
 
 def free_port() -> int:
@@ -119,36 +121,6 @@ class Result:
         return "; ".join(parts) or "dropped"
 
 
-class Veths:
-    """``n`` veth pairs ``<tag>s<i>`` (switch side) / ``<tag>t<i>`` (test side): IPv6 and offloads off."""
-
-    def __init__(self, n: int, tag: str) -> None:
-        self.switch_side: list[str] = []
-        self.test_side: list[str] = []
-        try:
-            for i in range(n):
-                a, b = f"{tag}s{i}", f"{tag}t{i}"
-                subprocess.run(["ip", "link", "add", a, "type", "veth", "peer", "name", b], check=True,
-                               capture_output=True)
-                self.switch_side.append(a)
-                self.test_side.append(b)
-                for dev in (a, b):
-                    subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
-                    if shutil.which("ethtool"):
-                        subprocess.run(["ethtool", "-K", dev, *[w for o in OFFLOADS for w in (o, "off")]],
-                                       capture_output=True)
-                    subprocess.run(["ip", "link", "set", dev, "mtu", "9000", "up"], check=True,
-                                   capture_output=True)
-        except Exception:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        for a in self.switch_side:
-            subprocess.run(["ip", "link", "del", a], capture_output=True)
-        self.switch_side, self.test_side = [], []
-
-
 class RawPort:
     """The test's end of one veth: send frames, receive frames (stripped 802.1Q tags put back)."""
 
@@ -212,7 +184,7 @@ class SwitchRig:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         tag = "cf" + ("e" if self.kind == "embedded" else "b") + uuid.uuid4().hex[:4]
         try:
-            self.veths = Veths(self.nports, tag)
+            self.veths = Veths(self.nports, tag, mtu=9000)
             self.ports = [RawPort(i) for i in self.veths.test_side]
             grpc_port = free_port()
             argv = [binary(self.kind)]

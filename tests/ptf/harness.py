@@ -69,10 +69,14 @@ def compile_program(program: str | Path, out_dir: str | Path, include_dirs: list
     return json_path, p4info_path
 
 
-class Veths:
-    """veth pairs <tag>v{2i} (switch) / <tag>v{2i+1} (PTF), IPv6 off (no stray RS/MLD frames), offloads off."""
+OFFLOADS = ("tx", "rx", "tso", "gso", "gro", "rxvlan", "txvlan")
 
-    def __init__(self, n: int, tag: str | None = None) -> None:
+
+class Veths:
+    """veth pairs <tag>v{2i} (switch) / <tag>v{2i+1} (PTF or test side), IPv6 off (no stray RS/MLD
+    frames), offloads off (checksums and VLAN tags on the wire are real); ``mtu`` for jumbo tests."""
+
+    def __init__(self, n: int, tag: str | None = None, mtu: int | None = None) -> None:
         self.tag = tag or "pt" + uuid.uuid4().hex[:5]
         self.switch_side: list[str] = []
         self.ptf_side: list[str] = []
@@ -86,12 +90,17 @@ class Veths:
                 for dev in (a, b):
                     subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
                     if shutil.which("ethtool"):
-                        subprocess.run(["ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off",
-                                        "gro", "off"], capture_output=True)
-                    subprocess.run(["ip", "link", "set", dev, "up"], check=True, capture_output=True)
+                        subprocess.run(["ethtool", "-K", dev, *[w for o in OFFLOADS for w in (o, "off")]],
+                                       capture_output=True)
+                    up = ["ip", "link", "set", dev, *(["mtu", str(mtu)] if mtu else []), "up"]
+                    subprocess.run(up, check=True, capture_output=True)
         except Exception:
             self.close()
             raise
+
+    @property
+    def test_side(self) -> list[str]:
+        return self.ptf_side
 
     def close(self) -> None:
         for a in self.switch_side:
