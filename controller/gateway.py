@@ -47,6 +47,7 @@ BARRIER_ETHERTYPE = b"\x88\xb6"  # behind a fake packet_in header: the programs 
 TABLE = "flow_forwarding"
 DRAIN_SLOTS = D.DRAIN_SLOTS  # the drain registers' size when the P4Info lacks them (index 0: none)
 PUNTED, REPLAYED = "drain_punted", "drain_replayed"
+MATCH_CACHE = 1 << 16        # encoded flow_forwarding matches kept (GatewayDriver._match)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class GatewayDriver:
         self._drain_lock = threading.Lock()
         self._apply_lock = threading.Lock()
         self.settling: set[FiveTuple] = set()   # flows a background thread is still draining
+        self._matches: dict[FiveTuple, p4runtime_pb2.TableEntry] = {}   # encoded matches (``_match``)
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -476,11 +478,22 @@ class GatewayDriver:
         return th
 
     # ---- entries ------------------------------------------------------------------------------------
-    def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> bytes:
+    def _match(self, t: FiveTuple) -> p4runtime_pb2.TableEntry:
+        """The flow's ``flow_forwarding`` match, encoded once (a migration writes each entry three
+        times: suspend, flip, settle); bounded by clearing it when it is full."""
+        te = self._matches.get(t)
+        if te is None:
+            if len(self._matches) >= MATCH_CACHE:
+                self._matches.clear()
+            te = self._matches[t] = self.helper.table_update_raw(
+                p4runtime_pb2.Update.DELETE, TABLE, t.match()).entity.table_entry
+        return te
+
+    def _update(self, t: FiveTuple, action: str | None, params: dict[str, int] | None) -> p4runtime_pb2.Update:
         if action is None:
-            return self.helper.table_update_raw(p4runtime_pb2.Update.DELETE, TABLE, t.match())
+            return self.helper.table_update_raw(p4runtime_pb2.Update.DELETE, TABLE, self._match(t))
         kind = p4runtime_pb2.Update.MODIFY if t in self.entries else p4runtime_pb2.Update.INSERT
-        return self.helper.table_update_raw(kind, TABLE, t.match(), action, params)
+        return self.helper.table_update_raw(kind, TABLE, self._match(t), action, params)
 
     def apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
         """Set (or delete, for None) many entries in one Write; the local view follows the device."""

@@ -199,24 +199,28 @@ class NicDriver:
         self._path = self.transfer_path = value
         self.batch_threshold = None
 
-    def path_for(self, n: int) -> str:
-        """The path used for an operation on ``n`` references."""
+    def path_for(self, n: int, writes: bool = False) -> str:
+        """The path used for an operation on ``n`` references (``writes``: one that changes state)."""
         if self.batch_threshold is not None and n > self.batch_threshold:
             # batches: one command packet per reference beats ~22 register entities each
+            return "inband"
+        if writes and self.batch_threshold is not None and self.calibration.get("inband", 0.0) < float("inf"):
+            # LOAD/SUSPEND/RESUME/CLEAR by registers is a Read and one or two Writes, in-band one round
+            # trip: the calibration (a SAVE: one Read) only decides the reads
             return "inband"
         return self.transfer_path
 
     # ---- the five operations ------------------------------------------------------------------------
     def run(self, opcode: int, items: Sequence[tuple[FlowKey, int]], path: str | None = None) -> list[Command]:
         """Run SUSPEND/SAVE/RESUME/CLEAR on (key, slot) pairs; replies in order (status per item)."""
-        path = path or self.path_for(len(items))
+        path = path or self.path_for(len(items), writes=opcode != C.SAVE)
         if path == "inband":
             return self.channel.execute([Command.for_key(opcode, k, s) for k, s in items])
         return self._run_registers(opcode, items)
 
     def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
              path: str | None = None) -> list[Command]:
-        path = path or self.path_for(len(states))
+        path = path or self.path_for(len(states), writes=True)
         cmds = [Command.load(fs, slot, suspended) for fs, slot in zip(states, slots, strict=True)]
         if path == "inband":
             return self.channel.execute(cmds)

@@ -8,7 +8,7 @@ each records what it changed before changing it, and its ``undo`` reverses exact
                toward the old NIC, restore the entries as they were, free the indexes);
 - ``Quiesce``  nothing (path markers, or source counters sampled);
 - ``Save``     freezes the references on their source NICs (undo: RESUME them);
-- ``Validate`` nothing on the switches (the trusted buffer: serialized with the HMAC and read back);
+- ``Validate`` nothing on the switches (the trusted buffer: the states tagged with the HMAC);
 - ``Load``     slots and lookup entries on the target (undo: clear them, unplace);
 - ``OldPathWait`` (optional) the drain markers sent at the suspension are back: the old paths are empty;
 - ``Redirect`` gateways' entries flipped to the target, buffer replayed, punts passed through (undo:
@@ -167,16 +167,18 @@ class Save(Step):
 
 
 class Validate(Step):
-    """The trusted buffer: the states serialized with their HMAC and validated back, so what is loaded
-    is what was saved (``ctx.tagged``, ``ctx.states``)."""
+    """The trusted buffer: the saved states with their HMAC (``ctx.tagged``); what is loaded
+    (``ctx.states``) is what was saved — the FlowState objects themselves, built from the device's replies
+    (ranges and keys checked then), checked here for the target's program and version. No JSON round trip
+    on this path (``FlowState.from_dict`` checks records that come back from outside: ``restore``, VM files)."""
 
     name = "validate"
 
     def do(self, ctx: MigrationContext) -> None:
         key = ctx.ctrl.config.hmac_key
-        ctx.tagged = [fs.to_dict(key) for v in ctx.saved.values() for fs in v]
-        ctx.states = [FlowState.from_dict(d, key, program=PROGRAM, program_version=ctx.program_version)
-                      for d in ctx.tagged]
+        states = [fs.expect(PROGRAM, ctx.program_version) for v in ctx.saved.values() for fs in v]
+        ctx.tagged = [fs.to_dict(key) for fs in states]
+        ctx.states = states
 
 
 class Load(Step):
@@ -319,7 +321,8 @@ class Resume(Step):
         for g, ts in ctx.gw_tuples.items():
             drv = ctx.ctrl.gateway(g)
             done = self.settled.get(g, [])
-            rest = [t for t in ts if t not in done]
+            settled = set(done)   # a set: a list made this O(n²), ~40 ms per gateway for 1,000 flows
+            rest = [t for t in ts if t not in settled]
             if rest:
                 log.warning("%s: %d flows still draining through the controller", g, len(rest))
                 rec.reason = rec.reason or f"{len(rest)} flows still draining on {g} (settled in background)"

@@ -355,7 +355,9 @@ class P4RuntimeServer(StreamService):
         failed = False
         whole = LockSlices(self.switch.lock, None) if atomic else contextlib.nullcontext()
         with whole:
-            for chunk in batch.chunks():  # decoded outside the lock, unless DATAPLANE_ATOMIC
+            for n, chunk in enumerate(batch.chunks()):  # decoded outside the lock, unless DATAPLANE_ATOMIC
+                if n and not atomic:
+                    time.sleep(HANDOVER_S)  # between chunks (none after the last: a 1-update Write waits for nothing)
                 with LockSlices(self.switch.lock, None if atomic else SLICE_S) as slices:
                     for upd in chunk:
                         slices.tick()
@@ -366,8 +368,6 @@ class P4RuntimeServer(StreamService):
                 del chunk
                 if failed:
                     break
-                if not atomic:
-                    time.sleep(HANDOVER_S)
             if failed:  # undo what was applied, newest first (under the lock throughout when atomic)
                 with LockSlices(self.switch.lock, None if atomic else SLICE_S) as slices:
                     for undo in reversed(undos):
