@@ -105,6 +105,17 @@ def test_load_balance_sheds_until_the_rest_fits_the_measured_capacity():
     assert lb.decide(ctrl, mon, 0.0, never) == [] and lb.decide(ctrl, mon, 0.0, never) == []
 
 
+def test_load_balance_acts_at_once_on_a_device_the_monitor_found_degraded():
+    ctrl = _ctrl({"nicA": [1, 2, 3, 4], "nicB": []})
+    base = {_key(i): 2e6 for i in range(1, 5)}
+    carried = {_key(i): 0.9e6 for i in range(1, 5)}
+    mon = FakeMonitor(["nicA", "nicB"], ctrl.inventory, carried, baselines=base,
+                      bad_devices={"nicA": ["latency@nicA:2"]})
+    mon.history = [{"flows": {str(k): {"device": "nicA", "bps": v} for k, v in carried.items()}}] * 5
+    (d,) = LoadBalance(tolerance=0.2, k=3, window=5).decide(ctrl, mon, 0.0, never)   # first evaluation
+    assert d.target == "nicB" and len(d.keys) == 3
+
+
 def test_engine_runs_decisions_and_observes_the_cooldown():
     ctrl = _ctrl({"nic1": [], "nic2": [2, 3]})
     mon = FakeMonitor(["nic1", "nic2"], ctrl.inventory, {_key(2): 1e6, _key(3): 1e6},
