@@ -154,6 +154,7 @@ class StallProbe:
     def __init__(self, switch, period: float = 0.001) -> None:
         self.switch, self.period = switch, period
         self.samples: list[float] = []
+        self.done_at: list[float] = []     # perf_counter when each probe frame came through
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self.frame = bytes(12) + b"\x08\x00" + bytes(46)
@@ -162,7 +163,9 @@ class StallProbe:
         while not self._stop.is_set():
             t = time.perf_counter()
             self.switch.inject(1, self.frame)
-            self.samples.append(time.perf_counter() - t)
+            done = time.perf_counter()
+            self.samples.append(done - t)
+            self.done_at.append(done)
             time.sleep(self.period)
 
     def __enter__(self) -> StallProbe:
@@ -172,6 +175,10 @@ class StallProbe:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._t.join(5)
+
+    def through_during(self, t0: float, t1: float) -> int:
+        """Probe frames that came through the packet path between t0 and t1 (perf_counter)."""
+        return sum(1 for d in self.done_at if t0 < d < t1)
 
     @property
     def worst_ms(self) -> float:

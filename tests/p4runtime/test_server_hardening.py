@@ -159,7 +159,11 @@ def test_big_read_is_streamed_in_chunks_and_packets_flow(rig):
     assert ents == total
     assert msgs >= total // 5000
     assert len(probe.samples) > 20
-    assert probe.worst_ms < 100 and probe.worst_ms < took * 1000 / 4, (probe.worst_ms, took)
+    # the packet path got the lock again and again while the read went on (one lock hold for the whole
+    # read would let none through); how long a frame waited is the bench's (switch.p4rt_under_load):
+    # in this process it also waits for the GIL, which a busy machine stretches
+    spread = [probe.through_during(t + took * i / 4, t + took * (i + 1) / 4) for i in range(4)]
+    assert all(n >= 1 for n in spread) and probe.worst_ms < took * 1000 / 2, (spread, probe.worst_ms, took)
 
 
 def test_big_write_is_applied_in_slices_unless_dataplane_atomic(rig):
@@ -175,10 +179,12 @@ def test_big_write_is_applied_in_slices_unless_dataplane_atomic(rig):
             t = time.perf_counter()
             rig.raw_write(data)
             took = time.perf_counter() - t
-        stalls[atomicity] = (probe.worst_ms, took * 1000, len(probe.samples))
-    worst, took_ms, samples = stalls[W.CONTINUE_ON_ERROR]
-    assert worst < 100 and worst < took_ms / 4 and samples > 10, stalls
-    worst, took_ms, _ = stalls[W.DATAPLANE_ATOMIC]
+        spread = [probe.through_during(t + took * i / 4, t + took * (i + 1) / 4) for i in range(4)]
+        stalls[atomicity] = (probe.worst_ms, took * 1000, len(probe.samples), spread)
+    # sliced: frames get through in every quarter of the batch (see the big read test on timing)
+    worst, took_ms, samples, spread = stalls[W.CONTINUE_ON_ERROR]
+    assert all(n >= 1 for n in spread) and worst < took_ms / 2 and samples > 10, stalls
+    worst, took_ms, _, _ = stalls[W.DATAPLANE_ATOMIC]
     assert worst > took_ms / 2, stalls
 
 
