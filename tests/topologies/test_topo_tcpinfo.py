@@ -64,6 +64,6 @@ def test_receiver_reports_a_senders_pause_as_a_stall():
     t.join(5)
     (end,) = rx.results
     assert end["ok"] and end["bytes"] == 16000
-    assert 280 <= end["stall_ms"] <= 1000, end
+    assert 150 <= end["stall_ms"] <= 1000, end   # the 300 ms pause (a busy machine may deliver late on either side)
     tcp = [json.loads(line) for line in out.getvalue().splitlines() if '"tcp"' in line]
     assert tcp and all(r["side"] == "recv" and r["total_retrans"] == 0 for r in tcp)
