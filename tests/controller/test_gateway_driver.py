@@ -30,6 +30,7 @@ class Opts:
 class FakeConn:
     name = "gw"
     options = Opts()
+    reconnects = 0   # the stream is never re-established
 
     def __init__(self):
         from google.protobuf import text_format
