@@ -21,7 +21,7 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from p4.v1 import p4runtime_pb2
@@ -177,6 +177,8 @@ class FlowBuffer:
     late: int = 0  # punts that arrived after the entry was flipped back to forwarding
     passthrough: int | None = None  # port: punts are sent on (PacketOut DIRECT) as they arrive
     forward: bool = False  # pass-through as PacketOut FORWARD (through forward_after_drain) instead
+    forward_from: int = 0  # ``replayed`` when FORWARD pass-through began (later replays meet the drain count)
+    stream: int = 0        # the connection's ``reconnects`` when buffering began (a new stream may lose punts)
 
 
 class GatewayDriver:
@@ -263,7 +265,7 @@ class GatewayDriver:
     def start_buffering(self, tuples: Iterable[FiveTuple]) -> None:
         with self._lock:
             for t in tuples:
-                self._buffers.setdefault(t, FlowBuffer())
+                self._buffers.setdefault(t, FlowBuffer(stream=self.conn.reconnects))
 
     def stop_buffering(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, FlowBuffer]:
         with self._lock:
@@ -313,6 +315,8 @@ class GatewayDriver:
                 if buf is None:
                     continue
                 if forward:
+                    if not buf.forward:
+                        buf.forward_from = buf.replayed
                     out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port})
                             for p in buf.packets]
                 else:
@@ -443,15 +447,40 @@ class GatewayDriver:
         ``forward_after_drain`` this is final: no packet is punted once the counts are equal."""
         return [t for t, (p, r) in self.drain_counts(tuples).items() if p == r]
 
-    def settle_drains(self, tuples: Sequence[FiveTuple], port: int, wait: float) -> list[FiveTuple]:
+    def drained_counted(self, tuples: Sequence[FiveTuple], timeout: float = 1.0) -> list[FiveTuple] | None:
+        """``drained`` from this driver's own counts, one barrier round trip instead of a register Read.
+
+        The FORWARD replays sent so far are noted, then a barrier: every replay sent before it has met
+        ``forward_after_drain`` (one stream, in order), and every punt the gateway made before the
+        barrier was processed has reached us. A flow whose punts received then equal its replays noted
+        before had punted == replayed on the device at that moment: drained, for good. None (ask the
+        registers) when a flow is not in FORWARD pass-through, the stream was re-established since its
+        buffering began (punts may have been lost: only the registers know), or the barrier is late."""
+        with self._lock:
+            sent: dict[FiveTuple, int] = {}
+            for t in tuples:
+                buf = self._buffers.get(t)
+                if buf is None or buf.passthrough is None or not buf.forward or buf.stream != self.conn.reconnects:
+                    return None
+                sent[t] = buf.replayed - buf.forward_from
+        if not self.barrier(timeout):
+            return None
+        with self._lock:
+            return [t for t, n in sent.items() if (buf := self._buffers.get(t)) is not None and buf.total == n]
+
+    def settle_drains(self, tuples: Sequence[FiveTuple], port: int, wait: float,
+                      counted: bool = False) -> list[FiveTuple]:
         """Wait (up to ``wait`` s) for the flows of ``tuples`` to be drained; rewrite the drained ones'
-        entries to ``set_nic_port(port)`` (one Write) and free their indexes. Returns them."""
+        entries to ``set_nic_port(port)`` (one Write) and free their indexes. Returns them. ``counted``:
+        judge by ``drained_counted`` (a barrier round trip) where it can, else by the registers."""
         deadline = time.monotonic() + wait
         while True:
-            done = self.drained(tuples)
+            done = self.drained_counted(tuples, max(0.05, deadline - time.monotonic())) if counted else None
+            if done is None:
+                done = self.drained(tuples)
             if len(done) == len(tuples) or time.monotonic() >= deadline:
                 break
-            time.sleep(0.002 if len(tuples) <= 16 else 0.01)
+            time.sleep(0.001 if counted else 0.002 if len(tuples) <= 16 else 0.01)
         if done:
             self.apply({t: ("set_nic_port", {"port": port}) for t in done})
             self.free_drains(done, background=True)
@@ -498,13 +527,37 @@ class GatewayDriver:
     def apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
         """Set (or delete, for None) many entries in one Write; the local view follows the device."""
         with self._apply_lock:
-            self._apply(changes)
+            todo, ups = self._prepare(changes)
+            self._finish_apply(changes, todo, lambda: self.conn.write_raw(ups))
 
-    def _apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> None:
-        todo = [(t, c) for t, c in changes.items() if c is not None or t in self.entries]
-        ups = [self._update(t, *(c if c is not None else (None, None))) for t, c in todo]
+    def apply_async(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) -> Callable[[], None]:
+        """``apply`` in two halves: the Write is sent now, the returned function waits for it and updates
+        the local view (raising as ``apply`` does). Call it exactly once, soon: other applies on this
+        gateway wait until then. A migration step starts its Writes on every gateway from one thread."""
+        self._apply_lock.acquire()
         try:
-            self.conn.write_raw(ups)
+            todo, ups = self._prepare(changes)
+            wait = self.conn.write_async(ups)
+        except BaseException:
+            self._apply_lock.release()
+            raise
+
+        def finish() -> None:
+            try:
+                self._finish_apply(changes, todo, wait)
+            finally:
+                self._apply_lock.release()
+        return finish
+
+    def _prepare(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None]) \
+            -> tuple[list[tuple[FiveTuple, tuple[str, dict[str, int]] | None]], list[p4runtime_pb2.Update]]:
+        todo = [(t, c) for t, c in changes.items() if c is not None or t in self.entries]
+        return todo, [self._update(t, *(c if c is not None else (None, None))) for t, c in todo]
+
+    def _finish_apply(self, changes: dict[FiveTuple, tuple[str, dict[str, int]] | None],
+                      todo: list[tuple[FiveTuple, tuple[str, dict[str, int]] | None]], wait: Callable[[], None]) -> None:
+        try:
+            wait()
         except P4RuntimeError as exc:
             # An entry we did not know about (left by an earlier controller run): retry as MODIFY / ignore.
             bad = sorted({e.index for e in exc.errors})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from .. import commands as C
@@ -41,6 +42,31 @@ def _tuples(ts: dict[FiveTuple, Any]) -> list[list[int]]:
     return [[t.src, t.dst, t.proto, t.sport, t.dport] for t in ts]
 
 
+GatewayCall = Callable[[str, dict[FiveTuple, list[FlowKey]]], Any]
+
+
+def _on_gateways(ctx: MigrationContext, start: GatewayCall, then: GatewayCall) -> None:
+    """On every gateway of the batch: ``start(g, ts)`` sends its Write (``GatewayDriver.apply_async``;
+    returns the function that waits for it), all from this thread — the Writes are in flight on every
+    gateway at once with no thread hop; then, as each is done (in order), ``then(g, ts)``. Every started
+    Write is waited for; the first failure is raised at the end."""
+    started: list[tuple[str, dict[FiveTuple, list[FlowKey]], Callable[[], None]]] = []
+    first: Exception | None = None
+    for g, ts in ctx.gw_tuples.items():
+        try:
+            started.append((g, ts, start(g, ts)))
+        except Exception as exc:  # noqa: BLE001 - the other gateways' Writes go on; raised below
+            first = first or exc
+    for g, ts, finish in started:
+        try:
+            finish()
+            then(g, ts)
+        except Exception as exc:  # noqa: BLE001 - wait for the others; raised below
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 class Suspend(Step):
     """Gateways punt (lossless) or drop the batch's packets; path markers follow on each old path."""
 
@@ -57,19 +83,22 @@ class Suspend(Step):
                 paths[g].update(ctx.src_of[k] for k in ks)
         ctx.t_suspend = time.perf_counter()
         # each gateway sends its markers as soon as its own suspension is in place
-        ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: self._one(ctx, g, ts, paths.get(g, set())))
-                                  for g, ts in ctx.gw_tuples.items()})
+        _on_gateways(ctx, lambda g, ts: self._start(ctx, g, ts),
+                     lambda g, ts: self._markers(ctx, g, paths.get(g, set())))
 
-    def _one(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]], srcs: set[str]) -> None:
+    def _start(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> Callable[[], None]:
         drv = ctx.ctrl.gateway(g)
         self.snapshots[g] = drv.snapshot(ts)
         drains = drv.alloc_drains(ts) if ctx.lossless else {}
         if ctx.lossless:
             drv.start_buffering(ts)
         mode = SUSPEND_PUNT if ctx.lossless else SUSPEND_DROP
-        drv.apply({t: ("suspend_flow", {"mode": mode, "port": drv.port_of(ctx.src_of[ks[0]]),
-                                        "drain": drains.get(t, 0)})
-                   for t, ks in ts.items()})
+        return drv.apply_async({t: ("suspend_flow", {"mode": mode, "port": drv.port_of(ctx.src_of[ks[0]]),
+                                                     "drain": drains.get(t, 0)})
+                                for t, ks in ts.items()})
+
+    def _markers(self, ctx: MigrationContext, g: str, srcs: set[str]) -> None:
+        drv = ctx.ctrl.gateway(g)
         for src in srcs:
             port = drv.port_of(src)
             ctx.tokens.append((src, drv.send_marker(port)))
@@ -257,19 +286,23 @@ class Redirect(Step):
         self.flipped: dict[str, list[FiveTuple]] = {}
 
     def do(self, ctx: MigrationContext) -> None:
-        ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: self._one(ctx, g, ts)) for g, ts in ctx.gw_tuples.items()})
+        _on_gateways(ctx, lambda g, ts: self._start(ctx, g, ts), lambda g, ts: self._replay(ctx, g, ts))
 
-    def _one(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+    def _start(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> Callable[[], None]:
         drv = ctx.ctrl.gateway(g)
         port = drv.port_of(ctx.target)
         self.flipped[g] = list(ts)
         if ctx.lossless:
             drains = drv.alloc_drains(ts)
             ctx.at_flip[g] = drv.punts(ts)
-            drv.apply({t: ("forward_after_drain", {"port": port, "drain": drains[t]}) for t in ts})
-            drv.pass_through(list(ts), port, forward=True)
-        else:
-            drv.apply({t: ("set_nic_port", {"port": port}) for t in ts})
+            return drv.apply_async({t: ("forward_after_drain", {"port": port, "drain": drains[t]}) for t in ts})
+        return drv.apply_async({t: ("set_nic_port", {"port": port}) for t in ts})
+
+    @staticmethod
+    def _replay(ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+        if ctx.lossless:   # after the flip's Write: the replays meet forward_after_drain
+            drv = ctx.ctrl.gateway(g)
+            drv.pass_through(list(ts), drv.port_of(ctx.target), forward=True)
 
     def undo(self, ctx: MigrationContext) -> None:
         for g, ts in self.flipped.items():
@@ -308,7 +341,7 @@ class Resume(Step):
 
         def settle(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
             drv = ctx.ctrl.gateway(g)
-            self.settled[g] = drv.settle_drains(list(ts), drv.port_of(ctx.target), ctx.drain_wait)
+            self.settled[g] = drv.settle_drains(list(ts), drv.port_of(ctx.target), ctx.drain_wait, counted=True)
         try:
             ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: settle(g, ts)) for g, ts in ctx.gw_tuples.items()})
         finally:

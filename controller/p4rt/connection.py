@@ -396,6 +396,29 @@ class SwitchConnection:
         than _LOG_MAX_UPDATES as a one-line summary."""
         if not updates:
             return
+        req = self._write_request(updates, atomic)
+        try:
+            self._stub.Write(req, timeout=self.options.rpc_timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, "Write", self.name) from None
+
+    def write_async(self, updates: Sequence[p4runtime_pb2.Update], atomic: bool = False) -> Callable[[], None]:
+        """``write`` in two halves: the Write RPC is sent now; the returned function waits for its answer
+        (raising as ``write`` does). One thread can so have Writes in flight on several switches at once
+        (a migration's suspend and flip) with no thread hop to start them."""
+        if not updates:
+            return lambda: None
+        req = self._write_request(updates, atomic)   # first: ConnectionFailed when not connected
+        fut = self._stub.Write.future(req, timeout=self.options.rpc_timeout)
+
+        def wait() -> None:
+            try:
+                fut.result()
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc, "Write", self.name) from None
+        return wait
+
+    def _write_request(self, updates: Sequence[p4runtime_pb2.Update], atomic: bool) -> p4runtime_pb2.WriteRequest:
         if self._stub is None:
             raise ConnectionFailed(self.name, "not connected")
         req = p4runtime_pb2.WriteRequest()
@@ -408,10 +431,7 @@ class SwitchConnection:
         else:
             self._log(f"Write ({len(updates)} updates, not shown)",
                       lambda: p4runtime_pb2.WriteRequest(device_id=self.options.device_id))
-        try:
-            self._stub.Write(req, timeout=self.options.rpc_timeout)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, "Write", self.name) from None
+        return req
 
     write_raw = write  # the batch writers' name (controller.nic, controller.gateway) from the hand-encoded days
 
