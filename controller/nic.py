@@ -499,11 +499,24 @@ def gateway_hash(key: FlowKey) -> int:
     return _crc16_arc(_hash_input(Command.for_key(C.NOP, key.canonical(), 0), GATEWAY_HASH_FIELDS))
 
 
-def _crc16_arc(data: bytes) -> int:
-    """CRC-16/ARC (poly 0x8005 reflected, init 0): BMv2's ``crc16``."""
+def _crc16_arc_bitwise(data: bytes) -> int:
+    """CRC-16/ARC (poly 0x8005 reflected, init 0): BMv2's ``crc16``, bit by bit (builds the table)."""
     crc = 0
     for b in data:
         crc ^= b
         for _ in range(8):
             crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+_CRC16_TABLE = tuple(_crc16_arc_bitwise(bytes([i])) for i in range(256))
+
+
+def _crc16_arc(data: bytes) -> int:
+    """CRC-16/ARC a byte at a time from a table (the load plan hashes every reference of a batch: ~8x
+    the bitwise loop's speed, same values)."""
+    crc = 0
+    table = _CRC16_TABLE
+    for b in data:
+        crc = (crc >> 8) ^ table[(crc ^ b) & 0xFF]
     return crc
