@@ -76,7 +76,8 @@ class MigrationRecord:
     def old_path(self) -> dict[str, float | None]:
         """When the old paths were empty: ``drained_ms`` after the suspension (None: not all drain
         markers back yet), and ``after_flip_ms``, how long after the flip (0: before it) — the time
-        during which packets queued on an old path could still arrive behind the new path's."""
+        during which packets queued on an old path could still arrive behind the new path's. Without
+        ``old_path_wait`` the markers leave after the flip: both are then upper bounds."""
         from ..gateway import DRAIN_MARKERS
         arrivals = [min((a for a in map(DRAIN_MARKERS.arrival, tokens) if a is not None), default=None)
                     for tokens in self.drain_tokens]
