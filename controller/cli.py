@@ -242,35 +242,24 @@ def cmd_flows(args: argparse.Namespace) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return v
+def _number(conv: Callable[[str], float], unit: str, ok: Callable[[float], bool], rule: str,
+            scale: float = 1.0) -> Callable[[str], float]:
+    """An argparse type: ``conv(text)`` checked by ``ok``, times ``scale``; one-line errors."""
+    def parse(text: str) -> float:
+        try:
+            v = conv(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {unit}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{rule}: {text!r}")
+        return v * scale if scale != 1.0 else v
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not 0 < v < 8.9e6:   # the data plane holds microseconds in 48 bits
-        raise argparse.ArgumentTypeError(f"must be positive seconds (under 8.9e6): {text!r}")
-    return v
-
-
-def _ms(text: str) -> float:
-    """A non-negative duration in milliseconds on the command line -> seconds."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
-    return v / 1000
+_count = _number(int, "a count", lambda v: v >= 0, "must not be negative")
+# the data plane holds the idle timeout in microseconds, in 48 bits
+_seconds = _number(float, "seconds", lambda v: 0 < v < 8.9e6, "must be positive seconds (under 8.9e6)")
+_ms = _number(float, "milliseconds", lambda v: v >= 0, "must not be negative", scale=1 / 1000)   # -> seconds
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
