@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from test_migration_steps import _check_delivery, _flows, _target_for, ctrl, vf  # noqa: F401 - fixtures
+from test_migration_steps import _check_delivery, _flows, _target_for  # vf, ctrl: conftest.py
 from test_migration_vfabric import Traffic, wait_learned  # the project's own: no skip
 
 from controller.gateway import FiveTuple

@@ -11,34 +11,17 @@ import time
 import pytest
 from p4.v1 import p4runtime_pb2
 from test_migration_vfabric import Traffic, received, wait_learned  # the project's own: no skip
-from vfabric import VFabric
 
 from controller import commands as C
-from controller.config import load_config
 from controller.gateway import MARKER
 from controller.migration import Plan, Step, protocol_steps
 from controller.migrator import Migrator
 from controller.nic import NicError
-from controller.runtime import Controller
 
 BASE = 41000
 UNDOABLE = ["suspend", "quiesce", "save", "validate", "load", "redirect"]
 
 
-@pytest.fixture(scope="module")
-def vf(tmp_path_factory):
-    f = VFabric(tmp_path_factory.mktemp("vfabric-steps"))
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
-def ctrl(vf, tmp_path_factory):
-    cfg = load_config(vf.write_config(tmp_path_factory.mktemp("vcfg") / "config.json"))
-    cfg.log_dir = None
-    c = Controller(cfg, hosts=cfg.hosts).start()
-    yield c
-    c.close()
 
 
 def _flows(n: int) -> list[int]:

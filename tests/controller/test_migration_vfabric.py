@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from vfabric import VFabric, udp_frame
+from vfabric import udp_frame
 
 from controller.config import load_config
 from controller.migrator import Migrator
@@ -18,21 +18,6 @@ from controller.runtime import Controller
 BASE = 30000
 
 
-@pytest.fixture(scope="module")
-def vf(tmp_path_factory):
-    f = VFabric(tmp_path_factory.mktemp("vfabric"))
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
-def ctrl(vf, tmp_path_factory):
-    path = vf.write_config(tmp_path_factory.mktemp("vcfg") / "config.json")
-    cfg = load_config(path)
-    cfg.log_dir = None
-    c = Controller(cfg, hosts=cfg.hosts).start()
-    yield c
-    c.close()
 
 
 class Traffic:

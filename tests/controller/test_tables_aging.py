@@ -7,38 +7,17 @@ import json
 import time
 
 import pytest
-from vfabric import VFabric, udp_frame
+from vfabric import udp_frame
 
 from controller import commands as C
 from controller.cli import main
-from controller.config import load_config
 from controller.flowstate import FlowKey, FlowState, UdpState, dump_many
 from controller.gateway import marker_frame
 from controller.migrator import MigrationError, Migrator
-from controller.runtime import Controller
 
 A, B = 0x0A000001, 0x0A000002   # hostA, hostB
 
 
-@pytest.fixture(scope="module")
-def vf(tmp_path_factory):
-    f = VFabric(tmp_path_factory.mktemp("vfabric"))
-    yield f
-    f.close()
-
-
-@pytest.fixture(scope="module")
-def cfg_path(vf, tmp_path_factory):
-    return vf.write_config(tmp_path_factory.mktemp("vcfg") / "config.json")
-
-
-@pytest.fixture(scope="module")
-def ctrl(cfg_path):
-    cfg = load_config(cfg_path)
-    cfg.log_dir = None
-    c = Controller(cfg, hosts=cfg.hosts).start()
-    yield c
-    c.close()
 
 
 def _wait(pred, timeout: float = 5.0):
