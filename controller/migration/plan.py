@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import commands as C
 from ..flowstate import FlowKey, FlowState, FlowStateError
-from ..gateway import FiveTuple
+from ..gateway import DRAIN_MARKERS, FiveTuple
 from ..nic import NicError
 from ..p4rt.errors import ConnectionFailed, P4RuntimeError
 
@@ -64,7 +64,7 @@ class MigrationRecord:
     packets_replayed: int = 0
     packets_late: int = 0         # punts that arrived after the flip (replayed behind new packets)
     moved: list[dict[str, Any]] = field(default_factory=list)
-    # the old paths: drain markers sent at the suspension (gateway DRAIN_MARKERS arrivals), and the
+    # the old paths: drain markers (at the suspension, or after the flip; DRAIN_MARKERS arrivals), and the
     # optional bounded wait for them before the flip (``old_path_wait``)
     old_path_wait_ms: float | None = None          # how long the flip waited (None: switched at once)
     # per old path (gateway port toward an old NIC): the drain markers sent along it, first at the
@@ -78,7 +78,6 @@ class MigrationRecord:
         markers back yet), and ``after_flip_ms``, how long after the flip (0: before it) — the time
         during which packets queued on an old path could still arrive behind the new path's. Without
         ``old_path_wait`` the markers leave after the flip: both are then upper bounds."""
-        from ..gateway import DRAIN_MARKERS
         arrivals = [min((a for a in map(DRAIN_MARKERS.arrival, tokens) if a is not None), default=None)
                     for tokens in self.drain_tokens]
         if not arrivals or any(a is None for a in arrivals) or not self.t_suspend_pc:

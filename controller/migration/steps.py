@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import commands as C
 from ..flowstate import FlowKey, FlowState
-from ..gateway import SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
+from ..gateway import DRAIN_MARKERS, SUSPEND_DROP, SUSPEND_PUNT, FiveTuple
 from .plan import MigrationContext, Step
 
 __all__ = ["Suspend", "Quiesce", "Save", "Validate", "Load", "OldPathWait", "Redirect", "Resume", "Release",
@@ -255,7 +255,6 @@ class OldPathWait(Step):
     RESEND_S = 0.025   # a marker tail-dropped by a full queue is followed by another (still behind R)
 
     def do(self, ctx: MigrationContext) -> None:
-        from ..gateway import DRAIN_MARKERS
         t0 = time.perf_counter()
         deadline = t0 + ctx.old_path_wait
         tokens = ctx.rec.drain_tokens
