@@ -16,7 +16,8 @@ Extra CLI commands (besides Mininet's own: ``pingall``, ``hostA ping hostB``, ``
     flows / migrate ... / monitor ...   the ``flowmig`` CLI with this run's config (flowmig --config FILE ...)
     config                        path of the controller config file
 
-Switch logs go to ``logs/<switch>.log``; ``--pcap`` writes ``pcaps/``.
+Switch logs go to ``logs/<switch>.log``; ``--pcap`` writes ``pcaps/``. ``--tls mtls`` (or ``tls``) runs
+the switches' P4Runtime over (mutual) TLS with the lab's own certificates: :class:`TLSLab`.
 """
 
 from __future__ import annotations
@@ -24,20 +25,71 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mininet.cli import CLI
 from mininet.log import setLogLevel
 
-from topologies import degrade
-from topologies.description import available, load
+from controller.labconfig import LabConfig
+from topologies import certs, degrade
+from topologies.description import Topology, available, load
 from topologies.network import Lab, LabOptions
 from topologies.targets import TargetError, resolve
 
 log = logging.getLogger(__name__)
+
+TLS_MODES = ("tls", "mtls")
+
+
+class TLSLab(Lab):
+    """A :class:`Lab` whose switches serve P4Runtime only over TLS, and whose config says so.
+
+    ``tls="tls"``: the switches present the lab's server certificate and take any TLS client;
+    ``tls="mtls"``: every client must also present a certificate of the lab's CA (mutual TLS). At start
+    a new CA and certificates are made (:mod:`topologies.certs`) in ``<run_dir>/tls-<run id>/`` — a
+    directory per run, so a lab waiting for the machine's lab lock cannot replace the certificates of
+    the lab that holds it — every switch (either target) gets the ``--grpc-server-ssl`` options, and
+    the config's ``tls`` section names the CA and the controller's certificate and key, so every
+    ``flowmig --config`` command connects with TLS. The directory is removed at stop. Plaintext
+    P4Runtime clients are refused.
+
+    The initial tables cannot be installed yet (``populate`` is refused): ``topologies.tables.populate``
+    connects without TLS.
+    """
+
+    def __init__(self, topo: Topology, options: LabOptions | None = None, tls: str = "mtls") -> None:
+        if tls not in TLS_MODES:
+            raise ValueError(f"TLS mode must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+        options = options or LabOptions()
+        if options.populate and not options.no_p4:
+            raise ValueError("a TLS lab cannot install the initial tables: topologies.tables.populate "
+                             "connects without TLS (start it with --no-populate / populate=False)")
+        super().__init__(topo, options)
+        self.tls_mode = tls
+        self.pki = certs.LabPKI(self.run_dir / f"tls-{self.run_id}")
+        args = self.options.switch_args
+        self.options = replace(self.options, switch_args=[*args, *([] if "--" in args else ["--"]),
+                                                          *self.pki.switch_args(mutual=tls == "mtls")])
+
+    def start(self) -> TLSLab:
+        """Make the certificates, then bring the lab up (they are removed again if that fails)."""
+        certs.generate(self.pki.directory)
+        return super().start()
+
+    def stop(self) -> dict[str, list]:
+        try:
+            return super().stop()
+        finally:
+            shutil.rmtree(self.pki.directory, ignore_errors=True)
+
+    def config(self) -> LabConfig:
+        """The lab's config with the ``tls`` section (see :meth:`Lab.config`)."""
+        return replace(super().config(), tls=self.pki.client_tls())
 
 
 def flowmig_command() -> list[str]:
@@ -226,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-p4", action="store_true", help="start the switches without a program")
     ap.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                     help="wait this long for another lab on this machine to end (default 120)")
+    ap.add_argument("--tls", choices=TLS_MODES, help="serve P4Runtime over TLS with the lab's own certificates; "
+                    "mtls: clients must present one too (needs --no-populate for now)")
     ap.add_argument("--cmd", action="append", default=[], help="run a CLI command and exit (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
@@ -242,8 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     opts = LabOptions(target=target, run_dir=args.run_dir, log_dir=args.log_dir,
                       pcap_dir=Path("pcaps") if args.pcap else None, log_console=args.log_console,
                       populate=not args.no_populate, no_p4=args.no_p4, lock_timeout=args.wait)
-    with Lab(topo, opts) as lab:
-        print(f"*** {topo.name} up on the {target} target: controller config {lab.config_path}")
+    try:
+        lab = TLSLab(topo, opts, args.tls) if args.tls else Lab(topo, opts)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with lab:
+        tls = f", P4Runtime over {args.tls.upper()}" if args.tls else ""
+        print(f"*** {topo.name} up on the {target} target{tls}: controller config {lab.config_path}")
         if args.cmd:
             script = lab.run_dir / "lab-commands.txt"
             script.write_text("\n".join(args.cmd) + "\n")

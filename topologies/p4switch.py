@@ -155,7 +155,15 @@ def switch_command(binary: str, ports: dict[int, str], json_path: str | Path | N
                    device_id: int = 0, cpu_port: int = CPU_PORT, log_file: str | Path | None = None,
                    pcap_dir: str | Path | None = None, log_console: bool = False,
                    extra_args: list[str] | None = None) -> list[str]:
-    """The daemon's argv, identical for p4target-switch and simple_switch_grpc (no JSON: ``--no-p4``)."""
+    """The daemon's argv, identical for p4target-switch and simple_switch_grpc (no JSON: ``--no-p4``).
+
+    ``extra_args`` are more daemon options; those after a ``--`` among them are target options and go
+    after ``--cpu-port``, as on the daemon's own command line (e.g. ``["--", "--grpc-server-ssl", ...]``:
+    a TLS lab's, ``topologies.certs.LabPKI.switch_args``).
+    """
+    extra = list(extra_args or [])
+    cut = extra.index("--") if "--" in extra else len(extra)
+    generic, target = extra[:cut], extra[cut + 1:]
     args = [binary]
     for port, name in sorted(ports.items()):
         args += ["-i", f"{port}@{name}"]
@@ -166,8 +174,9 @@ def switch_command(binary: str, ports: dict[int, str], json_path: str | Path | N
         args.append("--log-console")
     if pcap_dir:
         args += ["--pcap", str(pcap_dir)]
-    args += list(extra_args or [])
-    args += [str(json_path) if json_path else "--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}", "--cpu-port", str(cpu_port)]
+    args += generic
+    args += [str(json_path) if json_path else "--no-p4", "--", "--grpc-server-addr", f"127.0.0.1:{grpc_port}",
+             "--cpu-port", str(cpu_port), *target]
     return args
 
 
