@@ -20,6 +20,14 @@ def test_switch_command_matches_simple_switch_grpc_syntax():
                    "--grpc-server-addr", "127.0.0.1:50001", "--cpu-port", "255"]
 
 
+def test_switch_command_puts_extra_target_options_after_the_separator():
+    cmd = switch_command("/bin/sw", {1: "s-eth1"}, None, 50001, 9090,
+                         extra_args=["--log-level", "debug", "--", "--grpc-server-ssl"])
+    assert cmd == ["/bin/sw", "-i", "1@s-eth1", "--device-id", "0", "--thrift-port", "9090", "--log-level", "debug",
+                   "--no-p4", "--", "--grpc-server-addr", "127.0.0.1:50001", "--cpu-port", "255",
+                   "--grpc-server-ssl"]
+
+
 def test_free_port_skips_ports_in_use():
     import socket
     with socket.socket() as s:
