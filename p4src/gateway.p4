@@ -5,8 +5,10 @@
  * hash, holds the per-flow forwarding entries that migration rewrites, suspends flows (punt to the
  * controller or drop), forwards the controller's replayed packets and, at the lossless flip, keeps a
  * flow's new packets behind its outstanding punts (forward_after_drain, per-flow drain registers), and
- * answers the drain markers that come out of the NICs. Any other packet to the marker address
- * (0.0.0.2) from a port is a forged path marker: dropped and counted (DROP_FORGED_MARKER).
+ * answers the drain markers that come out of the NICs (ports listed in `nic_facing_ports`). Any other
+ * packet to the marker address (0.0.0.2) from a port - a path marker, or a drain marker from a port that
+ * does not face a NIC - is forged: dropped and counted (DROP_FORGED_MARKER). A suspension or drain whose
+ * lease runs out resumes by itself (gateway_forwarding.p4).
  * Everything is in include/; this file only wires it together. Contract with the controller:
  * docs/dataplane.md.
  */
@@ -32,7 +34,28 @@ control GatewayIngress(inout headers_t hdr,
     CpuPunt() cpu_punt;
     DropAccounting() drop_accounting;
 
+    bool from_nic;   // the packet came in on a NIC-facing port (nic_facing_ports hit)
+
+    action nic_facing() {
+        from_nic = true;
+    }
+
+    // The gateway's ports toward the NICs (the lab's tables writer lists each one): the only ports a
+    // drain marker may legitimately come in on.
+    table nic_facing_ports {
+        key = {
+            meta.ingress_port : exact @name("ingress_port");
+        }
+        actions = {
+            nic_facing;
+            @defaultonly NoAction;
+        }
+        const default_action = NoAction();
+        size = 512;
+    }
+
     apply {
+        from_nic = false;
         port_rx_stats.apply(std.ingress_port);
         packet_io.apply(hdr, meta, std);
         if (meta.is_command) {
@@ -41,13 +64,15 @@ control GatewayIngress(inout headers_t hdr,
             meta.drop_reason = DROP_BAD_PACKET_OUT;
         } else if (!meta.sent_direct && !meta.drop) {
             if (hdr.ipv4.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR) {
-                if (hdr.udp.isValid() && hdr.udp.dst_port == MARKER_DRAIN_PORT) {
+                nic_facing_ports.apply();
+                if (hdr.udp.isValid() && hdr.udp.dst_port == MARKER_DRAIN_PORT && from_nic) {
                     // a drain marker out of a NIC: every packet queued on that path ahead of it is
                     // through
                     cpu_punt.apply(hdr, meta.ingress_port, PACKET_IN_DRAIN_MARKER, std);
                 } else {
                     // Path markers toward the NICs are the controller's PacketOuts (DIRECT, never
-                    // here); a marker-addressed packet from a port is forged: never forwarded
+                    // here), drain markers come out of NICs; any other marker-addressed packet from a
+                    // port is forged: never forwarded
                     meta.drop = true;
                     meta.drop_reason = DROP_FORGED_MARKER;
                 }

@@ -13,6 +13,8 @@ p4src/include/{gateway,nic}_forwarding.p4:
   lab share one subnet, so the hosts need no router);
 - gateway ``nic_group`` (exact index): index i -> ``set_group_port(port)``; members in the topology's
   NIC order, identical on every gateway, so the symmetric hash picks the same NIC in both directions;
+- gateway ``nic_facing_ports`` (exact ingress_port): each NIC group member's port -> ``nic_facing()``,
+  the only ports a drain marker is accepted from (from any other it is a forged marker);
 - NIC ``nic_ports`` (exact ingress_port): the port toward one gateway -> ``set_egress_port`` the port
   toward the other.
 """
@@ -58,6 +60,8 @@ def plan(config: LabConfig | dict) -> dict[str, list[EntrySpec]]:
             group = sw.nic_group
             for i, member in enumerate(group):
                 entries.append(EntrySpec("nic_group", {"index": i}, "set_group_port", {"port": member.port}))
+            for port in sorted({member.port for member in group}):
+                entries.append(EntrySpec("nic_facing_ports", {"ingress_port": port}, "nic_facing"))
             for hname, h in sorted(config.hosts.items()):
                 if h.switch == name:
                     entries.append(EntrySpec("ipv4_routes", {"dst_addr": (h.ip, 32)}, "route_to_port",

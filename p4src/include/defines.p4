@@ -136,7 +136,8 @@ const bit<32> DROP_SUSPENDED             = 7;   // gateway: flow suspended in dr
 const bit<32> DROP_BAD_PACKET_OUT        = 8;   // unknown packet_out mode / command on a gateway
 const bit<32> DROP_FORGED_MARKER         = 9;   // gateway: a packet to MARKER_DST_ADDR from a data port
                                                 // (only the controller sends path markers; drain markers
-                                                // alone come in from ports, and go to the controller)
+                                                // alone come in, from NIC-facing ports only, and go to
+                                                // the controller)
 const bit<32> DROP_REASONS               = 10;
 
 // NIC tracking events (index into the NIC's `flow_events` counter).

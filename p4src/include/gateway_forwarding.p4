@@ -13,6 +13,12 @@
  *      outstanding ones at the controller); a replay is counted and forwarded. Packets are executed one
  *      at a time, so when the counts are equal every punt has been forwarded: strict order. drain 0
  *      counts nothing (no drain slot).
+ *      Lease: both actions carry (lease_us, lease_gen). A data packet (not a replay) of an entry with
+ *      drain != 0 and lease_us != 0 (re)starts the lease when drain_lease_gen[drain] != lease_gen (the
+ *      entry was written anew: store the gen and now); once now - drain_lease_since[drain] > lease_us the
+ *      lease has expired: the packet goes to the entry's `port` whatever the action would do (no punt,
+ *      no drop) and drain_lease_expired[drain] counts it. A live controller renews by rewriting the entry
+ *      with a new gen; a dead one costs the flow at most the lease.
  *   2. otherwise `ipv4_routes` (LPM on dst): route_to_port(port) for hosts on this side,
  *      route_via_nics(group_size) for destinations behind the NICs, where
  *   3. `nic_group` maps hash(normalized key) mod group_size -> NIC port. The key is normalized
@@ -33,6 +39,15 @@ control GatewayForwarding(inout headers_t hdr,
     direct_counter(CounterType.packets_and_bytes) nic_group_counter;
     register<bit<32>>(DRAIN_SLOTS) drain_punted;     // punts of the flow holding the index
     register<bit<32>>(DRAIN_SLOTS) drain_replayed;   // its replays seen by forward_after_drain
+    register<bit<32>>(DRAIN_SLOTS) drain_lease_gen;  // lease_gen of the entry whose lease runs
+    register<bit<48>>(DRAIN_SLOTS) drain_lease_since; // when it started (ingress_global_timestamp, us)
+    counter(DRAIN_SLOTS, CounterType.packets) drain_lease_expired;   // packets let through by an expired lease
+
+    bit<32> lease_len_us;    // the hit entry's lease (0: none)
+    bit<32> lease_id;        // and its generation
+    bit<32> lease_seen;      // drain_lease_gen[drain]
+    bit<48> lease_since;     // drain_lease_since[drain]
+    bool    lease_expired;
 
     // ---- per-flow entries ----
 
@@ -41,18 +56,22 @@ control GatewayForwarding(inout headers_t hdr,
         flow_forwarding_counter.count();
     }
 
-    action suspend_flow(bit<8> mode, port_num_t port, bit<32> drain) {
+    action suspend_flow(bit<8> mode, port_num_t port, bit<32> drain, bit<32> lease_us, bit<32> lease_gen) {
         meta.suspended = true;
         meta.suspend_mode = mode;
         meta.suspend_port = port;
         meta.drain_index = drain;
+        lease_len_us = lease_us;
+        lease_id = lease_gen;
         flow_forwarding_counter.count();
     }
 
-    action forward_after_drain(port_num_t port, bit<32> drain) {
+    action forward_after_drain(port_num_t port, bit<32> drain, bit<32> lease_us, bit<32> lease_gen) {
         meta.draining = true;
         meta.suspend_port = port;
         meta.drain_index = drain;
+        lease_len_us = lease_us;
+        lease_id = lease_gen;
         flow_forwarding_counter.count();
     }
 
@@ -146,8 +165,30 @@ control GatewayForwarding(inout headers_t hdr,
         meta.suspended = false;
         meta.draining = false;
         meta.drain_index = 0;
+        lease_len_us = 0;
+        lease_id = 0;
+        lease_expired = false;
         if (flow_forwarding.apply().hit) {
-            if (meta.suspended) {
+            // the lease of a suspension / drain (an index outside the registers has none)
+            if ((meta.suspended || meta.draining) && !meta.replay && lease_len_us != 0
+                    && meta.drain_index != 0 && meta.drain_index < DRAIN_SLOTS) {
+                drain_lease_gen.read(lease_seen, meta.drain_index);
+                if (lease_seen != lease_id) {
+                    // a new entry (or a renewal): its lease starts now
+                    drain_lease_gen.write(meta.drain_index, lease_id);
+                    drain_lease_since.write(meta.drain_index, std.ingress_global_timestamp);
+                } else {
+                    drain_lease_since.read(lease_since, meta.drain_index);
+                    if (std.ingress_global_timestamp - lease_since > (bit<48>)lease_len_us) {
+                        lease_expired = true;
+                        drain_lease_expired.count(meta.drain_index);
+                    }
+                }
+            }
+            if (lease_expired) {
+                // nobody renewed it: resume by itself toward the entry's port
+                std.egress_spec = meta.suspend_port;
+            } else if (meta.suspended) {
                 if (meta.replay) {
                     std.egress_spec = meta.suspend_port;
                 } else if (meta.suspend_mode == SUSPEND_DROP) {

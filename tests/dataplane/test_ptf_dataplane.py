@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="ne
 
 SUITES = {
     "flow_nic": 17,
-    "gateway": 10,
+    "gateway": 13,
 }
 
 

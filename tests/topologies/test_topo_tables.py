@@ -67,10 +67,14 @@ def test_fig2_plan():
         EntrySpec("nic_group", {"index": 0}, "set_group_port", {"port": 2}),
         EntrySpec("nic_group", {"index": 1}, "set_group_port", {"port": 3}),
         EntrySpec("nic_group", {"index": 2}, "set_group_port", {"port": 4}),
+        # drain markers are accepted from the NIC-facing ports only
+        EntrySpec("nic_facing_ports", {"ingress_port": 2}, "nic_facing"),
+        EntrySpec("nic_facing_ports", {"ingress_port": 3}, "nic_facing"),
+        EntrySpec("nic_facing_ports", {"ingress_port": 4}, "nic_facing"),
         EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.1", 32)}, "route_to_port", {"port": 1}),
         EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.2", 32)}, "route_via_nics", {"group_size": 3}),
     ]
-    assert p["gwB"][3:] == [
+    assert p["gwB"][6:] == [
         EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.1", 32)}, "route_via_nics", {"group_size": 3}),
         EntrySpec("ipv4_routes", {"dst_addr": ("10.0.0.2", 32)}, "route_to_port", {"port": 1}),
     ]

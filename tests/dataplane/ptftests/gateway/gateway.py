@@ -8,6 +8,7 @@ Ports as the switch numbers them: 0 faces the local hosts (10.0.0.0/24), 1, 2, 3
 from __future__ import annotations
 
 import struct
+import time
 
 from p4runtime_base import P4RuntimeTest, autocleanup
 from ptf.testutils import send_packet, verify_no_other_packets, verify_packet, verify_packet_any_port
@@ -40,6 +41,21 @@ def five_tuple(src="10.0.0.1", dst="10.0.1.1", proto=6, sport=40000, dport=5001)
     return {"src_addr": src, "dst_addr": dst, "proto": proto, "src_port": sport, "dst_port": dport}
 
 
+def suspended(mode: int, port: int, drain: int = 0, lease_us: int = 0, lease_gen: int = 0) -> dict:
+    """suspend_flow's parameters (no lease unless given)."""
+    return {"mode": mode, "port": port, "drain": drain, "lease_us": lease_us, "lease_gen": lease_gen}
+
+
+def draining(port: int, drain: int, lease_us: int = 0, lease_gen: int = 0) -> dict:
+    """forward_after_drain's parameters (no lease unless given)."""
+    return {"port": port, "drain": drain, "lease_us": lease_us, "lease_gen": lease_gen}
+
+
+# Leases of the lease tests: generous for a busy machine; "expired" is checked after twice as long.
+LEASE_US = 300_000
+EXPIRED_S = 2 * LEASE_US / 1e6
+
+
 class GatewayTest(P4RuntimeTest):
     def setUp(self) -> None:
         super().setUp()
@@ -50,9 +66,21 @@ class GatewayTest(P4RuntimeTest):
                                     {"group_size": 3})
         for i, port in enumerate(NIC_PORTS):
             self.insert_table_entry(GF + "nic_group", {"index": i}, GF + "set_group_port", {"port": port})
+            self.insert_table_entry("GatewayIngress.nic_facing_ports", {"ingress_port": port},
+                                    "GatewayIngress.nic_facing")
 
     def drops(self, reason: int) -> int:
         return self.read_counter(DROPS, reason)[0]
+
+    def expired(self, drain: int) -> int:
+        """Packets let through by an expired lease of drain index ``drain``."""
+        return self.read_counter(GF + "drain_lease_expired", drain)[0]
+
+    def reset_drains(self, *drains: int) -> None:
+        """Zero the drain and lease registers of ``drains`` (the switch outlives a test class)."""
+        for drain in drains:
+            for r in ("drain_punted", "drain_replayed", "drain_lease_gen"):
+                self.write_register(GF + r, drain, 0)
 
     def placed_port(self, pkt, in_port: int = 0) -> int:
         send_packet(self, in_port, pkt)
@@ -151,7 +179,7 @@ class SuspendPuntReplayTest(GatewayTest):
     @autocleanup
     def runTest(self):
         self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
-                                {"mode": SUSPEND_PUNT, "port": 3, "drain": 0})
+                                suspended(SUSPEND_PUNT, 3))
         pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(3)]
         for p in pkts:
             send_packet(self, 0, p)
@@ -192,7 +220,7 @@ class DrainOrderTest(GatewayTest):
         for r in ("drain_punted", "drain_replayed"):
             self.write_register(GF + r, self.IDX, 0)
         self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
-                                {"mode": SUSPEND_PUNT, "port": 1, "drain": self.IDX})
+                                suspended(SUSPEND_PUNT, 1, self.IDX))
         pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(4)]
         for p in pkts[:2]:
             send_packet(self, 0, p)
@@ -200,7 +228,7 @@ class DrainOrderTest(GatewayTest):
         self.assertEqual(self.counts(), (2, 0))
         # The flip toward port 3; two punts are still outstanding.
         self.modify_table_entry(GF + "flow_forwarding", five_tuple(), GF + "forward_after_drain",
-                                {"port": 3, "drain": self.IDX})
+                                draining(3, self.IDX))
         send_packet(self, 0, pkts[2])             # newer: must not overtake -> punted, queued behind
         self.verify_packet_in(pkts[2], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
         verify_no_other_packets(self, timeout=0.3)
@@ -245,8 +273,9 @@ class DrainMarkerTest(GatewayTest):
 class ForgedMarkerTest(GatewayTest):
     """Only the controller sends path markers toward the NICs (PacketOut DIRECT): a packet to the marker
     address 0.0.0.2 from a port, host- or NIC-facing, is dropped and counted (DROP_FORGED_MARKER), even
-    with a route that would carry 0.0.0.2 to the NICs; nothing reaches the controller. A drain marker from
-    a NIC-facing port still does, and the controller's own path marker still leaves."""
+    with a route that would carry 0.0.0.2 to the NICs; nothing reaches the controller. A drain marker is
+    accepted only from a NIC-facing port (a `nic_facing_ports` entry): from the host port it is forged
+    too; from a NIC port it reaches the controller, and the controller's own path marker still leaves."""
 
     @staticmethod
     def marker(dport: int = 0xFA1B, token: int = 0x1234):
@@ -267,13 +296,17 @@ class ForgedMarkerTest(GatewayTest):
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged))
         drain = self.marker(dport=0xFA1C)
+        send_packet(self, 0, drain)              # host-facing: forged
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged) + 1)
         send_packet(self, 3, drain)
         self.verify_packet_in(drain, {"ingress_port": 3, "reason": PACKET_IN_DRAIN_MARKER})
         own = self.marker(token=0x77)
         self.packet_out(own, mode=0, egress_port=1)
         verify_packet(self, own, 1)
         verify_no_other_packets(self, timeout=0.3)
-        self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged))
+        self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged) + 1)
 
 
 class SuspendDropTest(GatewayTest):
@@ -282,12 +315,125 @@ class SuspendDropTest(GatewayTest):
     @autocleanup
     def runTest(self):
         self.insert_table_entry(GF + "flow_forwarding", five_tuple(proto=17), GF + "suspend_flow",
-                                {"mode": SUSPEND_DROP, "port": 1, "drain": 0})
+                                suspended(SUSPEND_DROP, 1))
         for _ in range(2):
             send_packet(self, 0, udp())
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_SUSPENDED), 2)
+
+
+class LeaseSuspendTest(GatewayTest):
+    """A suspension's lease: until it runs out, punt mode punts and drop mode drops; once nobody renewed
+    it for lease_us, both send the flow's packets to the entry's port (the old NIC) and
+    drain_lease_expired[drain] counts them. A replay still goes to the port, uncounted. A renewal (the
+    entry rewritten with a new lease_gen) restarts the lease: punted again, until it runs out too."""
+
+    PUNT_IDX, DROP_IDX = 21, 22
+
+    @autocleanup
+    def runTest(self):
+        self.reset_drains(self.PUNT_IDX, self.DROP_IDX)
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                suspended(SUSPEND_PUNT, 2, self.PUNT_IDX, LEASE_US, 1000))
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(proto=17), GF + "suspend_flow",
+                                suspended(SUSPEND_DROP, 1, self.DROP_IDX, LEASE_US, 2000))
+        pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(6)]
+        # within the lease (it starts at each flow's first packet): punted / dropped
+        send_packet(self, 0, pkts[0])
+        send_packet(self, 0, pkts[1])
+        send_packet(self, 0, udp())
+        send_packet(self, 0, udp())
+        for p in pkts[:2]:
+            self.verify_packet_in(p, {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.1)
+        self.assertEqual(self.drops(DROP_SUSPENDED), 2)
+        self.assertEqual((self.expired(self.PUNT_IDX), self.expired(self.DROP_IDX)), (0, 0))
+        # not renewed: expired, both flows go to their entry's port again
+        time.sleep(EXPIRED_S)
+        send_packet(self, 0, pkts[2])
+        verify_packet(self, pkts[2], 2)
+        send_packet(self, 0, udp())
+        verify_packet(self, udp(), 1)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_SUSPENDED), 2)
+        self.assertEqual((self.expired(self.PUNT_IDX), self.expired(self.DROP_IDX)), (1, 1))
+        self.packet_out(pkts[0], mode=1, ingress_port=0)   # a replay: to the port, not counted
+        verify_packet(self, pkts[0], 2)
+        self.assertEqual(self.expired(self.PUNT_IDX), 1)
+        # renewed (new gen): the lease starts again at the next packet
+        self.modify_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                suspended(SUSPEND_PUNT, 2, self.PUNT_IDX, LEASE_US, 1001))
+        send_packet(self, 0, pkts[3])
+        self.verify_packet_in(pkts[3], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.1)
+        time.sleep(EXPIRED_S)
+        send_packet(self, 0, pkts[4])
+        verify_packet(self, pkts[4], 2)
+        self.verify_no_packet_in()
+        self.assertEqual(self.expired(self.PUNT_IDX), 2)
+        self.assertEqual(self.read_register(GF + "drain_lease_gen", self.PUNT_IDX), 1001)
+        self.reset_drains(self.PUNT_IDX, self.DROP_IDX)
+
+
+class LeaseDrainTest(GatewayTest):
+    """forward_after_drain's lease: the flip (a new entry, a new gen) restarts it; while it runs a data
+    packet is punted behind outstanding punts; once it has expired the packet goes to the new port even
+    though punts are outstanding (nothing is punted or counted in drain_punted), counted as expired."""
+
+    IDX = 23
+
+    def counts(self) -> tuple[int, int]:
+        return (self.read_register(GF + "drain_punted", self.IDX), self.read_register(GF + "drain_replayed", self.IDX))
+
+    @autocleanup
+    def runTest(self):
+        self.reset_drains(self.IDX)
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                suspended(SUSPEND_PUNT, 1, self.IDX, LEASE_US, 3000))
+        pkts = [tcp(seq=1 + 40 * i, payload=bytes([97 + i]) * 40) for i in range(3)]
+        send_packet(self, 0, pkts[0])
+        self.verify_packet_in(pkts[0], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        self.modify_table_entry(GF + "flow_forwarding", five_tuple(), GF + "forward_after_drain",
+                                draining(3, self.IDX, LEASE_US, 3001))
+        send_packet(self, 0, pkts[1])            # one punt outstanding, lease running: punted
+        self.verify_packet_in(pkts[1], {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.1)
+        self.assertEqual(self.counts(), (2, 0))
+        time.sleep(EXPIRED_S)                    # the controller is gone: nobody replays or renews
+        send_packet(self, 0, pkts[2])
+        verify_packet(self, pkts[2], 3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.counts(), (2, 0))
+        self.assertEqual(self.expired(self.IDX), 1)
+        self.reset_drains(self.IDX)
+
+
+class LeaseOffTest(GatewayTest):
+    """No lease without both a drain index and lease_us: lease_us = 0 (with a drain index) and drain = 0
+    (with a lease_us) keep punting however long the suspension lasts; nothing is counted as expired."""
+
+    IDX = 24
+
+    @autocleanup
+    def runTest(self):
+        self.reset_drains(self.IDX)
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(), GF + "suspend_flow",
+                                suspended(SUSPEND_PUNT, 2, self.IDX, 0, 4000))
+        self.insert_table_entry(GF + "flow_forwarding", five_tuple(sport=40001), GF + "suspend_flow",
+                                suspended(SUSPEND_PUNT, 2, 0, LEASE_US, 4001))
+        flows = [tcp(), tcp(sport=40001)]
+        for p in flows:
+            send_packet(self, 0, p)
+            self.verify_packet_in(p, {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        time.sleep(EXPIRED_S)
+        for p in flows:
+            send_packet(self, 0, p)
+            self.verify_packet_in(p, {"ingress_port": 0, "reason": PACKET_IN_SUSPENDED})
+        verify_no_other_packets(self, timeout=0.1)
+        self.assertEqual((self.expired(self.IDX), self.expired(0)), (0, 0))
+        self.assertEqual(self.read_register(GF + "drain_lease_gen", self.IDX), 0)
+        self.reset_drains(self.IDX)
 
 
 class PacketOutTest(GatewayTest):
