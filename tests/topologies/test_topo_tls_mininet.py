@@ -1,0 +1,74 @@
+"""A TLS lab (topologies.lab.TLSLab, ``python -m topologies.lab --tls``) on both targets: it comes up, the
+``flowmig`` CLI works through its config over TLS, and its switches refuse plaintext P4Runtime clients (and,
+with mutual TLS, TLS clients without a certificate of the lab's CA); nothing of it is left afterwards."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import grpc
+import pytest
+from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
+from topo_helpers import REPO, mininet_missing, programs_missing
+
+from topologies.description import load
+
+pytestmark = [pytest.mark.mininet, pytest.mark.root,
+              pytest.mark.skipif(mininet_missing() is not None, reason=mininet_missing() or ""),
+              pytest.mark.skipif(programs_missing() is not None, reason=programs_missing() or "")]
+
+TARGETS = [pytest.param("embedded", id="embedded"), pytest.param("bmv2", id="bmv2", marks=pytest.mark.bmv2)]
+
+
+def _capabilities(address: str, creds: grpc.ChannelCredentials | None) -> str:
+    """'ok', or the gRPC status name of a P4Runtime Capabilities request over a plaintext/TLS channel."""
+    ch = grpc.secure_channel(address, creds) if creds else grpc.insecure_channel(address)
+    try:
+        p4runtime_pb2_grpc.P4RuntimeStub(ch).Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=5)
+        return "ok"
+    except grpc.RpcError as exc:
+        return exc.code().name
+    finally:
+        ch.close()
+
+
+@pytest.mark.parametrize("mode", ["mtls", "tls"])
+@pytest.mark.parametrize("target", TARGETS)
+def test_tls_lab_serves_only_tls(target, mode, lab_options, clean_lab):
+    from topologies.lab import TLSLab, flowmig_command
+
+    lab_options.target, lab_options.populate = target, False
+    lab = TLSLab(load("fig2"), lab_options, tls=mode)
+    clean_lab(lab)
+    lab.start()
+    tls = json.loads(lab.config_path.read_text())["tls"]
+    assert tls == lab.pki.client_tls()
+    ca = lab.pki.ca_cert.read_bytes()
+    mutual = (lab.pki.controller_key.read_bytes(), lab.pki.controller_cert.read_bytes())
+
+    # every flowmig command connects with the config's tls section: flows reads every NIC
+    out = subprocess.run([*flowmig_command(), "--config", str(lab.config_path), "flows", "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(json.loads(out.stdout)["nics"]) == sorted(lab.topo.nics())
+
+    for sw in lab.switches():
+        got = {"plaintext": _capabilities(sw.grpc_addr, None),
+               "ca only": _capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca)),
+               "controller": _capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca, *mutual))}
+        assert got == {"plaintext": "UNAVAILABLE", "ca only": "UNAVAILABLE" if mode == "mtls" else "ok",
+                       "controller": "ok"}, sw.name
+    lab.stop()
+    assert not lab.pki.directory.exists()          # the lab's keys go with it
+
+
+def test_tls_lab_cannot_populate_and_says_so(lab_options):
+    from topologies.lab import TLSLab, main
+
+    with pytest.raises(ValueError, match="--no-populate"):
+        TLSLab(load("fig2"), lab_options)
+    with pytest.raises(ValueError, match="TLS mode must be one of tls, mtls"):
+        TLSLab(load("fig2"), lab_options, tls="ssl")
+    assert main(["fig2", "--target", "embedded", "--tls", "mtls", "--run-dir", str(lab_options.run_dir)]) == 2
+    assert not lab_options.run_dir.exists()        # refused before anything was made
