@@ -51,6 +51,10 @@ class ControllerConfig:
     log_dir: str | None = "logs"
     connect_timeout: float = 5.0
     lab: LabConfig | None = None      # the config file as read (None with --switch arguments alone)
+    # the migration journal shared by the lab's controllers (controller.journal): beside the config
+    # file (``config.json`` -> ``config.journal``); None with --switch arguments alone (no journal: a
+    # recovery then judges by the switches' entries alone)
+    journal: str | None = None
 
     @property
     def hmac_key(self) -> bytes:
@@ -171,6 +175,7 @@ def load_config(path: str | Path | None = None, switches: list[str] | None = Non
         cfg.switches = dict(lab.switches)
         cfg.hosts = {n: h.to_dict() for n, h in lab.hosts.items()}
         cfg.tls = dict(lab.tls)
+        cfg.journal = str(Path(path).resolve().with_suffix(".journal"))
         if lab.election_id is not None:
             cfg.election_id = lab.election_id
     cfg.key, cfg.key_source = resolve_key(hmac_key_file, env, lab, str(path))

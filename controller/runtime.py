@@ -17,12 +17,14 @@ from .config import ControllerConfig, SwitchConfig
 from .flowstate import FlowKey
 from .gateway import MARKER, GatewayDriver
 from .inventory import Inventory, SlotUse
+from .journal import Journal
 from .nic import NicDriver
 from .p4rt.connection import DigestList
 from .p4rt.errors import P4RuntimeError
 from .p4rt.fabric import Fabric
 from .p4rt.p4info import load_p4info
 from .p4rt.registers import RegisterAccess
+from .recovery import Recovery, recover
 
 __all__ = ["Controller", "ControllerError"]
 
@@ -54,6 +56,9 @@ class Controller:
         self.registers: dict[str, RegisterAccess] = {}
         self.hosts = hosts if hosts is not None else getattr(config, "hosts", {})
         self.digests_seen = 0
+        # the lab's migration journal (None without one) and what ``start`` recovered
+        self.journal = Journal(config.journal, config.key) if getattr(config, "journal", None) else None
+        self.recovery = Recovery(skipped="not run")
 
     # ---- life cycle --------------------------------------------------------------------------------
     def __enter__(self) -> Controller:
@@ -64,7 +69,10 @@ class Controller:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self, switches: list[str] | None = None) -> Controller:
+    def start(self, switches: list[str] | None = None, recover_migrations: bool = True) -> Controller:
+        """Connect to ``switches`` (default: all of the config), set them up, and — when they are all of
+        the config's — finish or undo a migration an earlier controller left interrupted
+        (``controller.recovery``; what it did is in ``self.recovery``)."""
         names = switches or list(self.config.switches)
         opts = [self.config.options(n) for n in names]
         try:
@@ -72,6 +80,12 @@ class Controller:
         except P4RuntimeError as exc:
             raise ControllerError(f"cannot reach switch {exc.switch or '?'}: {exc.message}") from exc
         self.fabric.parallel({n: (lambda n=n: self._setup(self.config.switch(n))) for n in names})
+        if not recover_migrations:
+            self.recovery = Recovery(skipped="not asked")
+        elif set(names) != set(self.config.switches):
+            self.recovery = Recovery(skipped="not every switch of the config is connected")
+        else:
+            self.recovery = recover(self, self.journal)
         return self
 
     def _setup(self, sc: SwitchConfig) -> None:
