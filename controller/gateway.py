@@ -2,8 +2,10 @@
 
 Owns ``GatewayDriver`` (one per gateway switch): the ``flow_forwarding`` entries this controller
 manages (exact 5-tuple as the packet carries it → ``set_nic_port(port)`` or
-``suspend_flow(mode, port, drain)`` / ``forward_after_drain(port, drain)``), written as one batched
-Write per step; the per-flow drain indexes (cells of the gateway's ``drain_punted``/``drain_replayed``
+``suspend_flow(mode, port, drain, lease_us, lease_gen)`` / ``forward_after_drain(port, drain, lease_us,
+lease_gen)``, built by ``GatewayDriver.leased``: every suspension carries a data-plane lease, so a dead
+controller costs a flow at most the lease; a live one renews it by rewriting the entry with a new
+generation), written as one batched Write per step; the per-flow drain indexes (cells of the gateway's ``drain_punted``/``drain_replayed``
 registers, allocated here, reset when freed; read and written through ``RegisterAccess``: P4Runtime, or
 BMv2's Thrift where P4Runtime has no registers); the buffer of punted packets of suspended flows
 (PacketIn reason SUSPENDED, kept in arrival order per flow); and their in-order replay (PacketOut mode
@@ -17,6 +19,7 @@ A gateway only needs an entry for the direction of a reference that enters it fr
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import struct
 import threading
@@ -48,6 +51,8 @@ TABLE = "flow_forwarding"
 DRAIN_SLOTS = D.DRAIN_SLOTS  # the drain registers' size when the P4Info lacks them (index 0: none)
 PUNTED, REPLAYED = "drain_punted", "drain_replayed"
 MATCH_CACHE = 1 << 16        # encoded flow_forwarding matches kept (GatewayDriver._match)
+LEASE_US_MAX = (1 << 32) - 1  # lease_us is a bit<32> of microseconds (~71 minutes)
+GEN_MAX = (1 << 32) - 1       # lease_gen: bit<32>, never 0 (a drain index's lease register starts at 0)
 
 
 @dataclass(frozen=True)
@@ -210,6 +215,8 @@ class GatewayDriver:
         self._apply_lock = threading.Lock()
         self.settling: set[FiveTuple] = set()   # flows a background thread is still draining
         self._matches: dict[FiveTuple, p4runtime_pb2.TableEntry] = {}   # encoded matches (``_match``)
+        self._lease_gen = secrets.randbits(32)   # random start: a restarted controller's gens differ
+        self._gen_lock = threading.Lock()
         self._unsub = conn.subscribe_packets(self._on_packet)
 
     def close(self) -> None:
@@ -376,6 +383,28 @@ class GatewayDriver:
         self.conn.packet_out(marker_frame(token, DRAIN_MARKER), mode=PACKET_OUT_DIRECT, egress_port=port)
         return token
 
+    # ---- leases ---------------------------------------------------------------------------------------
+    def leased(self, action: str, lease: float, **params: int) -> tuple[str, dict[str, int]]:
+        """The entry ``action(**params)`` (``suspend_flow`` / ``forward_after_drain``, with its ``drain``)
+        with a lease of ``lease`` seconds (0: none) under a fresh generation. Written, its lease starts
+        again at the flow's next packet; past it without a rewrite the gateway sends the flow to the
+        entry's port by itself (docs/dataplane.md "Leases"). ValueError for a lease out of range."""
+        if not (math.isfinite(lease) and 0 <= round(lease * 1e6) <= LEASE_US_MAX):
+            raise ValueError(f"lease {lease!r} s: must be 0 (none) to {LEASE_US_MAX / 1e6:.0f} s")
+        with self._gen_lock:
+            self._lease_gen = self._lease_gen % GEN_MAX + 1   # 1 .. 2^32-1, wrapping past 0
+            gen = self._lease_gen
+        return action, {**params, "lease_us": round(lease * 1e6), "lease_gen": gen}
+
+    def renew_leases(self, tuples: Iterable[FiveTuple], port: int, lease: float) -> int:
+        """Rewrite the ``forward_after_drain(port, drain)`` entries of ``tuples`` (those holding a drain
+        index) with fresh generations, in one Write: their leases start again. Returns how many."""
+        renew = {t: self.leased("forward_after_drain", lease, port=port, drain=d)
+                 for t in tuples if (d := self.drains.get(t))}
+        if renew:
+            self.apply(renew)
+        return len(renew)
+
     # ---- drain indexes --------------------------------------------------------------------------------
     def alloc_drains(self, tuples: Iterable[FiveTuple]) -> dict[FiveTuple, int]:
         """A drain register index per flow (kept if it has one). Free indexes are kept with both cells
@@ -469,12 +498,23 @@ class GatewayDriver:
             return [t for t, n in sent.items() if (buf := self._buffers.get(t)) is not None and buf.total == n]
 
     def settle_drains(self, tuples: Sequence[FiveTuple], port: int, wait: float,
-                      counted: bool = False) -> list[FiveTuple]:
+                      counted: bool = False, lease: float = 0.0, renew_now: bool = False) -> list[FiveTuple]:
         """Wait (up to ``wait`` s) for the flows of ``tuples`` to be drained; rewrite the drained ones'
         entries to ``set_nic_port(port)`` (one Write) and free their indexes. Returns them. ``counted``:
-        judge by ``drained_counted`` (a barrier round trip) where it can, else by the registers."""
-        deadline = time.monotonic() + wait
+        judge by ``drained_counted`` (a barrier round trip) where it can, else by the registers.
+        ``lease`` (s, > 0): the flows' ``forward_after_drain`` entries carry that lease; the ones still
+        draining are renewed every ``lease / 2`` (the first time at once with ``renew_now``, else
+        ``lease / 2`` from now: the entries were just written), so a live controller's drain never
+        expires."""
+        now = time.monotonic()
+        deadline = now + wait
+        renew_at = (now if renew_now else now + lease / 2) if lease > 0 else math.inf
+        done: list[FiveTuple] = []
         while True:
+            if time.monotonic() >= renew_at:
+                settled = set(done)
+                self.renew_leases([t for t in tuples if t not in settled], port, lease)
+                renew_at = time.monotonic() + lease / 2
             done = self.drained_counted(tuples, max(0.05, deadline - time.monotonic())) if counted else None
             if done is None:
                 done = self.drained(tuples)
@@ -486,14 +526,16 @@ class GatewayDriver:
             self.free_drains(done, background=True)
         return done
 
-    def settle_drains_later(self, tuples: Sequence[FiveTuple], port: int, wait: float = 30.0) -> threading.Thread:
+    def settle_drains_later(self, tuples: Sequence[FiveTuple], port: int, wait: float = 30.0,
+                            lease: float = 0.0) -> threading.Thread:
         """``settle_drains`` in a daemon thread for flows still draining; their buffers stay in
-        pass-through until they are settled (then dropped from buffering)."""
+        pass-through until they are settled (then dropped from buffering). ``lease``: their entries'
+        lease, renewed at once and then every ``lease / 2`` while they wait."""
         self.settling.update(tuples)
 
         def run() -> None:
             try:
-                done = self.settle_drains(tuples, port, wait)
+                done = self.settle_drains(tuples, port, wait, lease=lease, renew_now=True)
             except Exception:  # noqa: BLE001 - background: log, keep the flow on forward_after_drain
                 log.exception("%s: settling drains failed", self.name)
                 return

@@ -122,6 +122,9 @@ class MigrationContext:
     barrier_timeout: float = 1.0
     drain_wait: float = 1.0
     old_path_wait: float = 0.0    # > 0: the flip waits (bounded) for the old paths to drain
+    # the data-plane lease (s) of every suspend_flow / forward_after_drain entry the steps write: a
+    # suspension nobody renews for that long resumes by itself (0: none; GatewayDriver.leased)
+    lease: float = 1.0
     # handed on by the steps
     t_suspend: float = 0.0                                # perf_counter when the suspension began
     tokens: list[tuple[str, int]] = field(default_factory=list)   # (old NIC, path-marker token)

@@ -4,16 +4,19 @@ suspend → quiesce → save → validate → load → redirect | resume, releas
 resume/release). Each step is one batched operation per switch, run concurrently across switches;
 each records what it changed before changing it, and its ``undo`` reverses exactly that:
 
-- ``Suspend``  gateways: suspend_flow entries, drain indexes, punt buffers (undo: replay the buffer
+- ``Suspend``  gateways: suspend_flow entries (each with a data-plane lease of ``ctx.lease``), drain
+               indexes (both modes: an index holds the lease), punt buffers (undo: replay the buffer
                toward the old NIC, restore the entries as they were, free the indexes);
 - ``Quiesce``  nothing (path markers, or source counters sampled);
 - ``Save``     freezes the references on their source NICs (undo: RESUME them);
 - ``Validate`` nothing on the switches (the trusted buffer: the states tagged with the HMAC);
 - ``Load``     slots and lookup entries on the target (undo: clear them, unplace);
 - ``OldPathWait`` (optional) the drain markers sent at the suspension are back: the old paths are empty;
-- ``Redirect`` gateways' entries flipped to the target, buffer replayed, punts passed through (undo:
-               stop passing through, entries back to suspend_flow toward the old NIC);
-- ``Resume``   (lossless) drained flows settled to set_nic_port, the rest settled in the background;
+- ``Redirect`` gateways' entries flipped to the target (lossless: leased, drop mode: the indexes
+               freed), buffer replayed, punts passed through (undo: stop passing through, entries
+               back to suspend_flow toward the old NIC);
+- ``Resume``   (lossless) drained flows settled to set_nic_port, the rest settled in the background
+               (their leases renewed every ``ctx.lease / 2`` meanwhile);
 - ``Release``  references cleared from the sources (concurrently with ``Resume``); the drain markers of
                a flip that did not wait for them are sent here.
 """
@@ -90,12 +93,13 @@ class Suspend(Step):
     def _start(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> Callable[[], None]:
         drv = ctx.ctrl.gateway(g)
         self.snapshots[g] = drv.snapshot(ts)
-        drains = drv.alloc_drains(ts) if ctx.lossless else {}
+        # a drain index in both modes: it holds the suspension's lease (drop mode counts nothing there)
+        drains = drv.alloc_drains(ts)
         if ctx.lossless:
             drv.start_buffering(ts)
         mode = SUSPEND_PUNT if ctx.lossless else SUSPEND_DROP
-        return drv.apply_async({t: ("suspend_flow", {"mode": mode, "port": drv.port_of(ctx.src_of[ks[0]]),
-                                                     "drain": drains.get(t, 0)})
+        return drv.apply_async({t: drv.leased("suspend_flow", ctx.lease, mode=mode, drain=drains[t],
+                                              port=drv.port_of(ctx.src_of[ks[0]]))
                                 for t, ks in ts.items()})
 
     def _markers(self, ctx: MigrationContext, g: str, srcs: set[str]) -> None:
@@ -298,14 +302,17 @@ class Redirect(Step):
         if ctx.lossless:
             drains = drv.alloc_drains(ts)
             ctx.at_flip[g] = drv.punts(ts)
-            return drv.apply_async({t: ("forward_after_drain", {"port": port, "drain": drains[t]}) for t in ts})
+            return drv.apply_async({t: drv.leased("forward_after_drain", ctx.lease, port=port, drain=drains[t])
+                                    for t in ts})
         return drv.apply_async({t: ("set_nic_port", {"port": port}) for t in ts})
 
     @staticmethod
     def _replay(ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
+        drv = ctx.ctrl.gateway(g)
         if ctx.lossless:   # after the flip's Write: the replays meet forward_after_drain
-            drv = ctx.ctrl.gateway(g)
             drv.pass_through(list(ts), drv.port_of(ctx.target), forward=True)
+        else:              # drop mode: the index only held the suspension's lease
+            drv.free_drains(list(ts), background=True)
 
     def undo(self, ctx: MigrationContext) -> None:
         for g, ts in self.flipped.items():
@@ -315,7 +322,8 @@ class Redirect(Step):
                 # an entry flipped to forward_after_drain(target): suspended toward the old NIC again,
                 # so Suspend's undo replays the buffer there
                 old = {t: drv.port_of(ctx.src_of[ctx.gw_tuples[g][t][0]]) for t in ts}
-                back = {t: ("suspend_flow", {"mode": SUSPEND_PUNT, "port": old[t], "drain": drv.drains.get(t, 0)})
+                back = {t: drv.leased("suspend_flow", ctx.lease, mode=SUSPEND_PUNT, port=old[t],
+                                      drain=drv.drains.get(t, 0))
                         for t in ts if drv.entries.get(t, ("",))[0] == "forward_after_drain"}
                 if back:
                     drv.apply(back)
@@ -344,7 +352,8 @@ class Resume(Step):
 
         def settle(g: str, ts: dict[FiveTuple, list[FlowKey]]) -> None:
             drv = ctx.ctrl.gateway(g)
-            self.settled[g] = drv.settle_drains(list(ts), drv.port_of(ctx.target), ctx.drain_wait, counted=True)
+            self.settled[g] = drv.settle_drains(list(ts), drv.port_of(ctx.target), ctx.drain_wait, counted=True,
+                                                lease=ctx.lease)
         try:
             ctx.ctrl.fabric.parallel({g: (lambda g=g, ts=ts: settle(g, ts)) for g, ts in ctx.gw_tuples.items()})
         finally:
@@ -362,7 +371,7 @@ class Resume(Step):
             if rest:
                 log.warning("%s: %d flows still draining through the controller", g, len(rest))
                 rec.reason = rec.reason or f"{len(rest)} flows still draining on {g} (settled in background)"
-                drv.settle_drains_later(rest, drv.port_of(ctx.target))
+                drv.settle_drains_later(rest, drv.port_of(ctx.target), lease=ctx.lease)
             # punted after the flip: queued behind the earlier punts by forward_after_drain
             rec.packets_late += drv.punts(ts) - ctx.at_flip.get(g, 0)
             for buf in drv.stop_buffering(done).values():

@@ -3,6 +3,8 @@
 import struct
 import threading
 
+import pytest
+
 from controller.flowstate import parse_reference
 from controller.gateway import (
     BARRIER_REASON,
@@ -47,7 +49,11 @@ tables { preamble { id: 1 name: "GatewayIngress.gateway_forwarding.flow_forwardi
   match_fields { id: 5 name: "dst_port" bitwidth: 16 match_type: EXACT } }
 actions { preamble { id: 10 name: "set_nic_port" } params { id: 1 name: "port" bitwidth: 9 } }
 actions { preamble { id: 11 name: "suspend_flow" } params { id: 1 name: "mode" bitwidth: 8 }
-  params { id: 2 name: "port" bitwidth: 9 } }
+  params { id: 2 name: "port" bitwidth: 9 } params { id: 3 name: "drain" bitwidth: 32 }
+  params { id: 4 name: "lease_us" bitwidth: 32 } params { id: 5 name: "lease_gen" bitwidth: 32 } }
+actions { preamble { id: 12 name: "forward_after_drain" } params { id: 1 name: "port" bitwidth: 9 }
+  params { id: 2 name: "drain" bitwidth: 32 } params { id: 3 name: "lease_us" bitwidth: 32 }
+  params { id: 4 name: "lease_gen" bitwidth: 32 } }
 controller_packet_metadata { preamble { id: 20 name: "packet_out" }
   metadata { id: 1 name: "egress_port" bitwidth: 9 } metadata { id: 2 name: "_pad0" bitwidth: 7 }
   metadata { id: 3 name: "ingress_port" bitwidth: 9 } metadata { id: 4 name: "_pad1" bitwidth: 7 }
@@ -130,13 +136,32 @@ def test_apply_tracks_insert_modify_delete():
     conn = FakeConn()
     drv = GatewayDriver(conn, host_ips=[A], nic_ports={"nic1": 2})
     t = FiveTuple(A, B, 17, 1000, 9000)
-    drv.apply({t: ("suspend_flow", {"mode": 1, "port": 2})})
+    drv.apply({t: drv.leased("suspend_flow", 0.5, mode=1, port=2, drain=3)})
     drv.apply({t: ("set_nic_port", {"port": 2})})
     drv.apply({t: None})
     kinds = [w[0].type for w in conn.writes]
     from p4.v1 import p4runtime_pb2 as pb
     assert kinds == [pb.Update.INSERT, pb.Update.MODIFY, pb.Update.DELETE]
+    params = [p.value for p in conn.writes[0][0].entity.table_entry.action.action.params]
+    assert [int.from_bytes(v, "big") for v in params[:4]] == [1, 2, 3, 500_000]
     assert drv.entries == {}
+
+
+def test_leased_entries_get_a_fresh_nonzero_generation_each():
+    drv = GatewayDriver(FakeConn(), host_ips=[A], nic_ports={"nic1": 2})
+    action, p = drv.leased("forward_after_drain", 0.3, port=2, drain=7)
+    assert action == "forward_after_drain"
+    assert {k: v for k, v in p.items() if k != "lease_gen"} == {"port": 2, "drain": 7, "lease_us": 300_000}
+    gens = [p["lease_gen"]] + [drv.leased("suspend_flow", 0, mode=2, port=2, drain=7)[1]["lease_gen"]
+                               for _ in range(3)]
+    assert all(0 < g < 1 << 32 for g in gens)
+    assert all(b == a % ((1 << 32) - 1) + 1 for a, b in zip(gens, gens[1:], strict=False))   # the next one
+    drv._lease_gen = (1 << 32) - 2            # the wrap: ..., 2^32 - 1, then 1 (never 0)
+    assert [drv.leased("suspend_flow", 1, mode=1, port=2, drain=1)[1]["lease_gen"] for _ in range(3)] == \
+        [(1 << 32) - 1, 1, 2]
+    for bad in (-0.1, float("inf"), float("nan"), 5000.0):
+        with pytest.raises(ValueError, match="lease"):
+            drv.leased("suspend_flow", bad, mode=1, port=2, drain=1)
 
 
 def test_roce_qp_tuple_uses_the_records_udp_ports():

@@ -110,6 +110,9 @@ def test_drop_mode_moves_and_forwarding_resumes(vf, ctrl):
     recs = wait_learned(ctrl, flows)
     record = Migrator(ctrl).migrate([r.key for r in recs], "nic2", mode="drop")
     assert record.outcome == "ok" and record.packets_buffered == 0, record.summary()
+    for g in ("gwA", "gwB"):   # the drain indexes that held the suspensions' leases are free again
+        drv = ctrl.gateway(g)
+        assert not [t for r in recs for t in drv.tuples_for(r.key) if t in drv.drains], g
     before = {f: len(v) for f, v in _parse(vf, flows).items()}
     time.sleep(0.4)
     sent = tr.stop()
