@@ -99,6 +99,13 @@ def _parser(extra: Sequence[Subcommand] = ()) -> argparse.ArgumentParser:
     p.add_argument("--old-path-wait", type=_ms, default=0.0, metavar="MS",
                    help="wait up to MS for the old path to drain before switching (default 0: switch at once; "
                         "docs/lab.md)")
+    p.add_argument("--lease", type=_lease, default=1.0, metavar="MS",
+                   help="the gateways resume a suspension by themselves after MS unless renewed (default 1000): "
+                        "what a flow loses at most if this controller dies mid-migration (plus --old-path-wait)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("recover", help="finish or undo a migration a dead controller left (every command does "
+                                       "this first; this one reports it)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("monitor", help="live table of per-port / per-flow rates and queue delay")
@@ -260,6 +267,7 @@ _count = _number(int, "a count", lambda v: v >= 0, "must not be negative")
 # the data plane holds the idle timeout in microseconds, in 48 bits
 _seconds = _number(float, "seconds", lambda v: 0 < v < 8.9e6, "must be positive seconds (under 8.9e6)")
 _ms = _number(float, "milliseconds", lambda v: v >= 0, "must not be negative", scale=1 / 1000)   # -> seconds
+_lease = _number(float, "milliseconds", lambda v: v > 0, "must be positive", scale=1 / 1000)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -268,7 +276,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise CliError("give references to migrate, or --device NIC (not both)")
     keys = [parse_reference(r) for r in args.references]
     with _controller(args) as ctrl:
-        m = Migrator(ctrl, old_path_wait=args.old_path_wait)
+        m = Migrator(ctrl, old_path_wait=args.old_path_wait, lease=args.lease)
         if args.device:
             ctrl.nic(args.device)
             if not ctrl.inventory.on_device(args.device):
@@ -280,6 +288,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             rec = m.migrate(keys, args.to, args.mode)
         print(json.dumps(rec.to_dict(), indent=2) if args.json else rec.summary())
         return 0 if rec.outcome == "ok" else 1
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """What the start of this command recovered (``Controller.start`` runs the recovery)."""
+    with _controller(args) as ctrl:
+        rec = ctrl.recovery
+        journal = str(ctrl.journal.path) if ctrl.journal is not None else None
+    if args.json:
+        print(json.dumps({**rec.to_dict(), "journal": journal}, indent=2))
+    else:
+        print("\n".join(rec.lines()) if rec or rec.skipped else
+              f"nothing to recover (journal {journal or 'none: no --config'}; no suspended gateway entry)")
+    return 1 if rec.problems else 0
 
 
 def _resolve(ctrl: Controller, key: Any) -> Any:
@@ -387,7 +408,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "flows": cmd_flows, "migrate": cmd_migrate, "monitor": cmd_monitor, "shell": cmd_shell,
-    "save": cmd_save, "restore": cmd_restore}
+    "save": cmd_save, "restore": cmd_restore, "recover": cmd_recover}
 
 
 def main(argv: list[str] | None = None, extra: Sequence[Subcommand] = ()) -> int:

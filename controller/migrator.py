@@ -26,6 +26,12 @@ completes undoes the failed step and the completed ones in reverse (the target c
 resumed, the buffered packets replayed toward the old NIC, the gateways' entries restored). Extra
 steps (a VM's host move) go before ``load``; ``before_step`` hooks see each step before it runs (a
 hook that raises fails that step: the failure-injection seam of the tests).
+
+Crash consistency: every migration runs holding the lab's journal (``controller.journal``: one
+migration at a time across the lab's controller processes), which records it before each step; each
+suspension the gateways hold carries a data-plane lease (``lease`` s, plus ``old_path_wait``): a
+controller that dies mid-migration costs the flow at most that, and the next controller's
+``Controller.start`` finishes or undoes the migration (``controller.recovery``).
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from . import commands as C
 from .flowstate import FlowKey, FlowState, FlowStateError
 from .gateway import FiveTuple
 from .inventory import UnknownFlow
+from .journal import JournalBusy
 from .migration.plan import MigrationContext, MigrationRecord, Plan, Step, StepHook
 from .migration.steps import PROGRAM, load_states, protocol_steps
 from .nic import gateway_hash
@@ -73,7 +81,7 @@ class Migrator:
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
                  barrier_timeout: float = 1.0, program_version: int = C.FLOWMIG_VERSION,
                  drain_wait: float = 1.0, settle_timeout: float = 30.0, hooks: Sequence[StepHook] = (),
-                 old_path_wait: float = 0.0) -> None:
+                 old_path_wait: float = 0.0, lease: float = 1.0) -> None:
         self.ctrl = ctrl
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
@@ -82,6 +90,11 @@ class Migrator:
         # > 0: the flip waits up to this long for the old paths to drain (no packet of the batch still
         # queued there can then arrive behind the new path's); 0: switch at once (docs/lab.md)
         self.old_path_wait = old_path_wait
+        # how long a gateway holds a suspension by itself (the data-plane lease, docs/dataplane.md): a
+        # migration's lease is this plus ``old_path_wait``; a dead controller costs a flow at most that
+        if lease <= 0:
+            raise ValueError(f"lease must be positive, not {lease!r}")
+        self.lease = lease
         # a flow still draining in the background after an earlier migration is waited for this long
         # before it may move again
         self.settle_timeout = settle_timeout
@@ -158,8 +171,21 @@ class Migrator:
         loaded references are recorded as moved (inventory, ``ctx.rec.moved``). The record is
         finished and kept in ``history``. Returns whether the point of no return was passed."""
         rec = ctx.rec
-        with self._lock:
-            ok = plan.run(ctx, tuple(self.before_step))
+        journal = self.ctrl.journal
+        with self._lock, ExitStack() as held:
+            if journal is not None:
+                try:
+                    held.enter_context(journal.hold(self.settle_timeout))
+                except JournalBusy as exc:
+                    raise MigrationError(str(exc)) from None
+            mid = journal.begin(ctx) if journal is not None else ""
+            # the journal's record of a step is written before anything else sees it (a hook that
+            # kills the process still leaves it)
+            hooks = (journal.hook(mid), *self.before_step) if journal is not None else tuple(self.before_step)
+            ok = plan.run(ctx, hooks)   # (an exception out of it leaves the journal open: recovered later)
+            if journal is not None:
+                journal.end(mid, "ok" if ok else rec.outcome)
+                self._hold_while_settling(journal)
         self.last_states = ctx.tagged
         if ok:
             for k, slot in ctx.loaded:
@@ -171,6 +197,22 @@ class Migrator:
         self.history.append(rec)
         log.info("%s", rec.summary())
         return ok
+
+    def _hold_while_settling(self, journal: Any) -> None:
+        """Flows left draining in the background are still this controller's: keep the journal's lock
+        until they are settled (a recovery by another process would cut their replay short)."""
+        def busy() -> bool:
+            return any(d.settling for d in self.ctrl.gateways.values())
+        if not busy() or not journal.try_lock():
+            return
+
+        def wait() -> None:
+            try:
+                while busy():
+                    time.sleep(0.05)
+            finally:
+                journal.unlock()
+        threading.Thread(target=wait, name="journal-settling", daemon=True).start()
 
     def context(self, keys: Sequence[FlowKey], target: str, mode: str = "lossless") -> MigrationContext:
         """Check a request and gather what moving ``keys`` to ``target`` involves (sources, the gateways'
@@ -240,7 +282,8 @@ class Migrator:
         return MigrationContext(self.ctrl, rec, target, dict(by_src), {r.key: r.device for r in recs}, gw_tuples,
                                 program_version=self.program_version, quiesce_timeout=self.quiesce_timeout,
                                 quiesce_interval=self.quiesce_interval, barrier_timeout=self.barrier_timeout,
-                                drain_wait=self.drain_wait, old_path_wait=self.old_path_wait)
+                                drain_wait=self.drain_wait, old_path_wait=self.old_path_wait,
+                                lease=self.lease + self.old_path_wait)
 
     # ---- restoring saved state (VM moves) ---------------------------------------------------------------
     def sent_to(self, key: FlowKey, udp_ports: tuple[int, int] | None = None) -> dict[str, str]:
