@@ -153,6 +153,19 @@ class Inventory:
                 self._drop(rec.device, rec.slot, key)
 
 
+    def forget_missing(self, device: str, present: set[FlowKey], before: float) -> int:
+        """A scan of ``device`` found exactly ``present``: forget its other references (their slots were
+        emptied — aged out, cleared — with no digest to say so), except those learned or updated at or
+        after ``before`` (the scan's start: a digest may have taught them since). Returns how many."""
+        present = {_ikey(k) for k in present}
+        with self._lock:
+            gone = [r for r in self._flows.values()
+                    if r.device == device and r.key not in present and r.updated < before]
+            for r in gone:
+                del self._flows[r.key]
+                self._drop(r.device, r.slot, r.key)
+        return len(gone)
+
     def get(self, key: FlowKey) -> FlowRecord:
         with self._lock:
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from pathlib import Path
 
 from .config import ControllerConfig, SwitchConfig
@@ -176,16 +177,21 @@ class Controller:
             self.inventory.learn(key, dl.switch, m["slot"], ports if ports and ports[1] else None)
 
     def scan(self, nics: list[str] | None = None) -> int:
-        """Rebuild the inventory from the NICs' registers (where readable). Returns references found."""
+        """Rebuild the inventory from the NICs' registers (where readable): what they hold is learned,
+        references they no longer hold are forgotten. Returns references found."""
         found = 0
         targets = [self.nic(n) for n in (nics or list(self.nics))]
 
-        def one(drv: NicDriver) -> list:
-            return drv.scan() if drv.registers_ok else []
+        def one(drv: NicDriver) -> list | None:
+            return drv.scan() if drv.registers_ok else None
 
+        t0 = time.time()
         results = self.fabric.parallel({d.name: (lambda d=d: one(d)) for d in targets})
         for name, cmds in results.items():
+            if cmds is None:   # not readable: nothing to learn or forget
+                continue
             portless = []
+            present: set[FlowKey] = set()
             for c in cmds:
                 try:
                     key = c.key()
@@ -195,9 +201,13 @@ class Controller:
                     continue
                 rec = self.inventory.learn(key, name, c.slot)   # RoCE UDP ports: kept from digests
                 rec.packets, rec.bytes = c.packets, c.bytes
+                present.add(rec.key)
                 if rec.key.kind == "roce" and rec.udp_ports is None:
                     portless.append(rec)
                 found += 1
+            gone = self.inventory.forget_missing(name, present, t0)
+            if gone:
+                log.info("%s: %d references no longer held (aged out or cleared)", name, gone)
             if portless:   # QPs learned before we listened: their ports from the NIC's register
                 ports = self.nic(name).roce_udp_ports([r.slot for r in portless])
                 for rec in portless:

@@ -28,3 +28,20 @@ def test_qps_sharing_a_five_tuple():
     d = inv.learn(FlowKey("roce", B, A, 0, 0, 4), "nic2", 4, (50000, 4791))
     assert inv.sharing_tuple(a) == [b]
     assert inv.sharing_tuple(c) == [] and inv.sharing_tuple(d) == []
+
+
+def test_a_scan_forgets_references_whose_slots_were_emptied_but_not_newer_ones():
+    import time as _time
+
+    inv = Inventory()
+    a, b, c = (FlowKey("udp", 1, 2, p, 9) for p in (1, 2, 3))
+    inv.learn(a, "nic1", 10)
+    inv.learn(b, "nic1", 11)
+    inv.learn(c, "nic2", 12)
+    t0 = _time.time() + 1e-3
+    _time.sleep(0.002)
+    late = FlowKey("udp", 1, 2, 4, 9)
+    inv.learn(late, "nic1", 13)             # a digest during the scan: kept
+    assert inv.forget_missing("nic1", {a}, t0) == 1   # b's slot was emptied
+    assert inv.find(b) is None and inv.find(a) and inv.find(late) and inv.find(c)
+    assert inv.count_on("nic1") == 2 and inv.slots_on("nic1") == {10, 13}
