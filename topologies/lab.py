@@ -56,19 +56,13 @@ class TLSLab(Lab):
     the lab that holds it — every switch (either target) gets the ``--grpc-server-ssl`` options, and
     the config's ``tls`` section names the CA and the controller's certificate and key, so every
     ``flowmig --config`` command connects with TLS. The directory is removed at stop. Plaintext
-    P4Runtime clients are refused.
-
-    The initial tables cannot be installed yet (``populate`` is refused): ``topologies.tables.populate``
-    connects without TLS.
+    P4Runtime clients are refused; the initial tables are installed over TLS too.
     """
 
     def __init__(self, topo: Topology, options: LabOptions | None = None, tls: str = "mtls") -> None:
         if tls not in TLS_MODES:
             raise ValueError(f"TLS mode must be one of {', '.join(TLS_MODES)}, not {tls!r}")
         options = options or LabOptions()
-        if options.populate and not options.no_p4:
-            raise ValueError("a TLS lab cannot install the initial tables: topologies.tables.populate "
-                             "connects without TLS (start it with --no-populate / populate=False)")
         super().__init__(topo, options)
         self.tls_mode = tls
         self.pki = certs.LabPKI(self.run_dir / f"tls-{self.run_id}")
@@ -279,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wait", type=float, default=120.0, metavar="SECONDS",
                     help="wait this long for another lab on this machine to end (default 120)")
     ap.add_argument("--tls", choices=TLS_MODES, help="serve P4Runtime over TLS with the lab's own certificates; "
-                    "mtls: clients must present one too (needs --no-populate for now)")
+                    "mtls: clients must present one too")
     ap.add_argument("--cmd", action="append", default=[], help="run a CLI command and exit (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)

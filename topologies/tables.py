@@ -101,7 +101,9 @@ def populate(config: LabConfig | dict, log_dir: str | Path | None = None, timeou
         device_config = Path(sw.json).read_bytes()
         opts = SwitchOptions(name=name, address=sw.address, device_id=sw.device_id,
                              cpu_port=sw.cpu_port, connect_timeout=timeout,
-                             log_dir=str(log_dir) if log_dir else None, reconnect=False)
+                             log_dir=str(log_dir) if log_dir else None, reconnect=False,
+                             cacert=config.tls.get("cacert"), cert=config.tls.get("cert"),
+                             private_key=config.tls.get("private_key"))   # a TLS lab's (else plaintext)
         conn = SwitchConnection(opts, p4info)
         try:
             conn.connect()
