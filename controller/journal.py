@@ -75,6 +75,7 @@ class Journal:
         self.key = key
         self._mutex = threading.RLock()
         self._lock_fd: int | None = None
+        self._fd: int | None = None
         self._depth = 0
         self._open: set[str] = set()
 
@@ -99,7 +100,13 @@ class Journal:
             self._depth -= 1
             if self._depth <= 0 and self._lock_fd is not None:
                 fd, self._lock_fd, self._depth = self._lock_fd, None, 0
+                self._close()
                 os.close(fd)   # drops the flock
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
     @contextmanager
     def hold(self, timeout: float = 30.0) -> Iterator[Journal]:
@@ -127,13 +134,13 @@ class Journal:
         body = json.dumps(rec, separators=(",", ":"), sort_keys=True).encode()
         line = b'{"mac":"' + self._tag(body).encode() + b'","r":' + body + b"}\n"
         with self._mutex:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-                if sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            if self._fd is None:   # kept open while the lock is held (closed by ``unlock``)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(self._fd, line)
+            if sync:
+                os.fsync(self._fd)
+            if self._lock_fd is None:
+                self._close()
 
     def begin(self, ctx: Any) -> str:
         """The ``begin`` record of ``ctx`` (a ``MigrationContext``, before any step); returns the
