@@ -22,12 +22,10 @@ import json
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
 STREAMS = 8
 RATE = "500k"               # bytes/s per stream (4 Mbit/s)
 CHUNK = 1000                # bytes per write: one write every 2 ms per stream
@@ -95,7 +93,7 @@ def run() -> dict:
     from controller.config import load_config
     from controller.migrator import Migrator
     from controller.runtime import Controller
-    from topologies.apps import parse_report
+    from topologies.apps import parse_report, start_tcp_streams
     from topologies.description import load
     from topologies.network import Lab, LabOptions
     from topologies.targets import resolve
@@ -105,25 +103,13 @@ def run() -> dict:
     stop = tmp / "stop"
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
                                        lock_timeout=1800))
-    py = sys.executable
     with lab:
         cfg = load_config(lab.config_path)
         cfg.election_id = (1, os.getpid() & 0xFFFF)
         ctrl = Controller(cfg, hosts=cfg.hosts).start()
-        procs = []
+        procs: list = []
         try:
-            rx_out = tmp / "rx.jsonl"
-            with open(rx_out, "w") as f:
-                procs.append(lab.host("hostB").popen(
-                    [py, "-m", "topologies.apps.tcp_stream", "recv", "--port", "5001", "--count", str(STREAMS),
-                     "--timeout", "30"], cwd=str(REPO), stdout=f))
-            time.sleep(0.5)
-            for i in range(STREAMS):
-                with open(tmp / f"tx{i}.jsonl", "w") as f:
-                    procs.append(lab.host("hostA").popen(
-                        [py, "-m", "topologies.apps.tcp_stream", "send", "--dst", "10.0.0.2", "--port", "5001",
-                         "--duration", "900", "--rate", RATE, "--chunk", str(CHUNK), "--stop", str(stop)],
-                        cwd=str(REPO), stdout=f))
+            procs += start_tcp_streams(lab, STREAMS, RATE, CHUNK, stop, tmp)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 keys = [r.key for r in ctrl.inventory.all() if r.key.kind == "tcp"]

@@ -366,6 +366,12 @@ class GatewayDriver:
             log.warning("%s: barrier %d not returned within %.1fs", self.name, token, timeout)
         return ok
 
+    def warm(self, t: FiveTuple, timeout: float = 0.5) -> None:
+        """One round trip on each of the gateway's paths a migration uses: the stream (a barrier) and a
+        unary RPC (a Read of ``t``'s entry)."""
+        self.barrier(timeout)
+        list(self.conn.read([self._match(t)]))
+
     # ---- path markers ---------------------------------------------------------------------------------
     def send_marker(self, port: int) -> int:
         """Send a path marker out of ``port`` (toward a NIC); returns its token, for ``wait_marker`` at

@@ -19,7 +19,7 @@ from controller.migrator import Migrator
 from controller.nic import NicError
 
 BASE = 41000
-UNDOABLE = ["suspend", "quiesce", "save", "validate", "load", "redirect"]
+UNDOABLE = ["warm", "suspend", "quiesce", "save", "validate", "load", "redirect"]
 
 
 

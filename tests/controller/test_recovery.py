@@ -111,7 +111,7 @@ def _where(ctrl, key) -> dict[str, int]:
     return out
 
 
-AT = ["suspend", "quiesce", "save", "validate", "load", "redirect", "release", "resume", "after",
+AT = ["warm", "suspend", "quiesce", "save", "validate", "load", "redirect", "release", "resume", "after",
       "random:15", "random:15", "random:15"]
 
 
@@ -229,5 +229,11 @@ def test_cli_recover_reports_and_a_second_run_finds_nothing(vf, cfg_path, observ
             main(["--config", str(cfg_path), "migrate", info["reference"], "--to", "nic1", "--lease", "0"])
         assert e.value.code == 2
         assert "must be positive" in capsys.readouterr().err
+        # the reference migrates again as usual, and the flow keeps flowing
+        assert main(["--config", str(cfg_path), "migrate", info["reference"], "--to", info["target"]]) == 0, \
+            capsys.readouterr()
+        n = len(_parse(vf, [flow])[flow])
+        time.sleep(0.5)
+        assert len(_parse(vf, [flow])[flow]) > n + 50
     finally:
         tr.stop()

@@ -7,23 +7,10 @@ timer. Both targets (bmv2 marked ``bmv2``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
+from test_scenarios_mininet import _mininet_missing  # the project's own: no skip
 
 from topologies.scenarios.crash import STEPS, drill
-
-
-def _mininet_missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    try:
-        import mininet.net  # noqa: F401
-    except ImportError:
-        return "Mininet is not installed"
-    return None if shutil.which("mnexec") else "mnexec not found"
-
 
 pytestmark = [pytest.mark.mininet, pytest.mark.root,
               pytest.mark.skipif(_mininet_missing() is not None, reason=_mininet_missing() or "")]

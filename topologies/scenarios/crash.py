@@ -39,7 +39,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
-STEPS = ["suspend", "quiesce", "save", "validate", "load", "redirect", "release", "resume"]
+STEPS = ["warm", "suspend", "quiesce", "save", "validate", "load", "redirect", "release", "resume"]
 
 
 # ---- the victim ------------------------------------------------------------------------------------------
@@ -136,31 +136,20 @@ def drill(target: str, kills: Sequence[str], lease: float = 0.5, streams: int = 
 
     from controller.config import load_config
     from controller.runtime import Controller
-    from topologies.apps import parse_report
+    from topologies.apps import parse_report, start_tcp_streams
     from topologies.description import load
     from topologies.network import Lab, LabOptions
 
     tmp = work or Path(tempfile.mkdtemp(prefix="flowmig-crash-"))
     stop = tmp / "stop"
-    py = sys.executable
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
                                        lock_timeout=1800))
     kills_out: list[dict[str, Any]] = []
     with lab:
         cfg_path = lab.config_path
-        procs = []
+        procs: list = []
         try:
-            with open(tmp / "rx.jsonl", "w") as f:
-                procs.append(lab.host("hostB").popen(
-                    [py, "-m", "topologies.apps.tcp_stream", "recv", "--port", "5001", "--count", str(streams),
-                     "--timeout", "30"], cwd=str(REPO), stdout=f))
-            time.sleep(0.5)
-            for i in range(streams):
-                with open(tmp / f"tx{i}.jsonl", "w") as f:
-                    procs.append(lab.host("hostA").popen(
-                        [py, "-m", "topologies.apps.tcp_stream", "send", "--dst", "10.0.0.2", "--port", "5001",
-                         "--duration", "900", "--rate", rate, "--chunk", "500", "--stop", str(stop)],
-                        cwd=str(REPO), stdout=f))
+            procs += start_tcp_streams(lab, streams, rate, 500, stop, tmp)
             cfg = load_config(cfg_path)
             cfg.log_dir = None
             cfg.election_id = (0, 5)   # a backup: it watches, the victims and recoverers write
