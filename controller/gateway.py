@@ -18,6 +18,7 @@ A gateway only needs an entry for the direction of a reference that enters it fr
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import secrets
@@ -186,6 +187,16 @@ class FlowBuffer:
     stream: int = 0        # the connection's ``reconnects`` when buffering began (a new stream may lose punts)
 
 
+def _arrival_order(buffers: list[list[Buffered]]) -> list[Buffered]:
+    """The packets of several flows' buffers merged in the order the gateway punted them (each buffer
+    is already in arrival order, so each flow's order is kept): every flow's first packet goes out
+    early in a replay, not after every packet of the flows listed before it (with 8 TCP streams
+    buffered flow by flow, the last flow's first byte came ~25 ms after the first's)."""
+    if len(buffers) <= 1:
+        return buffers[0] if buffers else []
+    return list(heapq.merge(*buffers, key=lambda b: b.received))
+
+
 class GatewayDriver:
     """Per-flow forwarding entries and suspended-flow buffers on one gateway."""
 
@@ -289,7 +300,7 @@ class GatewayDriver:
         flow's entry, bypassing the suspension); with ``direct_port``, straight out of that port
         (PacketOut DIRECT) — the gateway does not rewrite forwarded frames, so the wire sees the same.
         """
-        out = []
+        taken: list[list[Buffered]] = []
         with self._lock:
             for t in tuples:
                 buf = self._buffers.get(t)
@@ -299,13 +310,11 @@ class GatewayDriver:
                 buf.replayed += len(pkts)
                 if late:
                     buf.late += len(pkts)
-                if direct_port is None:
-                    out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port})
-                            for p in pkts]
-                else:
-                    out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": direct_port}) for p in pkts]
+                taken.append(pkts)
+        out = [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port}) if direct_port is None
+               else (p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": direct_port})
+               for p in _arrival_order(taken)]
         if out:
-            # per flow, arrival order is kept: a flow's packets are consecutive in `out`
             self.conn.packet_out_many(out)
         return len(out)
 
@@ -315,21 +324,19 @@ class GatewayDriver:
         the order is kept. Returns the packets drained. With ``forward``, as PacketOut FORWARD with the
         original ingress port instead: through the flow's entry (``forward_after_drain(port, drain)``,
         which counts them in ``drain_replayed``)."""
-        out = []
+        taken: list[list[Buffered]] = []
         with self._lock:
             for t in tuples:
                 buf = self._buffers.get(t)
                 if buf is None:
                     continue
-                if forward:
-                    if not buf.forward:
-                        buf.forward_from = buf.replayed
-                    out += [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port})
-                            for p in buf.packets]
-                else:
-                    out += [(p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for p in buf.packets]
+                if forward and not buf.forward:
+                    buf.forward_from = buf.replayed
+                taken.append(buf.packets)
                 buf.replayed += len(buf.packets)
                 buf.packets, buf.passthrough, buf.forward = [], port, forward
+            out = [(p.payload, {"mode": PACKET_OUT_FORWARD, "ingress_port": p.ingress_port}) if forward
+                   else (p.payload, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for p in _arrival_order(taken)]
             if out:   # queued on the stream before the lock is released: ahead of any later punt
                 self.conn.packet_out_many(out)
         return len(out)
