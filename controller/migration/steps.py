@@ -315,7 +315,15 @@ class Redirect(Step):
     def __init__(self) -> None:
         self.flipped: dict[str, list[FiveTuple]] = {}
 
+    # a suspension older than this share of its lease is not flipped (rolled back instead): the gateways
+    # would soon let the flow through to the old NIC by themselves, where its state is frozen
+    LEASE_MARGIN = 0.8
+
     def do(self, ctx: MigrationContext) -> None:
+        held = time.perf_counter() - ctx.t_suspend if ctx.t_suspend else 0.0
+        if ctx.lease and held > self.LEASE_MARGIN * ctx.lease:
+            raise RuntimeError(f"the suspension has lasted {held * 1000:.0f} ms, past {self.LEASE_MARGIN:.0%} of "
+                               f"its {ctx.lease * 1000:.0f} ms lease: not flipped (raise --lease for such batches)")
         _on_gateways(ctx, lambda g, ts: self._start(ctx, g, ts), lambda g, ts: self._replay(ctx, g, ts))
 
     def _start(self, ctx: MigrationContext, g: str, ts: dict[FiveTuple, list[FlowKey]]) -> Callable[[], None]:

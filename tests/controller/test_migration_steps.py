@@ -269,3 +269,18 @@ def test_marker_board_is_bounded_and_wakes_waiters():
     import threading
     threading.Timer(0.05, board.arrived, args=(99,)).start()
     assert board.wait([4, 99], 2.0)
+
+
+def test_a_suspension_near_its_lease_is_rolled_back_not_flipped(vf, ctrl):
+    """Past 80 % of the lease before the flip, the gateways would soon let the flow through to the old
+    NIC by themselves (where its state is frozen): the migration is rolled back instead."""
+    flows = _flows(1)
+    tr = Traffic(vf, flows, pps=100)
+    (rec,) = wait_learned(ctrl, flows)
+    m = Migrator(ctrl, lease=0.5)   # 0.42 s before load: past 80 %, short of the lease itself
+    m.before_step.append(lambda step, ctx: time.sleep(0.42) if step.name == "load" else None)
+    record = m.migrate([rec.key], _target_for({rec.key: rec.device}))
+    assert record.outcome == "rolled_back" and record.failed_step == "redirect", record.summary()
+    assert "lease" in record.reason
+    _assert_on_old_device(ctrl, {rec.key: rec.device})
+    _check_delivery(vf, flows, tr)
