@@ -93,23 +93,19 @@ def run() -> dict:
     from controller.config import load_config
     from controller.migrator import Migrator
     from controller.runtime import Controller
-    from topologies.apps import parse_report, start_tcp_streams
+    from topologies.apps import parse_report, tcp_streams
     from topologies.description import load
     from topologies.network import Lab, LabOptions
     from topologies.targets import resolve
 
     target = resolve(os.environ.get("FLOWMIG_BENCH_TARGET", "embedded"))
     tmp = Path(tempfile.mkdtemp(prefix="bench-migtcp-"))
-    stop = tmp / "stop"
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
                                        lock_timeout=1800))
     with lab:
         cfg = load_config(lab.config_path)
         cfg.election_id = (1, os.getpid() & 0xFFFF)
-        ctrl = Controller(cfg, hosts=cfg.hosts).start()
-        procs: list = []
-        try:
-            procs += start_tcp_streams(lab, STREAMS, RATE, CHUNK, stop, tmp)
+        with Controller(cfg, hosts=cfg.hosts).start() as ctrl, tcp_streams(lab, STREAMS, RATE, CHUNK, tmp):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 keys = [r.key for r in ctrl.inventory.all() if r.key.kind == "tcp"]
@@ -138,15 +134,6 @@ def run() -> dict:
                     m.migrate(keys, a)
                     time.sleep(GAP_S[mode])
                 log.info("%s: %d migrations done", mode, len(runs[mode]))
-            stop.write_text("stop")
-            for p in procs:
-                p.wait(timeout=60)
-        finally:
-            stop.write_text("stop")
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-            ctrl.close()
     rx = parse_report(tmp / "rx.jsonl")
     tx = [r for i in range(STREAMS) for r in parse_report(tmp / f"tx{i}.jsonl")]
     ends = [r for r in rx if r["event"] == "end"]

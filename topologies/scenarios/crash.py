@@ -136,64 +136,52 @@ def drill(target: str, kills: Sequence[str], lease: float = 0.5, streams: int = 
 
     from controller.config import load_config
     from controller.runtime import Controller
-    from topologies.apps import parse_report, start_tcp_streams
+    from topologies.apps import parse_report, tcp_streams
     from topologies.description import load
     from topologies.network import Lab, LabOptions
 
     tmp = work or Path(tempfile.mkdtemp(prefix="flowmig-crash-"))
-    stop = tmp / "stop"
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
                                        lock_timeout=1800))
     kills_out: list[dict[str, Any]] = []
-    with lab:
+    with lab, tcp_streams(lab, streams, rate, 500, tmp):
         cfg_path = lab.config_path
-        procs: list = []
-        try:
-            procs += start_tcp_streams(lab, streams, rate, 500, stop, tmp)
-            cfg = load_config(cfg_path)
-            cfg.log_dir = None
-            cfg.election_id = (0, 5)   # a backup: it watches, the victims and recoverers write
-            with Controller(cfg, hosts=cfg.hosts).start() as watch:
-                deadline = time.monotonic() + 30
-                ports: list[int] = []
-                while time.monotonic() < deadline and len(ports) < streams:
-                    watch.scan()
-                    ports = sorted({r.key.src_port if r.key.dst_port == 5001 else r.key.dst_port
-                                    for r in watch.inventory.all() if r.key.kind == "tcp"})
-                    time.sleep(0.2)
-            if len(ports) < streams:
-                raise RuntimeError(f"only {len(ports)} of {streams} TCP connections learned")
-            time.sleep(1.0)
-            for n, at in enumerate(kills):
-                port = ports[n % len(ports)]
-                t_kill0 = time.time()
-                info, rc = run_victim(cfg_path, f"tcp-sport:{port}", at, lease=lease)
-                t_dead = time.time()
-                row: dict[str, Any] = {"at": at, "killed": rc == -signal.SIGKILL, "port": port, **info}
-                if recover:
-                    t0 = time.monotonic()
-                    p = _flowmig(cfg_path, "recover", "--json")
-                    row["restart_s"] = round(time.monotonic() - t0, 3)
-                    rep = json.loads(p.stdout) if p.stdout.startswith("{") else {"problems": [p.stderr[-500:]]}
-                    row["recovery_ms"] = rep.get("ms")
-                    row["decisions"] = [m["decision"] for m in rep.get("migrations", [])]
-                    row["entries_fixed"] = sum(rep.get("entries", {}).values())
-                    row["problems"] = rep.get("problems", [])
-                row["window"] = [t_kill0, t_dead + settle]
-                kills_out.append(row)
-                progress(f"kill {n + 1}/{len(kills)} at {at}: "
-                         f"{'killed' if row['killed'] else 'finished'}"
-                         + (f", recovered {row['decisions'] or 'nothing open'} in {row['recovery_ms']} ms"
-                            if recover else ""))
-                time.sleep(settle)
-            stop.write_text("stop")
-            for p in procs:
-                p.wait(timeout=60)
-        finally:
-            stop.write_text("stop")
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+        cfg = load_config(cfg_path)
+        cfg.log_dir = None
+        cfg.election_id = (0, 5)   # a backup: it watches, the victims and recoverers write
+        with Controller(cfg, hosts=cfg.hosts).start() as watch:
+            deadline = time.monotonic() + 30
+            ports: list[int] = []
+            while time.monotonic() < deadline and len(ports) < streams:
+                watch.scan()
+                ports = sorted({r.key.src_port if r.key.dst_port == 5001 else r.key.dst_port
+                                for r in watch.inventory.all() if r.key.kind == "tcp"})
+                time.sleep(0.2)
+        if len(ports) < streams:
+            raise RuntimeError(f"only {len(ports)} of {streams} TCP connections learned")
+        time.sleep(1.0)
+        for n, at in enumerate(kills):
+            port = ports[n % len(ports)]
+            t_kill0 = time.time()
+            info, rc = run_victim(cfg_path, f"tcp-sport:{port}", at, lease=lease)
+            t_dead = time.time()
+            row: dict[str, Any] = {"at": at, "killed": rc == -signal.SIGKILL, "port": port, **info}
+            if recover:
+                t0 = time.monotonic()
+                p = _flowmig(cfg_path, "recover", "--json")
+                row["restart_s"] = round(time.monotonic() - t0, 3)
+                rep = json.loads(p.stdout) if p.stdout.startswith("{") else {"problems": [p.stderr[-500:]]}
+                row["recovery_ms"] = rep.get("ms")
+                row["decisions"] = [m["decision"] for m in rep.get("migrations", [])]
+                row["entries_fixed"] = sum(rep.get("entries", {}).values())
+                row["problems"] = rep.get("problems", [])
+            row["window"] = [t_kill0, t_dead + settle]
+            kills_out.append(row)
+            progress(f"kill {n + 1}/{len(kills)} at {at}: "
+                     f"{'killed' if row['killed'] else 'finished'}"
+                     + (f", recovered {row['decisions'] or 'nothing open'} in {row['recovery_ms']} ms"
+                        if recover else ""))
+            time.sleep(settle)
     ends = [r for r in parse_report(tmp / "rx.jsonl") if r["event"] == "end"]
     by_port = {int(e["flow"].rsplit(":", 1)[1]): e for e in ends}
     for row in kills_out:
