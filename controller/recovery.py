@@ -15,8 +15,10 @@ chosen NIC, or the entry as it was before the migration), the drain cells are re
 each reference is resumed where the gateways now send it and cleared everywhere else (a CLEAR or RESUME
 names its key: the NIC refuses it for a slot that holds another reference).
 
-Nothing is done while another live controller holds the journal's lock (it is migrating), or when this
-controller is a backup on some switch (it cannot write). Every action is reported (``Recovery``).
+Nothing is done while another live controller holds the journal's lock (it is migrating), when this
+controller is a backup on some switch (it cannot write), or without a journal (``--switch`` arguments
+alone: no lock tells a live migration from a dead one; held entries are only reported). Every action is
+reported (``Recovery``).
 """
 
 from __future__ import annotations
@@ -91,7 +93,12 @@ def recover(ctrl: Any, journal: Journal | None) -> Recovery:
     t0 = time.perf_counter()
     if not all(c.is_primary for c in ctrl.fabric.switches.values()):
         return Recovery(skipped="not the primary controller of every switch")
-    if journal is not None and not journal.try_lock():
+    if journal is None:   # no lab config: no lock either, so a live migration cannot be told from a dead one
+        held = sum(e[0] in HELD for drv in ctrl.gateways.values() for t, e in drv.entries.items() if t != MARKER)
+        return Recovery(skipped="no journal (no --config): nothing touched",
+                        problems=[f"{held} suspended gateway entr{'y' if held == 1 else 'ies'} left as they are: "
+                                  "run with the lab's --config to recover them"] if held else [])
+    if not journal.try_lock():
         return Recovery(skipped="another controller is migrating (journal locked)")
     try:
         out = Recovery()
@@ -102,16 +109,15 @@ def recover(ctrl: Any, journal: Journal | None) -> Recovery:
                 log.warning("%s", line)
         return out
     finally:
-        if journal is not None:
-            journal.unlock()
+        journal.unlock()
 
 
-def _recover(ctrl: Any, journal: Journal | None, out: Recovery) -> None:
+def _recover(ctrl: Any, journal: Journal, out: Recovery) -> None:
     changes: dict[str, dict[FiveTuple, tuple[str, dict[str, int]] | None]] = defaultdict(dict)
     home: dict[FlowKey, str] = {}           # reference -> the NIC the gateways send it to now
     slots: dict[FlowKey, dict[str, int]] = defaultdict(dict)   # known slots: reference -> NIC -> slot
-    readable = journal is not None and journal.key is not None
-    if journal is not None and not readable and journal.path.exists() and journal.path.stat().st_size:
+    readable = journal.key is not None
+    if not readable and journal.path.exists() and journal.path.stat().st_size:
         out.problems.append(f"journal {journal.path} not read: no HMAC key (judging by the entries alone)")
     opened = journal.open_migrations() if readable else []
     for m in opened:

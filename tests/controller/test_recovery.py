@@ -186,8 +186,9 @@ def test_killed_in_drop_mode_the_lease_forwards_to_the_old_nic(vf, cfg_path, obs
 
 
 def test_entries_without_a_journal_are_judged_by_what_they_say(vf, cfg_path, observer, tmp_path):
-    """A controller with no journal (``--switch`` arguments) killed mid-migration: the next one settles
-    the held entries by their own ports, and resumes the frozen source."""
+    """A controller killed mid-migration and its journal lost: a controller without any journal
+    (``--switch`` arguments) only reports the held entries; one with the lab's (now empty) journal
+    settles them by their own ports and resumes the frozen source."""
     flow = _flow()
     tr = Traffic(vf, [flow], pps=200)
     try:
@@ -195,7 +196,15 @@ def test_entries_without_a_journal_are_judged_by_what_they_say(vf, cfg_path, obs
         journal = Path(str(cfg_path)).with_suffix(".journal")
         info, rc = _victim(cfg_path, flow, "load")
         assert rc == -signal.SIGKILL
-        os.replace(journal, tmp_path / "moved-away.journal")   # as if there were none
+        # a controller with no journal at all (--switch arguments) has no lock to tell a live migration
+        # from a dead one: it reports the held entries and leaves them
+        bare = load_config(cfg_path)
+        bare.log_dir, bare.journal = None, None
+        with Controller(bare, hosts=bare.hosts).start() as c:
+            assert c.recovery.skipped.startswith("no journal") and "2 suspended gateway entries" in \
+                c.recovery.problems[0], c.recovery
+            assert len(_held(c)) == 2
+        os.replace(journal, tmp_path / "moved-away.journal")   # the lab's journal lost: judged by the entries
         cfg = load_config(cfg_path)
         cfg.log_dir = None
         with Controller(cfg, hosts=cfg.hosts).start() as nxt:
