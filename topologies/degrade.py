@@ -13,6 +13,7 @@ namespace, hosts in their own), so they work for both.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -54,25 +55,38 @@ def switch_cli(thrift_port: int, commands: str | list[str], target: str = "embed
     lines = [commands] if isinstance(commands, str) else list(commands)
     if target == "embedded":
         try:
-            from p4target.switch.runtime import run_commands
+            from p4target.switch.runtime import exchange
         except ImportError:
-            run_commands = None
-        if run_commands is not None:
+            exchange = None
+        if exchange is not None:
             try:
-                outputs = run_commands(thrift_port, lines)
+                replies = exchange(thrift_port, lines)
             except OSError as exc:
                 raise DegradeError(f"switch runtime on 127.0.0.1:{thrift_port} unreachable: {exc}") from exc
-            bad = [(ln, out) for ln, out in zip(lines, outputs, strict=True)
-                   if out.startswith("Error") or out.startswith("*** Unknown")]
+            # the runtime's own verdict per line (its end mark), not a guess from the text
+            bad = [(ln, (r.out + r.err).strip()) for ln, r in zip(lines, replies, strict=True) if r.failed]
             if bad:
                 raise DegradeError("; ".join(f"{ln!r}: {out}" for ln, out in bad))
-            return "\n".join(o for o in outputs if o)
+            return "\n".join(o for o in (r.out.rstrip("\n") for r in replies) if o)
     cmd = runtime_cli(target) + ["--thrift-port", str(thrift_port)]
     proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
-    if proc.returncode != 0 or any(ln.startswith(("Error", "*** Unknown")) for ln in out.splitlines()):
+    if proc.returncode != 0 or cli_failed(out):
         raise DegradeError(f"{' '.join(cmd)} <<< {lines!r} failed ({proc.returncode}): {out.strip()}")
     return out
+
+
+# simple_switch_CLI exits 0 whatever happens: a failed command is known by what it prints after its
+# prompt(s) ("RuntimeCmd: ", one per command read from stdin) — its errors ("Error: Bad format for
+# rate_pps, expected integer"), unknown commands ("*** Unknown syntax"), the Thrift API's refusals
+# ("Invalid table operation (DUPLICATE_ENTRY)") and Python tracebacks
+CLI_FAILURES = ("Error", "*** Unknown", "Invalid ", "Traceback (most recent call last)")
+_PROMPTS = re.compile(r"^(?:RuntimeCmd: )+")
+
+
+def cli_failed(output: str) -> bool:
+    """Whether simple_switch_CLI's ``output`` reports a failed command (see ``CLI_FAILURES``)."""
+    return any(_PROMPTS.sub("", ln).startswith(CLI_FAILURES) for ln in output.splitlines())
 
 
 def _bmv2_thrift(thrift_port: int, what: str, call: str, *args: int | None) -> str:

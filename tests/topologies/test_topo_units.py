@@ -148,3 +148,50 @@ def test_bmv2_compile_needs_p4c(tmp_path, monkeypatch):
     (tmp_path / "prog.p4").write_text("// p4")
     with pytest.raises(programs.ProgramError, match="p4c-bm2-ss"):
         programs.ensure_compiled("prog", target="bmv2", p4src=tmp_path, build=tmp_path / "build")
+
+
+# what simple_switch_CLI printed for four commands read from stdin (BMv2 1.15.5), one of them fine
+SIMPLE_SWITCH_CLI_OUTPUT = """Obtaining JSON from switch...
+Done
+Control utility for runtime P4 table manipulation
+RuntimeCmd: Error: Bad format for rate_pps, expected integer
+RuntimeCmd:   port #       iface name       status  extra info
+==================================================
+RuntimeCmd: Error: Invalid counter name (foo)
+RuntimeCmd: RuntimeCmd: """
+
+
+def test_simple_switch_cli_failures_are_seen_behind_its_prompts():
+    from topologies.degrade import cli_failed
+
+    assert cli_failed(SIMPLE_SWITCH_CLI_OUTPUT)
+    assert not cli_failed("\n".join(ln for ln in SIMPLE_SWITCH_CLI_OUTPUT.splitlines() if "Error" not in ln))
+    assert cli_failed("RuntimeCmd: RuntimeCmd: Invalid table operation (DUPLICATE_ENTRY)")
+    assert cli_failed("RuntimeCmd: *** Unknown syntax: frobnicate")
+
+
+@pytest.mark.bmv2
+def test_switch_cli_raises_on_a_command_simple_switch_refuses():
+    """Against a real simple_switch_grpc: a refused command is an error, a good one is not."""
+    from topologies.degrade import DegradeError, switch_cli
+
+    thrift, grpc_port = free_port(29090), free_port(29559)
+    sw = subprocess.Popen(["simple_switch_grpc", "--no-p4", "--thrift-port", str(thrift), "--",
+                           "--grpc-server-addr", f"127.0.0.1:{grpc_port}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                switch_cli(thrift, "show_ports", target="bmv2")
+                break
+            except DegradeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with pytest.raises(DegradeError, match="Bad format for rate_pps"):
+            switch_cli(thrift, "set_queue_rate lots", target="bmv2")
+        switch_cli(thrift, "set_queue_rate 100 1", target="bmv2")
+    finally:
+        sw.kill()
+        sw.wait()
