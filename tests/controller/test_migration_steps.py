@@ -60,15 +60,20 @@ def _target_for(where: dict) -> str:
     return next((n for n in ("nic3", "nic2", "nic1") if n not in used), "nic3")
 
 
+def _movers(recs) -> tuple[dict, str, list]:
+    """Where each learned reference is, a NIC to move them to, and those not already there."""
+    where = {r.key: r.device for r in recs}
+    target = _target_for(where)
+    return where, target, [k for k, d in where.items() if d != target]
+
+
 @pytest.mark.parametrize("step", [*UNDOABLE, "release", "resume"])
 def test_a_failure_at_any_step_boundary(vf, ctrl, step):
     flows = _flows(6)
     tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
-    where = {r.key: r.device for r in recs}
+    where, target, movers = _movers(recs)
     slots = {r.key: r.slot for r in recs}
-    target = _target_for(where)
-    movers = [k for k, d in where.items() if d != target]
     m = Migrator(ctrl)
     m.inject_failure(step, NicError(f"injected at {step}"))
     record = m.migrate(movers, target)
@@ -107,9 +112,7 @@ def test_undo_after_a_completed_redirect_restores_the_old_path(vf, ctrl):
     flows = _flows(6)
     tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
-    where = {r.key: r.device for r in recs}
-    target = _target_for(where)
-    movers = [k for k, d in where.items() if d != target]
+    where, target, movers = _movers(recs)
     before = {g: ctrl.gateway(g).snapshot(ctrl.gateway(g).entries) for g in ("gwA", "gwB")}
     m = Migrator(ctrl)
     ctx = m.context(movers, target)
@@ -240,9 +243,7 @@ def test_old_path_drain_markers(vf, ctrl, wait):
     flows = _flows(4)
     tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
-    where = {r.key: r.device for r in recs}
-    target = _target_for(where)
-    movers = [k for k, d in where.items() if d != target]
+    _, target, movers = _movers(recs)
     record = Migrator(ctrl, old_path_wait=wait).migrate(movers, target)
     assert record.outcome == "ok", record.summary()
     assert ("old_path" in record.steps_ms) == (wait > 0)

@@ -84,6 +84,14 @@ def tcp_pkt(src="C", flags="A", seq=0, ack=0, win=502, payload=b""):
     return p
 
 
+def marker_pkt(dport: int, token: int):
+    """A marker frame (UDP 0.0.0.1 -> 0.0.0.2, ``dport`` both ways: 0xFA1B path, 0xFA1C drain)
+    carrying ``token``."""
+    return (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
+            IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=dport, dport=dport) /
+            Raw(struct.pack("!Q", token)))
+
+
 def udp_pkt(src="C", payload=b"x" * 32):
     if src == "C":
         return Ether(src=C_MAC, dst=S_MAC) / IP(src=C_IP, dst=S_IP, id=7) / UDP(sport=C_PORT, dport=S_PORT) / \
@@ -483,9 +491,7 @@ class PathMarkerTest(FlowNicTest):
         slot, _ = self.learn_tcp()
         before = self.save(slot)["packets"]
         data = tcp_pkt("C", "PA", ISN_C + 101, ISN_S + 201, payload=b"d" * 64)
-        marker = (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
-                  IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=0xFA1B, dport=0xFA1B) /
-                  Raw(struct.pack("!Q", 0x1234)))
+        marker = marker_pkt(0xFA1B, 0x1234)
         send_packet(self, 1, data)
         send_packet(self, 1, marker)
         verify_packet(self, data, 2)
@@ -506,9 +512,7 @@ class DrainMarkerTest(FlowNicTest):
     def runTest(self):
         slot, _ = self.learn_tcp()
         data = tcp_pkt("C", "PA", ISN_C + 101, ISN_S + 201, payload=b"d" * 64)
-        marker = (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
-                  IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=0xFA1C, dport=0xFA1C) /
-                  Raw(struct.pack("!Q", 0x5678)))
+        marker = marker_pkt(0xFA1C, 0x5678)
         send_packet(self, 1, data)
         send_packet(self, 1, marker)
         verify_packet(self, data, 2)

@@ -37,6 +37,16 @@ def udp(src="10.0.0.1", dst="10.0.1.1", sport=40000, dport=5001):
         Raw(b"u" * 40)
 
 
+PATH_MARKER_PORT, DRAIN_MARKER_PORT = 0xFA1B, 0xFA1C
+
+
+def marker(dport: int = PATH_MARKER_PORT, token: int = 0x1234):
+    """A marker frame (UDP 0.0.0.1 -> 0.0.0.2, ``dport`` both ways) carrying ``token``."""
+    return (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
+            IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=dport, dport=dport) /
+            Raw(struct.pack("!Q", token)))
+
+
 def five_tuple(src="10.0.0.1", dst="10.0.1.1", proto=6, sport=40000, dport=5001) -> dict:
     return {"src_addr": src, "dst_addr": dst, "proto": proto, "src_port": sport, "dst_port": dport}
 
@@ -261,11 +271,9 @@ class DrainMarkerTest(GatewayTest):
 
     @autocleanup
     def runTest(self):
-        marker = (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
-                  IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=0xFA1C, dport=0xFA1C) /
-                  Raw(struct.pack("!Q", 0x9ABC)))
-        send_packet(self, 2, marker)
-        self.verify_packet_in(marker, {"ingress_port": 2, "reason": 4})
+        drain = marker(DRAIN_MARKER_PORT, 0x9ABC)
+        send_packet(self, 2, drain)
+        self.verify_packet_in(drain, {"ingress_port": 2, "reason": 4})
         verify_no_other_packets(self, timeout=0.3)
         self.assertEqual(self.drops(DROP_NO_ROUTE), 0)
 
@@ -277,17 +285,11 @@ class ForgedMarkerTest(GatewayTest):
     accepted only from a NIC-facing port (a `nic_facing_ports` entry): from the host port it is forged
     too; from a NIC port it reaches the controller, and the controller's own path marker still leaves."""
 
-    @staticmethod
-    def marker(dport: int = 0xFA1B, token: int = 0x1234):
-        return (Ether(dst="ff:ff:ff:ff:ff:ff", src="02:00:00:00:00:fa") /
-                IP(src="0.0.0.1", dst="0.0.0.2", flags="DF") / UDP(sport=dport, dport=dport) /
-                Raw(struct.pack("!Q", token)))
-
     @autocleanup
     def runTest(self):
         self.insert_table_entry(GF + "ipv4_routes", {"dst_addr": ("0.0.0.0", 8)}, GF + "route_via_nics",
                                 {"group_size": 3})
-        forged = [self.marker(), self.marker(dport=5001),
+        forged = [marker(), marker(dport=5001),
                   Ether(src=A_MAC, dst=B_MAC) / IP(src="10.0.0.1", dst="0.0.0.2") / TCP(sport=1, dport=0xFA1B)]
         for port in (0, 2):                      # host-facing, NIC-facing
             for p in forged:
@@ -295,14 +297,14 @@ class ForgedMarkerTest(GatewayTest):
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged))
-        drain = self.marker(dport=0xFA1C)
+        drain = marker(DRAIN_MARKER_PORT)
         send_packet(self, 0, drain)              # host-facing: forged
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_FORGED_MARKER), 2 * len(forged) + 1)
         send_packet(self, 3, drain)
         self.verify_packet_in(drain, {"ingress_port": 3, "reason": PACKET_IN_DRAIN_MARKER})
-        own = self.marker(token=0x77)
+        own = marker(token=0x77)
         self.packet_out(own, mode=0, egress_port=1)
         verify_packet(self, own, 1)
         verify_no_other_packets(self, timeout=0.3)
