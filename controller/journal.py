@@ -166,11 +166,14 @@ class Journal:
         self._append({"m": mid, "t": "step", "step": name}, sync=name in SYNCED)
 
     def end(self, mid: str, outcome: str, note: str = "") -> None:
-        """The migration is over (``outcome``); with none left open the file is emptied."""
+        """The migration is over (``outcome``); when this process began it and none of its own is left
+        open, the file is emptied (a recovery ending other processes' migrations compacts once, after
+        the last)."""
         self._append({"m": mid, "t": "end", "outcome": outcome, "note": note}, sync=False)
         with self._mutex:
+            mine = mid in self._open
             self._open.discard(mid)
-            if not self._open and self._lock_fd is not None:   # only the holder may empty it
+            if mine and not self._open and self._lock_fd is not None:   # only the holder may empty it
                 self.compact()
 
     def hook(self, mid: str) -> Any:
