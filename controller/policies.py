@@ -141,19 +141,33 @@ class LoadBalance(Policy):
         self.failing: dict[str, int] = {}
         self.capacity: dict[str, float] = {}   # what a failing device showed it can carry (bit/s)
 
-    def _carried(self, mon: Monitor) -> dict[str, dict[str, float]]:
-        """reference -> average bit/s over the last ``window`` samples, per device."""
-        hist = mon.history[-self.window:]
+    def _carried(self, mon: Monitor, n: int) -> dict[str, dict[str, float]]:
+        """reference -> average bit/s over the last ``n`` samples, per device."""
+        hist = mon.history[-n:]
         acc: dict[str, dict[str, list[float]]] = {}
         for h in hist:
             for ref, r in h["flows"].items():
                 acc.setdefault(r["device"], {}).setdefault(ref, []).append(r["bps"])
         return {d: {ref: sum(v) / len(v) for ref, v in refs.items()} for d, refs in acc.items()}
 
+    @staticmethod
+    def _egress_bps(mon: Monitor, signals: list[str], n: int) -> float | None:
+        """The egress bit/s of a device's latency-degraded ports over the last ``n`` samples (None: none)."""
+        ports = [s.split("@", 1)[1] for s in signals if s.startswith("latency@")]
+        seen = [sum(h["ports"][p]["tx_bps"] for p in ports) for h in mon.history[-n:]
+                if ports and all(p in h.get("ports", {}) for p in ports)]
+        return sum(seen) / len(seen) if seen else None
+
     def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool]) -> list[Decision]:
         if len(mon.history) < self.window:
             return []
-        carried = self._carried(mon)
+        carried = self._carried(mon, self.window)
+        # A device the monitor found degraded is judged on the samples of its degradation alone: the
+        # monitor's k bad samples in a row. The full window straddles the fault, and its average would
+        # show the shortfall only ~window/2 samples later, while streams stall behind the device.
+        cfg = getattr(mon, "cfg", None)
+        n_bad = max(1, min(self.window, getattr(cfg, "k", self.window)))
+        since_bad = self._carried(mon, n_bad)
         demand: dict[str, dict[FlowKey, float]] = {}
         for d in mon.devices:
             for r in ctrl.inventory.on_device(d):
@@ -165,7 +179,12 @@ class LoadBalance(Policy):
         degraded = mon.degraded_devices()
         for d in sorted(demand):
             want = sum(demand[d].values())
-            got = sum(v for ref, v in carried.get(d, {}).items())
+            got = sum((since_bad if d in degraded else carried).get(d, {}).values())
+            # a queue that grows says what the device can carry: its egress rate, while the references'
+            # own rates (counted as they enter it) still show what TCP offers it
+            egress = self._egress_bps(mon, degraded.get(d, []), n_bad)
+            if egress is not None:
+                got = min(got, egress)
             if want <= 0 or got >= (1 - self.tolerance) * want:
                 self.failing[d] = 0
                 continue
@@ -178,7 +197,7 @@ class LoadBalance(Policy):
             self.failing[d] = 0
             # what it can carry: the lowest per-sample total of the window (the window may straddle the fault)
             totals = [sum(r["bps"] for r in h["flows"].values() if r["device"] == d) for h in mon.history[-self.window:]]
-            cap = self.capacity[d] = min([t for t in totals if t > 0] or [got])
+            cap = self.capacity[d] = min([t for t in totals if t > 0] + ([] if egress is None else [egress]) or [got])
             keep, shed, kept = [], [], 0.0
             movable = sorted(demand[d].items(), key=lambda kv: kv[1])       # smallest first stay
             for key, bps in movable:

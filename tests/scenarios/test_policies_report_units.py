@@ -116,6 +116,41 @@ def test_load_balance_acts_at_once_on_a_device_the_monitor_found_degraded():
     assert d.target == "nicB" and len(d.keys) == 3
 
 
+def test_load_balance_judges_a_degraded_device_on_the_samples_since_it_degraded():
+    # the window straddles the fault: two healthy samples, then the monitor's k=3 bad ones. Averaged,
+    # nicA carries 5.76 of 8 Mbit/s (72 %, inside the tolerance only just); the degradation's own
+    # samples show 3.6 of 8 (45 %): shed now, not ~2 samples later while streams stall behind nicA
+    ctrl = _ctrl({"nicA": [1, 2, 3, 4], "nicB": []})
+    base = {_key(i): 2e6 for i in range(1, 5)}
+    healthy = {"flows": {str(_key(i)): {"device": "nicA", "bps": 2e6} for i in range(1, 5)}}
+    bad = {"flows": {str(_key(i)): {"device": "nicA", "bps": 0.9e6} for i in range(1, 5)}}
+    mon = FakeMonitor(["nicA", "nicB"], ctrl.inventory, {k: 0.9e6 for k in base}, baselines=base)
+    mon.cfg = SimpleNamespace(k=3)
+    mon.history = [healthy, healthy, bad, bad, bad]
+    lb = LoadBalance(tolerance=0.3, k=3, window=5)
+    assert lb.decide(ctrl, mon, 0.0, never) == []                       # not degraded: the window average fits
+    mon._bad_devices = {"nicA": ["latency@nicA:2"]}
+    (d,) = lb.decide(ctrl, mon, 0.0, never)
+    assert d.target == "nicB" and len(d.keys) == 3 and "carries 3.60 of 8.00" in d.reason
+
+
+def test_load_balance_takes_a_growing_queue_egress_rate_as_what_the_device_carries():
+    # TCP still offers nicA its 8 Mbit/s (the references' rates are counted as they enter the NIC) but
+    # the latency-degraded port sends 3.6: that is what nicA carries, and what it keeps must fit it
+    ctrl = _ctrl({"nicA": [1, 2, 3, 4], "nicB": []})
+    base = {_key(i): 2e6 for i in range(1, 5)}
+    sample = {"flows": {str(_key(i)): {"device": "nicA", "bps": 2e6} for i in range(1, 5)},
+              "ports": {"nicA:2": {"tx_bps": 3.6e6}, "nicA:1": {"tx_bps": 0.2e6}}}
+    mon = FakeMonitor(["nicA", "nicB"], ctrl.inventory, base, baselines=base)
+    mon.cfg = SimpleNamespace(k=3)
+    mon.history = [sample] * 5
+    lb = LoadBalance(tolerance=0.2, k=3, window=5)
+    assert lb.decide(ctrl, mon, 0.0, never) == []                       # no queue growing: it fits
+    mon._bad_devices = {"nicA": ["latency@nicA:2"]}
+    (d,) = lb.decide(ctrl, mon, 0.0, never)
+    assert d.target == "nicB" and len(d.keys) == 3 and lb.capacity["nicA"] == pytest.approx(3.6e6)
+
+
 def test_engine_runs_decisions_and_observes_the_cooldown():
     ctrl = _ctrl({"nic1": [], "nic2": [2, 3]})
     mon = FakeMonitor(["nic1", "nic2"], ctrl.inventory, {_key(2): 1e6, _key(3): 1e6},
