@@ -157,6 +157,10 @@ def test_loadbalance(tmp_path, no_leftovers):
     assert place["nicB"] and place["nicA"] is not None
     assert len(place["nicA"]) + len(place["nicB"]) == 4
     assert all(m["policy"] == "load_balance" and m["migration"]["target"] == "nicB" for m in rep["migrations"])
+    # the policy sheds at the detection (nicA's queue found growing), not samples later when the
+    # streams stuck behind it have stalled enough to drag their own rates down
+    first = rep["migrations"][0]["trigger"]
+    assert (first["subject"], first["signal"]) == ("port:nicA:2", "latency"), first
     assert rep["passed"], rep["checks"]
 
 
