@@ -4,7 +4,8 @@
  * A two-port bump in the wire that tracks every TCP connection, UDP flow and RoCEv2 queue pair it
  * forwards, learns new ones in the data plane (digest to the controller), drops TCP packets that
  * its state says are invalid, executes the controller's in-band flowmig commands (suspend, save,
- * load, resume, clear) on that state, answers the controller's path markers and forwards its drain
+ * load, resume, clear) on that state, answers the controller's path markers and path saves (a SAVE
+ * that came through a gateway, behind its traffic) and forwards its drain
  * markers untracked. Everything is in
  * include/; this file only wires it together.
  * Contract with the controller: docs/dataplane.md.
@@ -39,6 +40,16 @@ control FlowNicIngress(inout headers_t hdr,
             port_rx_stats.apply(std.ingress_port);
         }
         packet_io.apply(hdr, meta, std);
+        if (meta.drop && meta.drop_reason == DROP_COMMAND_NOT_FROM_CPU && hdr.flowmig.isValid()
+                && !hdr.flowmig_batch.isValid() && hdr.flowmig.opcode == CMD_SAVE) {
+            // A path save: a SAVE the controller sent out of a gateway (PacketOut DIRECT) behind every
+            // packet the gateway sent this way before it, so its reply is the state after them. It
+            // only reads, and its reply goes to the controller alone: the one command a data port may
+            // bring (the gateways drop command frames from their own ports).
+            meta.drop = false;
+            meta.drop_reason = 0;
+            meta.is_command = true;
+        }
         meta.is_marker = false;
         if (!meta.is_command && !meta.sent_direct && !meta.drop) {
             if (hdr.udp.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR && hdr.udp.dst_port == MARKER_PORT) {

@@ -59,9 +59,14 @@ control GatewayIngress(inout headers_t hdr,
         port_rx_stats.apply(std.ingress_port);
         packet_io.apply(hdr, meta, std);
         if (meta.is_command) {
-            // The gateway holds no flow state: commands are for NICs.
-            meta.drop = true;
-            meta.drop_reason = DROP_BAD_PACKET_OUT;
+            // The gateway holds no flow state: commands are for NICs. One sent DIRECT leaves by its
+            // port as is, behind every packet sent that way before it (a path save, flow_nic.p4).
+            if (meta.command_direct) {
+                meta.sent_direct = true;
+            } else {
+                meta.drop = true;
+                meta.drop_reason = DROP_BAD_PACKET_OUT;
+            }
         } else if (!meta.sent_direct && !meta.drop) {
             if (hdr.ipv4.isValid() && hdr.ipv4.dst_addr == MARKER_DST_ADDR) {
                 nic_facing_ports.apply();

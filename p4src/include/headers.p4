@@ -87,7 +87,8 @@ header bth_t {
     psn_t   psn;
 }
 
-// flowmig command (ethertype ETHERTYPE_FLOWMIG, only accepted from CPU_PORT). 92 bytes.
+// flowmig command (ethertype ETHERTYPE_FLOWMIG, accepted from CPU_PORT; on a NIC's data port only a
+// SAVE: a path save). 92 bytes.
 // The same header is the request (controller -> switch, PacketOut) and the reply (PacketIn):
 // the reply echoes the request with `status` set and, on success, the slot's key and state.
 header flowmig_cmd_t {
@@ -184,6 +185,7 @@ struct local_metadata_t {
     port_num_t  ingress_port;      // the port the packet counts as arriving on (see PACKET_OUT_FORWARD)
     bool        replay;            // injected by the controller with PACKET_OUT_FORWARD
     bool        is_command;        // a flowmig command from the controller
+    bool        command_direct;    // ... sent PACKET_OUT_DIRECT: egress_spec is its port (gateway: a path save)
     bool        is_marker;         // NIC: a path marker (answered to the controller, not forwarded)
     bool        sent_direct;       // injected with PACKET_OUT_DIRECT: egress already chosen
     bool        punt;              // send to the controller (suspended flow, lossless mode)

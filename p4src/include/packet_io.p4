@@ -4,9 +4,12 @@
  * PacketIoIngress runs first in both programs. It consumes packet_out and decides what an injected
  * packet is: a flowmig command (ethertype ETHERTYPE_FLOWMIG), a frame to send out of a given port
  * (PACKET_OUT_DIRECT), or a frame to forward as if it had arrived on a given port, bypassing per-flow
- * suspension (PACKET_OUT_FORWARD, the replay of buffered packets). Commands from data ports are
- * dropped: only the controller may issue them. A command batch runs one record per pass: CommandReply
- * and CommandBatchEgress send it round again (recirculation) until every record is executed.
+ * suspension (PACKET_OUT_FORWARD, the replay of buffered packets). A command sent DIRECT also names a
+ * port (`command_direct`): the gateway sends it out there as is (a path save toward a NIC); the NIC,
+ * which executes what it gets from CPU_PORT, ignores it. Commands from data ports are dropped: only
+ * the controller may issue them (the NIC's one exception, a path save, is in flow_nic.p4). A command
+ * batch runs one record per pass: CommandReply and CommandBatchEgress send it round again
+ * (recirculation) until every record is executed.
  */
 #ifndef FLOWMIG_PACKET_IO_P4
 #define FLOWMIG_PACKET_IO_P4
@@ -20,6 +23,7 @@ control PacketIoIngress(inout headers_t hdr,
         meta.ingress_port = std.ingress_port;
         meta.replay = false;
         meta.is_command = false;
+        meta.command_direct = false;
         meta.sent_direct = false;
         meta.punt = false;
         meta.drop = false;
@@ -28,6 +32,10 @@ control PacketIoIngress(inout headers_t hdr,
         if (hdr.packet_out.isValid()) {
             if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
                 meta.is_command = true;
+                if (hdr.packet_out.mode == PACKET_OUT_DIRECT) {
+                    meta.command_direct = true;
+                    std.egress_spec = hdr.packet_out.egress_port;   // (a NIC's reply goes to CPU_PORT)
+                }
             } else if (hdr.packet_out.mode == PACKET_OUT_DIRECT) {
                 std.egress_spec = hdr.packet_out.egress_port;
                 meta.sent_direct = true;

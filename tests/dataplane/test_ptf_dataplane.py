@@ -25,7 +25,7 @@ from harness import run_ptf  # noqa: E402
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 SUITES = {
-    "flow_nic": 17,
+    "flow_nic": 18,
     "gateway": 13,
 }
 

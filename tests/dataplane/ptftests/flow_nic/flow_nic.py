@@ -504,6 +504,37 @@ class PathMarkerTest(FlowNicTest):
         self.assertEqual(self.events(EV_LEARNED), 1, "the marker is not learned as a reference")
 
 
+class PathSaveTest(FlowNicTest):
+    """A SAVE arriving on a data port (a path save: the controller sent it out of a gateway) is executed
+    after the packets ahead of it and answered to the controller alone (PacketIn reason COMMAND_REPLY,
+    ingress_port the data port); it changes nothing and is not forwarded. Any other command, or a batch,
+    from a data port is still dropped."""
+
+    @autocleanup
+    def runTest(self):
+        slot, _ = self.learn_tcp()
+        before = self.save(slot)
+        data = tcp_pkt("C", "PA", ISN_C + 101, ISN_S + 201, payload=b"d" * 64)
+        send_packet(self, 1, data)
+        send_packet(self, 1, CMD_ETH + cmd_pack(opcode=SAVE, slot=slot, request_id=0xC0FFEE, **TCP_KEY))
+        verify_packet(self, data, 2)
+        payload, md = self.get_packet_in(timeout=3)
+        self.assertEqual((md.get("reason"), md.get("ingress_port")), (1, 1))
+        r = cmd_unpack(payload[14:])
+        self.assertEqual((r["status"], r["request_id"], r["opcode"]), (OK, 0xC0FFEE, SAVE))
+        self.assertEqual(r["packets"], before["packets"] + 1, "the packet ahead of the save was counted")
+        self.assertEqual(r["tcp_next_seq_fwd"], ISN_C + 101 + 64)
+        self.assertEqual(r["flags"], VALID, "a path save freezes nothing")
+        verify_no_other_packets(self, timeout=0.3)
+        # a state-changing command from a data port is dropped, not executed, not answered
+        for op in (SUSPEND, CLEAR):
+            send_packet(self, 2, CMD_ETH + cmd_pack(opcode=op, slot=slot, **TCP_KEY))
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
+        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 2)
+        self.assertEqual(self.save(slot)["flags"], VALID)
+
+
 class DrainMarkerTest(FlowNicTest):
     """A drain marker (UDP to 0.0.0.2:64028) is forwarded like data, behind the packets ahead of it,
     unchanged, but never tracked: no state, no digest, no PacketIn."""

@@ -18,7 +18,8 @@ from scapy.packet import Raw
 
 GF = "GatewayIngress.gateway_forwarding."
 DROPS = "GatewayIngress.drop_accounting.drops"
-DROP_NOT_IPV4, DROP_NO_ROUTE, DROP_NO_NIC, DROP_SUSPENDED, DROP_BAD_PACKET_OUT = 0, 5, 6, 7, 8
+DROP_NOT_IPV4, DROP_COMMAND_NOT_FROM_CPU, DROP_NO_ROUTE, DROP_NO_NIC, DROP_SUSPENDED, DROP_BAD_PACKET_OUT = \
+    0, 4, 5, 6, 7, 8
 DROP_FORGED_MARKER = 9
 PACKET_IN_DRAIN_MARKER = 4
 SUSPEND_PUNT, SUSPEND_DROP = 1, 2
@@ -439,8 +440,9 @@ class LeaseOffTest(GatewayTest):
 
 
 class PacketOutTest(GatewayTest):
-    """PacketOut DIRECT sends a frame out of the given port as is; an unknown mode or a flowmig
-    command (the gateway has no flow state) is dropped and counted."""
+    """PacketOut DIRECT sends a frame out of the given port as is, a flowmig command too (a path save
+    toward a NIC); an unknown mode, or a command sent any other way (the gateway has no flow state), is
+    dropped and counted; a command frame from a port is dropped as not from the CPU."""
 
     @autocleanup
     def runTest(self):
@@ -449,7 +451,12 @@ class PacketOutTest(GatewayTest):
         verify_packet(self, p, 2)
         self.packet_out(p, mode=7)
         cmd = b"\x02\x00\x00\x00\x00\xff" * 2 + b"\x88\xb5" + bytes([1, 2]) + bytes(90)
-        self.send_packet_out(cmd, egress_port=0, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        self.send_packet_out(cmd, egress_port=3, _pad0=0, ingress_port=0, _pad1=0, mode=0)
+        verify_packet(self, cmd, 3)
+        self.send_packet_out(cmd, egress_port=3, _pad0=0, ingress_port=1, _pad1=0, mode=1)   # FORWARD
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
         self.assertEqual(self.drops(DROP_BAD_PACKET_OUT), 2)
+        send_packet(self, 1, cmd)
+        verify_no_other_packets(self, timeout=0.3)
+        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 1)
