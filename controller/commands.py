@@ -23,8 +23,8 @@ from . import dataplane as D
 from .flowstate import FlowKey, FlowState, RoceState, TcpState, UdpState
 from .p4rt.connection import PacketIn, SwitchConnection
 
-__all__ = ["Command", "CommandError", "CommandChannel", "ETHERTYPE_FLOWMIG", "ETHERTYPE_FLOWMIG_BATCH", "BATCH_MAX",
-           "batch_frame", "replies_of_frame", "FLOWMIG_VERSION",
+__all__ = ["Command", "CommandError", "CommandChannel", "PendingCommands", "ETHERTYPE_FLOWMIG",
+           "ETHERTYPE_FLOWMIG_BATCH", "BATCH_MAX", "batch_frame", "replies_of_frame", "FLOWMIG_VERSION",
            "NOP", "SUSPEND", "SAVE", "LOAD", "RESUME", "CLEAR", "STATUS_NAMES", "KIND_CODES"]
 
 ETHERTYPE_FLOWMIG = D.ETHERTYPE_FLOWMIG
@@ -248,6 +248,24 @@ class _Waiter:
         self.left = n
 
 
+class PendingCommands:
+    """Commands whose replies a ``CommandChannel`` awaits (``CommandChannel.expect``): their ``frames``
+    are sent by whoever can (a PacketOut to the switch itself, or out of a gateway toward it: a path
+    save), ``wait`` returns the replies in request order. Call ``wait`` (or ``cancel``) exactly once."""
+
+    def __init__(self, channel: CommandChannel, sent: list[Command], waiter: _Waiter) -> None:
+        self.channel, self.sent, self._waiter = channel, sent, waiter
+        self.frames = [c.frame() for c in sent]
+
+    def wait(self, timeout: float | None = None) -> list[Command]:
+        """The replies in request order; CommandError when one is missing after ``timeout``."""
+        return self.channel._collect(self.sent, self._waiter, timeout)
+
+    def cancel(self) -> None:
+        """Stop awaiting the replies (late ones are ignored); harmless after ``wait``."""
+        self.channel._forget(self.sent)
+
+
 class CommandChannel:
     """Streams commands to one switch and collects their replies by request id."""
 
@@ -307,7 +325,25 @@ class CommandChannel:
         if not commands:
             return []
         per = _batch or (self.batch_max if len(commands) > 1 and self.batches() else 1)
-        timeout = self.timeout if timeout is None else timeout
+        sent, waiter = self._register(commands)
+        try:
+            if per > 1:
+                frames = (batch_frame(sent[i:i + per]) for i in range(0, len(sent), per))
+            else:
+                frames = (c.frame() for c in sent)
+            self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT}) for f in frames)
+        except BaseException:
+            self._forget(sent)
+            raise
+        return self._collect(sent, waiter, timeout)
+
+    def expect(self, commands: Sequence[Command]) -> PendingCommands:
+        """Await the replies of ``commands`` (given request ids now) without sending them: the caller
+        sends ``PendingCommands.frames`` its own way (one command per frame) and then waits."""
+        sent, waiter = self._register(commands)
+        return PendingCommands(self, sent, waiter)
+
+    def _register(self, commands: Sequence[Command]) -> tuple[list[Command], _Waiter]:
         sent = []
         waiter = _Waiter(len(commands))
         with self._cv:
@@ -316,13 +352,18 @@ class CommandChannel:
                 sent.append(cmd.with_request_id(rid))
                 self._pending[rid] = None
                 self._waiters[rid] = waiter
+        return sent, waiter
+
+    def _forget(self, sent: Sequence[Command]) -> None:
+        with self._cv:
+            for c in sent:
+                self._pending.pop(c.request_id, None)
+                self._waiters.pop(c.request_id, None)
+
+    def _collect(self, sent: list[Command], waiter: _Waiter, timeout: float | None) -> list[Command]:
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         try:
-            if per > 1:
-                frames = (batch_frame(sent[i:i + per]) for i in range(0, len(sent), per))
-            else:
-                frames = (c.frame() for c in sent)
-            self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT}) for f in frames)
-            deadline = time.monotonic() + timeout
             with self._cv:
                 while waiter.left:  # counted down by the receiver: no rescan of the batch per reply
                     left = deadline - time.monotonic()
@@ -334,10 +375,7 @@ class CommandChannel:
                     self._cv.wait(left)
                 return [self._pending[c.request_id] for c in sent]  # type: ignore[misc]
         finally:
-            with self._cv:
-                for c in sent:
-                    self._pending.pop(c.request_id, None)
-                    self._waiters.pop(c.request_id, None)
+            self._forget(sent)
 
     def ping(self, timeout: float | None = None) -> float:
         """One NOP round trip; returns its duration in seconds."""

@@ -388,6 +388,11 @@ class GatewayDriver:
         self.conn.packet_out(marker_frame(token), mode=PACKET_OUT_DIRECT, egress_port=port)
         return token
 
+    def send_frames(self, port: int, frames: Sequence[bytes]) -> None:
+        """Send ``frames`` out of ``port`` as they are (PacketOut DIRECT), behind every packet already
+        sent that way: path saves toward a NIC (docs/dataplane.md "Path saves")."""
+        self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT, "egress_port": port}) for f in frames)
+
     def send_drain_marker(self, port: int) -> int:
         """Send a drain marker out of ``port`` (toward a NIC); returns its unpredictable token. It leaves
         the NIC behind every packet queued there before it; the far gateway answers it and

@@ -81,8 +81,11 @@ class Migrator:
     def __init__(self, ctrl: Controller, quiesce_timeout: float = 0.2, quiesce_interval: float = 0.001,
                  barrier_timeout: float = 1.0, program_version: int = C.FLOWMIG_VERSION,
                  drain_wait: float = 1.0, settle_timeout: float = 30.0, hooks: Sequence[StepHook] = (),
-                 old_path_wait: float = 0.0, lease: float = 1.0) -> None:
+                 old_path_wait: float = 0.0, lease: float = 1.0, path_saves: bool = True) -> None:
         self.ctrl = ctrl
+        # small batches read the sources by path saves (a SAVE out of each gateway behind its traffic)
+        # instead of path markers then SUSPEND: one round trip less while the flows are held
+        self.path_saves = path_saves
         self.quiesce_timeout = quiesce_timeout
         self.quiesce_interval = quiesce_interval
         self.barrier_timeout = barrier_timeout
@@ -283,7 +286,7 @@ class Migrator:
                                 program_version=self.program_version, quiesce_timeout=self.quiesce_timeout,
                                 quiesce_interval=self.quiesce_interval, barrier_timeout=self.barrier_timeout,
                                 drain_wait=self.drain_wait, old_path_wait=self.old_path_wait,
-                                lease=self.lease + self.old_path_wait)
+                                lease=self.lease + self.old_path_wait, path_save=self.path_saves)
 
     # ---- restoring saved state (VM moves) ---------------------------------------------------------------
     def sent_to(self, key: FlowKey, udp_ports: tuple[int, int] | None = None) -> dict[str, str]:

@@ -25,7 +25,7 @@ from p4.v1 import p4runtime_pb2
 
 from . import commands as C
 from . import dataplane as D
-from .commands import Command, CommandChannel, CommandError
+from .commands import Command, CommandChannel, CommandError, PendingCommands
 from .flowstate import FlowKey, FlowState
 from .gateway import PACKET_IN_PATH_MARKER, MarkerBoard, marker_token
 from .p4rt.connection import PacketIn, SwitchConnection
@@ -217,6 +217,20 @@ class NicDriver:
         if path == "inband":
             return self.channel.execute([Command.for_key(opcode, k, s) for k, s in items])
         return self._run_registers(opcode, items)
+
+    def expect(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> PendingCommands:
+        """Commands ``opcode`` on (key, slot) pairs, awaited but not sent: the caller sends their frames
+        (out of a gateway: a path save, docs/dataplane.md) or ``send``s them here."""
+        return self.channel.expect([Command.for_key(opcode, k, s) for k, s in items])
+
+    def send(self, pending: PendingCommands) -> PendingCommands:
+        """Send ``pending``'s commands to this NIC (one PacketOut each); wait on it later."""
+        try:
+            self.conn.packet_out_many((f, {"mode": D.PACKET_OUT_DIRECT}) for f in pending.frames)
+        except BaseException:
+            pending.cancel()
+            raise
+        return pending
 
     def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
              path: str | None = None) -> list[Command]:

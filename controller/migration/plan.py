@@ -67,6 +67,10 @@ class MigrationRecord:
     # the old paths: drain markers (at the suspension, or after the flip; DRAIN_MARKERS arrivals), and the
     # optional bounded wait for them before the flip (``old_path_wait``)
     old_path_wait_ms: float | None = None          # how long the flip waited (None: switched at once)
+    # how the sources' states were read once their old paths were quiet: "path" (path saves: a SAVE
+    # out of each gateway behind its traffic: nothing frozen), "markers" (path markers,
+    # then SUSPEND) or "counters" (the markers did not come back: counters sampled until stable)
+    saved_by: str = ""
     # per old path (gateway port toward an old NIC): the drain markers sent along it, first at the
     # suspension, then again while waiting (a marker can be tail-dropped by the full queue it follows)
     drain_tokens: list[list[int]] = field(default_factory=list, repr=False)
@@ -128,6 +132,11 @@ class MigrationContext:
     # handed on by the steps
     t_suspend: float = 0.0                                # perf_counter when the suspension began
     tokens: list[tuple[str, int]] = field(default_factory=list)   # (old NIC, path-marker token)
+    # path saves: up to PATH_SAVE_MAX references are read by SAVEs sent out of the gateways behind their
+    # traffic (Suspend sends them, Quiesce waits: the (source, items, pending) of each old path)
+    path_save: bool = True
+    path_saves: list[tuple[str, list[tuple[FlowKey, int]], Any]] = field(default_factory=list)
+    path_saved: dict[str, list[Any]] = field(default_factory=dict)   # source -> replies, by_src order
     drain_paths: list[tuple[str, int]] = field(default_factory=list)   # (gateway, port) per rec.drain_tokens
     counts: dict[str, list[int] | None] = field(default_factory=dict)
     saved: dict[str, list[FlowState]] = field(default_factory=dict)

@@ -8,8 +8,12 @@ each records what it changed before changing it, and its ``undo`` reverses exact
 - ``Suspend``  gateways: suspend_flow entries (each with a data-plane lease of ``ctx.lease``), drain
                indexes (both modes: an index holds the lease), punt buffers (undo: replay the buffer
                toward the old NIC, restore the entries as they were, free the indexes);
-- ``Quiesce``  nothing (path markers, or source counters sampled);
-- ``Save``     freezes the references on their source NICs (undo: RESUME them);
+- ``Quiesce``  nothing (path saves — up to PATH_SAVE_MAX references: a SAVE out of each gateway toward
+               each old NIC, behind the gateway's packets, whose replies are the states — else path
+               markers; source counters sampled when neither comes back);
+- ``Save``     freezes the references on their source NICs (undo: RESUME them); with path saves it has
+               read them already, and freezes nothing (nothing reaches them: the gateways hold the
+               flows; Release's CLEAR replies show whether anything was counted since);
 - ``Validate`` nothing on the switches (the trusted buffer: the states tagged with the HMAC);
 - ``Load``     slots and lookup entries on the target (undo: clear them, unplace);
 - ``OldPathWait`` (optional) the drain markers sent at the suspension are back: the old paths are empty;
@@ -127,9 +131,22 @@ class Suspend(Step):
 
     def _markers(self, ctx: MigrationContext, g: str, srcs: set[str]) -> None:
         drv = ctx.ctrl.gateway(g)
+        saves = _path_save_items(ctx, g) if ctx.path_save else {}
         for src in srcs:
             port = drv.port_of(src)
-            ctx.tokens.append((src, drv.send_marker(port)))
+            items = saves.get(src)
+            if items:
+                # a path save: the SAVEs follow this gateway's packets toward src; their replies are
+                # the states after them (Quiesce), no marker needed
+                pending = ctx.ctrl.nic(src).expect(C.SAVE, items)
+                ctx.path_saves.append((src, items, pending))
+                try:
+                    drv.send_frames(port, pending.frames)
+                except BaseException:
+                    pending.cancel()
+                    raise
+            else:
+                ctx.tokens.append((src, drv.send_marker(port)))
             # when the old path is empty: now when the flip will wait for it, else after the flip
             # (Release: off the suspension's critical path, ~1 ms; R's packets stopped entering the old
             # path at the suspension either way, so a later marker only adds other flows' queueing)
@@ -141,6 +158,9 @@ class Suspend(Step):
         # the entries say suspend_flow(mode, old port) (Redirect's undo put back any it flipped): the
         # buffer is replayed toward the old NIC, then the entries restored as they were
         rec = ctx.rec
+        for _, _, pending in ctx.path_saves:   # sent, never waited for
+            pending.cancel()
+        ctx.path_saves = []
         for g, snap in self.snapshots.items():
             drv = ctx.ctrl.gateway(g)
             ts = list(snap)
@@ -166,18 +186,69 @@ class Suspend(Step):
                                                 for g, s in self.snapshots.items()}}
 
 
+PATH_SAVE_MAX = 32   # references per batch read by path saves (more: path markers, then batched SUSPENDs)
+
+
+def _path_save_items(ctx: MigrationContext, g: str) -> dict[str, list[tuple[FlowKey, int]]]:
+    """Old NIC -> the (key, slot) pairs of the batch whose packets ``g`` sends toward it: what the path
+    saves out of ``g`` read. Empty when the batch is too large for path saves."""
+    if sum(len(v) for v in ctx.by_src.values()) > PATH_SAVE_MAX:
+        return {}
+    slot = {k: sl for items in ctx.by_src.values() for k, sl in items}
+    out: dict[str, list[tuple[FlowKey, int]]] = defaultdict(list)
+    for ks in ctx.gw_tuples.get(g, {}).values():
+        for k in ks:
+            if k in slot and (k, slot[k]) not in out[ctx.src_of[k]]:
+                out[ctx.src_of[k]].append((k, slot[k]))
+    return out
+
+
 class Quiesce(Step):
     """Every packet sent toward an old NIC before the suspension has updated its state there: the
-    path markers are back (else the source counters are sampled until stable, bounded)."""
+    path saves are answered (their replies, the latest per reference, are the states), or the path
+    markers are back (else the source counters are sampled until stable, bounded)."""
 
     name = "quiesce"
 
     def do(self, ctx: MigrationContext) -> None:
-        if self._wait_markers(ctx):
+        by_path = bool(ctx.path_saves)
+        if by_path:
+            ctx.path_saved = self._wait_path_saves(ctx)
+        markers = self._wait_markers(ctx)   # the paths without path saves (none when every path has them)
+        if markers and (not by_path or ctx.path_saved):
+            ctx.rec.saved_by = "path" if by_path else "markers"
             ctx.counts = {s: None for s in ctx.by_src}
             return
+        ctx.path_saved = {}
+        ctx.rec.saved_by = "counters"
         ctx.counts = ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: self._sample(ctx, s, items))
                                                for s, items in ctx.by_src.items()})
+
+    @staticmethod
+    def _wait_path_saves(ctx: MigrationContext) -> dict[str, list[Any]]:
+        """Source -> the SAVE replies in ``by_src`` order: per reference the latest of its path saves (a
+        reference reached through two gateways is read on both paths; the later read has counted every
+        packet of both, and the packet counter only grows). Empty when one is not answered in time
+        (a dead old path: the counters decide, as without path saves)."""
+        deadline = time.monotonic() + ctx.quiesce_timeout
+        latest: dict[FlowKey, Any] = {}
+        saves, ctx.path_saves = ctx.path_saves, []
+        try:
+            for src, items, pending in saves:
+                try:
+                    replies = pending.wait(max(0.0, deadline - time.monotonic()))
+                except C.CommandError as exc:
+                    log.warning("path saves toward %s not answered within %.0f ms (%s); sampling counters "
+                                "instead", src, ctx.quiesce_timeout * 1000, exc)
+                    return {}
+                ctx.ctrl.nic(src).check(replies, items, "path save")
+                for (k, _), r in zip(items, replies, strict=True):
+                    if k not in latest or r.packets >= latest[k].packets:
+                        latest[k] = r
+        finally:
+            for _, _, pending in saves:   # those not waited for (a timeout, a failed save)
+                pending.cancel()
+        return {s: [latest[k] for k, _ in items] for s, items in ctx.by_src.items()}
 
     @staticmethod
     def _wait_markers(ctx: MigrationContext) -> bool:
@@ -197,7 +268,8 @@ class Quiesce(Step):
 
 
 class Save(Step):
-    """SUSPEND (freeze + read) on the sources once their counters are stable: usually one round trip."""
+    """SUSPEND (freeze + read) on the sources once their counters are stable: usually one round trip
+    (nothing to do after path saves: Quiesce has read the states)."""
 
     name = "save"
 
@@ -205,6 +277,12 @@ class Save(Step):
         self.frozen: dict[str, list[tuple[FlowKey, int]]] = {}
 
     def do(self, ctx: MigrationContext) -> None:
+        if ctx.path_saved:
+            # read already, behind the old paths' traffic (path saves), and nothing reaches the sources
+            # any more (the gateways hold the flows): nothing to freeze. A rollback finds them as they
+            # were; Release's CLEAR reply shows if anything was counted since.
+            ctx.saved = {s: [r.flow_state(s, ctx.program_version) for r in ctx.path_saved[s]] for s in ctx.by_src}
+            return
         self.frozen = dict(ctx.by_src)   # before: a SUSPEND may land although the step fails
 
         def save(s: str, items: list[tuple[FlowKey, int]]) -> list[FlowState]:
@@ -429,11 +507,25 @@ class Release(Step):
             if not ctx.rec.drain_tokens[i]:
                 ctx.rec.drain_tokens[i].append(ctx.ctrl.gateway(g).send_drain_marker(port))
 
-        def release(s: str, items: list[tuple[FlowKey, int]]) -> None:
+        def release(s: str, items: list[tuple[FlowKey, int]]) -> list[str]:
             drv = ctx.ctrl.nic(s)
-            drv.run(C.CLEAR, items)
+            replies = drv.run(C.CLEAR, items)   # each answers with the state it cleared
             drv.unplace([k for k, _ in items if k in drv.placed])  # placed: synced from the device at start
-        ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: release(s, items)) for s, items in ctx.by_src.items()})
+            # path saves froze nothing: a reference that counted a packet since was reached past the
+            # gateways' suspension, and its moved state misses that packet
+            if s not in ctx.path_saved:
+                return []
+            return [f"{k} ({was.packets} -> {r.packets} packets)"
+                    for (k, _), was, r in zip(items, ctx.path_saved[s], replies, strict=True)
+                    if r.status == C.STATUS_OK and (r.packets, r.bytes) != (was.packets, was.bytes)]
+        late = ctx.ctrl.fabric.parallel({s: (lambda s=s, items=items: release(s, items))
+                                         for s, items in ctx.by_src.items()})
+        stray = [f"{s}: {x}" for s, xs in late.items() for x in xs]
+        if stray:
+            log.error("migration #%d: %d reference(s) counted packets on their source after the path save: %s",
+                      ctx.rec.id, len(stray), "; ".join(stray))
+            ctx.rec.reason = (f"{len(stray)} reference(s) counted packets on their source after the path save, "
+                              f"past the gateways' suspension (first: {stray[0]})")
 
     def failed(self, ctx: MigrationContext, exc: BaseException) -> None:
         ctx.rec.reason = f"release failed (stale state left on the source): {exc}"

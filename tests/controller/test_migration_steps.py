@@ -6,11 +6,13 @@ The receiver side checks that no packet is lost or reordered."""
 from __future__ import annotations
 
 import json
+import struct
 import time
 
 import pytest
 from p4.v1 import p4runtime_pb2
 from test_migration_vfabric import Traffic, received, wait_learned  # the project's own: no skip
+from vfabric import udp_frame
 
 from controller import commands as C
 from controller.gateway import MARKER
@@ -285,3 +287,127 @@ def test_a_suspension_near_its_lease_is_rolled_back_not_flipped(vf, ctrl):
     assert "lease" in record.reason
     _assert_on_old_device(ctrl, {rec.key: rec.device})
     _check_delivery(vf, flows, tr)
+
+
+def _source_flags(ctrl, where: dict, slots: dict) -> dict:
+    """Each reference's slot flags on its source, read by a SAVE from the controller."""
+    return {k: ctrl.nic(where[k]).run(C.SAVE, [(k, slots[k])])[0].flags for k in where}
+
+
+@pytest.mark.parametrize("path_saves", [True, False])
+def test_small_batches_read_their_sources_by_path_saves(vf, ctrl, path_saves, monkeypatch):
+    """Path saves (a SAVE out of each gateway, behind its packets toward the old NIC) give the states
+    in the quiesce's round trip and freeze nothing; without them the path markers come back and the
+    Save step freezes the sources (SUSPEND, on the in-band path forced here: the register path reads
+    without freezing). Nothing is lost or reordered either way."""
+    for n in ("nic1", "nic2", "nic3"):   # drv.path = "inband", undone after the test
+        drv = ctrl.nic(n)
+        for attr, value in (("_path", "inband"), ("transfer_path", "inband"), ("batch_threshold", None)):
+            monkeypatch.setattr(drv, attr, value)
+    flows = _flows(4)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    where, target, movers = _movers(recs)
+    slots = {r.key: r.slot for r in recs}
+    seen: dict = {}
+    m = Migrator(ctrl, path_saves=path_saves)
+    m.before_step.append(lambda step, ctx: seen.update(_source_flags(ctrl, {k: where[k] for k in movers}, slots))
+                         if step.name == "load" else None)
+    record = m.migrate(movers, target)
+    assert record.outcome == "ok" and record.reason == "", record.summary()
+    assert record.saved_by == ("path" if path_saves else "markers")
+    assert set(seen) == set(movers)
+    frozen = {k for k, f in seen.items() if f & C.SLOT_SUSPENDED}
+    assert frozen == (set() if path_saves else set(movers))
+    _check_delivery(vf, flows, tr)
+
+
+def test_a_batch_over_the_path_save_limit_uses_path_markers(vf, ctrl, monkeypatch):
+    from controller.migration import steps
+    monkeypatch.setattr(steps, "PATH_SAVE_MAX", 1)
+    flows = _flows(6)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    _, target, movers = _movers(recs)
+    assert len(movers) > 1
+    record = Migrator(ctrl).migrate(movers, target)
+    assert record.outcome == "ok" and record.saved_by == "markers", record.summary()
+    _check_delivery(vf, flows, tr)
+
+
+def test_unanswered_path_saves_fall_back_to_sampled_counters(vf, ctrl, monkeypatch):
+    """Path saves that never reach the old NIC (here: not sent) leave the quiesce to the counters, as
+    lost path markers do; the migration still moves the flows with nothing lost."""
+    for g in ("gwA", "gwB"):
+        monkeypatch.setattr(ctrl.gateway(g), "send_frames", lambda port, frames: None)
+    flows = _flows(3)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    _, target, movers = _movers(recs)
+    record = Migrator(ctrl, quiesce_timeout=0.05).migrate(movers, target)
+    assert record.outcome == "ok" and record.saved_by == "counters", record.summary()
+    assert all(ctrl.inventory.get(k).device == target for k in movers)
+    _check_delivery(vf, flows, tr)
+
+
+def test_a_packet_past_the_suspension_after_the_path_save_is_reported(vf, ctrl):
+    """Path saves freeze nothing: a packet that reaches the old NIC past the gateways' suspension (here
+    injected on the NIC's wire from gwA) after its path save is counted there; Release's CLEAR reply
+    shows it and the record says so."""
+    flows = _flows(1)
+    tr = Traffic(vf, flows, pps=200)
+    (rec,) = wait_learned(ctrl, flows)
+    src, target = rec.device, _target_for({rec.key: rec.device})
+    tr.stop()
+
+    def stray(step, ctx):
+        if step.name == "validate":
+            vf._queues[src].put((1, udp_frame("hostA", "hostB", flows[0], 9000, struct.pack("!I", 10 ** 6))))
+            time.sleep(0.1)
+    m = Migrator(ctrl)
+    m.before_step.append(stray)
+    record = m.migrate([rec.key], target)
+    assert record.outcome == "ok" and record.saved_by == "path", record.summary()
+    assert "counted packets on their source after the path save" in record.reason, record.reason
+    assert str(rec.key) in record.reason
+
+
+def test_the_latest_path_save_of_a_reference_read_on_two_paths_is_kept():
+    """A reference both gateways send toward its NIC is read once per path; the later read (more
+    packets counted: the counter only grows) has seen both paths' packets, whichever came back first."""
+    from types import SimpleNamespace
+
+    from controller.flowstate import FlowKey
+    from controller.migration.steps import Quiesce
+
+    k1, k2 = FlowKey("udp", 1, 2, 3, 4), FlowKey("udp", 1, 2, 3, 5)
+
+    class Pending:
+        def __init__(self, replies):
+            self.replies, self.cancelled = replies, False
+
+        def wait(self, timeout):
+            return self.replies
+
+        def cancel(self):
+            self.cancelled = True
+
+    def reply(n):
+        return C.Command(status=C.STATUS_OK, packets=n, bytes=10 * n)
+    via_a = Pending([reply(7), reply(3)])            # gwA's path: k1 then k2
+    via_b = Pending([reply(5)])                      # gwB's path: k1 only, read before gwA's
+    nic = SimpleNamespace(check=lambda replies, items, what: None)
+    ctx = SimpleNamespace(quiesce_timeout=1.0, ctrl=SimpleNamespace(nic=lambda name: nic),
+                          by_src={"nic1": [(k1, 10), (k2, 11)]},
+                          path_saves=[("nic1", [(k1, 10)], via_b), ("nic1", [(k1, 10), (k2, 11)], via_a)])
+    got = Quiesce._wait_path_saves(ctx)
+    assert [r.packets for r in got["nic1"]] == [7, 3]
+    # one path not answered: no states (the counters decide), the rest no longer awaited
+    late = Pending([reply(1)])
+
+    def timeout(t):
+        raise C.CommandError("no reply")
+    late.wait = timeout
+    rest = Pending([reply(2)])
+    ctx.path_saves = [("nic1", [(k1, 10)], late), ("nic1", [(k2, 11)], rest)]
+    assert Quiesce._wait_path_saves(ctx) == {} and rest.cancelled and ctx.path_saves == []
