@@ -220,17 +220,8 @@ class NicDriver:
 
     def expect(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> PendingCommands:
         """Commands ``opcode`` on (key, slot) pairs, awaited but not sent: the caller sends their frames
-        (out of a gateway: a path save, docs/dataplane.md) or ``send``s them here."""
+        (out of a gateway toward this NIC: a path save, docs/dataplane.md "Path saves")."""
         return self.channel.expect([Command.for_key(opcode, k, s) for k, s in items])
-
-    def send(self, pending: PendingCommands) -> PendingCommands:
-        """Send ``pending``'s commands to this NIC (one PacketOut each); wait on it later."""
-        try:
-            self.conn.packet_out_many((f, {"mode": D.PACKET_OUT_DIRECT}) for f in pending.frames)
-        except BaseException:
-            pending.cancel()
-            raise
-        return pending
 
     def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
              path: str | None = None) -> list[Command]:
