@@ -132,8 +132,8 @@ class MigrationContext:
     # handed on by the steps
     t_suspend: float = 0.0                                # perf_counter when the suspension began
     tokens: list[tuple[str, int]] = field(default_factory=list)   # (old NIC, path-marker token)
-    # path saves: up to PATH_SAVE_MAX references are read by SAVEs sent out of the gateways behind their
-    # traffic (Suspend sends them, Quiesce waits: the (source, items, pending) of each old path)
+    # path saves: batches of up to PATH_SAVE_MAX references are read by SAVEs sent out of the gateways
+    # behind their traffic (Suspend sends them, Quiesce waits: the (source, items, pending) of each path)
     path_save: bool = True
     path_saves: list[tuple[str, list[tuple[FlowKey, int]], Any]] = field(default_factory=list)
     path_saved: dict[str, list[Any]] = field(default_factory=dict)   # source -> replies, by_src order

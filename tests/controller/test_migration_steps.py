@@ -16,7 +16,7 @@ from vfabric import udp_frame
 
 from controller import commands as C
 from controller.gateway import MARKER
-from controller.migration import Plan, Step, protocol_steps
+from controller.migration import Plan, Step, protocol_steps, steps
 from controller.migrator import Migrator
 from controller.nic import NicError
 
@@ -308,6 +308,7 @@ def test_small_batches_read_their_sources_by_path_saves(vf, ctrl, path_saves, mo
     tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
     where, target, movers = _movers(recs)
+    movers = movers[:steps.PATH_SAVE_MAX]
     slots = {r.key: r.slot for r in recs}
     seen: dict = {}
     m = Migrator(ctrl, path_saves=path_saves)
@@ -323,7 +324,6 @@ def test_small_batches_read_their_sources_by_path_saves(vf, ctrl, path_saves, mo
 
 
 def test_a_batch_over_the_path_save_limit_uses_path_markers(vf, ctrl, monkeypatch):
-    from controller.migration import steps
     monkeypatch.setattr(steps, "PATH_SAVE_MAX", 1)
     flows = _flows(6)
     tr = Traffic(vf, flows, pps=300)
@@ -344,6 +344,7 @@ def test_unanswered_path_saves_fall_back_to_sampled_counters(vf, ctrl, monkeypat
     tr = Traffic(vf, flows, pps=300)
     recs = wait_learned(ctrl, flows)
     _, target, movers = _movers(recs)
+    movers = movers[:steps.PATH_SAVE_MAX]
     record = Migrator(ctrl, quiesce_timeout=0.05).migrate(movers, target)
     assert record.outcome == "ok" and record.saved_by == "counters", record.summary()
     assert all(ctrl.inventory.get(k).device == target for k in movers)
