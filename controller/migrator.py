@@ -7,11 +7,13 @@ to one target NIC, following docs/design.md "The migration protocol":
 1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port, drain)``; in
               lossless mode its packets come to us (PacketIn), counted in the gateway's
               ``drain_punted[drain]``, and are buffered in arrival order;
-2. quiesce  — a path marker behind the reference's packets comes back from each old NIC (else the
-              source NICs' per-reference packet counters are sampled until stable, bounded);
-3. save     — SUSPEND commands (or register reads) freeze and return each reference's state; the
-              FlowStates are tagged with their HMAC and checked for the target (``validate``: the trusted
-              buffer, ``last_states``);
+2. quiesce  — a path save (up to 2 references) or a path marker behind the reference's packets is
+              answered by each old NIC (else the source NICs' per-reference packet counters are
+              sampled until stable, bounded);
+3. save     — SUSPEND commands (or register reads) freeze and return each reference's state (path
+              saves have read it already, freezing nothing); the FlowStates are checked for the target
+              (``validate``); tagged with their HMAC when they leave memory (the trusted buffer: a VM
+              file, ``last_states``);
 4. load     — slots are allocated on the target, the states loaded (LOAD commands or one register
               Write) and the target's ``flow_slots`` lookup entries written (one Write);
 5. redirect — lossless: the gateways' entries become ``forward_after_drain(target port, drain)``, the
@@ -103,7 +105,7 @@ class Migrator:
         self.settle_timeout = settle_timeout
         self.program_version = program_version
         self.history: list[MigrationRecord] = []
-        self.last_states: list[dict[str, Any]] = []  # the trusted buffer of the last migration
+        self._last: MigrationContext | None = None   # the last migration's (its trusted buffer: last_states)
         # called as hook(step, ctx) before each step runs (timed with it); raising fails that step
         self.before_step: list[StepHook] = list(hooks)
         self._lock = threading.RLock()
@@ -143,12 +145,17 @@ class Migrator:
         keys = [r.key for r in self.ctrl.inventory.on_device(source)]
         return self.migrate(keys, target, mode)
 
+    @property
+    def last_states(self) -> list[dict[str, Any]]:
+        """The trusted buffer of the last migration: its saved states, HMAC-tagged (made on first use)."""
+        return self._last.tag() if self._last is not None else []
+
     def migrate(self, keys: Sequence[FlowKey], target: str, mode: str = "lossless",
                 before_load: Sequence[Step] = ()) -> MigrationRecord:
         """Move ``keys`` to ``target`` as one batch (migrations are serialized: one at a time).
 
-        ``before_load``: extra steps run after ``validate`` (the references frozen, ``ctx.tagged``
-        holding their tagged states) and before ``load``, rolled back with the rest; they run even
+        ``before_load``: extra steps run after ``validate`` (the references saved, ``ctx.tag()``
+        giving their tagged states) and before ``load``, rolled back with the rest; they run even
         when no reference needs to move."""
         with self._lock:
             return self._migrate(keys, target, mode, list(before_load))
@@ -189,7 +196,7 @@ class Migrator:
             if journal is not None:
                 journal.end(mid, "ok" if ok else rec.outcome)
                 self._hold_while_settling(journal)
-        self.last_states = ctx.tagged
+        self._last = ctx
         if ok:
             for k, slot in ctx.loaded:
                 rec.moved.append({"reference": str(k), "from": ctx.src_of[k], "to": ctx.target, "slot": slot})

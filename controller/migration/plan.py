@@ -140,7 +140,7 @@ class MigrationContext:
     drain_paths: list[tuple[str, int]] = field(default_factory=list)   # (gateway, port) per rec.drain_tokens
     counts: dict[str, list[int] | None] = field(default_factory=dict)
     saved: dict[str, list[FlowState]] = field(default_factory=dict)
-    tagged: list[dict[str, Any]] = field(default_factory=list)     # the trusted buffer (HMAC-tagged)
+    tagged: list[dict[str, Any]] = field(default_factory=list)     # the trusted buffer (HMAC-tagged): tag()
     states: list[FlowState] = field(default_factory=list)          # validated back from ``tagged``
     loaded: list[tuple[FlowKey, int]] = field(default_factory=list)
     at_flip: dict[str, int] = field(default_factory=dict)          # gateway -> punts when flipped
@@ -149,6 +149,14 @@ class MigrationContext:
     @property
     def lossless(self) -> bool:
         return self.rec.mode == "lossless"
+
+    def tag(self) -> list[dict[str, Any]]:
+        """The trusted buffer: ``states`` as records tagged with the lab's HMAC key (made once, when first
+        needed: a VM file, ``Migrator.last_states``; the migration itself loads ``states``)."""
+        if len(self.tagged) != len(self.states):
+            key = self.ctrl.config.hmac_key
+            self.tagged = [fs.to_dict(key) for fs in self.states]
+        return self.tagged
 
     def problem(self, what: str, exc: BaseException) -> None:
         """An undo could not do ``what``: logged and reported in the record's reason."""

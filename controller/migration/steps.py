@@ -309,18 +309,18 @@ class Save(Step):
 
 
 class Validate(Step):
-    """The trusted buffer: the saved states with their HMAC (``ctx.tagged``); what is loaded
-    (``ctx.states``) is what was saved — the FlowState objects themselves, built from the device's replies
-    (ranges and keys checked then), checked here for the target's program and version. No JSON round trip
-    on this path (``FlowState.from_dict`` checks records that come back from outside: ``restore``, VM files)."""
+    """What is loaded (``ctx.states``) is what was saved — the FlowState objects themselves, built from
+    the device's replies (ranges and keys checked then), checked here for the target's program and
+    version. No JSON round trip on this path (``FlowState.from_dict`` checks records that come back from
+    outside: ``restore``, VM files). The trusted buffer, the states tagged with their HMAC
+    (``ctx.tag()``), is made when they leave the controller's memory (a VM file) or are asked for
+    (``Migrator.last_states``), not while the flows are held: ~30 us a state, 11-31 ms for 1,000."""
 
     name = "validate"
 
     def do(self, ctx: MigrationContext) -> None:
-        key = ctx.ctrl.config.hmac_key
-        states = [fs.expect(PROGRAM, ctx.program_version) for v in ctx.saved.values() for fs in v]
-        ctx.tagged = [fs.to_dict(key) for fs in states]
-        ctx.states = states
+        ctx.tagged = []
+        ctx.states = [fs.expect(PROGRAM, ctx.program_version) for v in ctx.saved.values() for fs in v]
 
 
 class Load(Step):

@@ -81,7 +81,7 @@ class WriteVmConfig(Step):
                "prefix_len": info.get("prefix_len"),
                "from": {"switch": info.get("switch"), "port": info.get("port")},
                "to": {"switch": vm.new_switch, "port": vm.new_port, "nic": vm.target_nic},
-               "saved": time.time(), "flows": ctx.tagged}
+               "saved": time.time(), "flows": ctx.tag()}
         vm.path.write_text(json.dumps(doc, indent=2) + "\n")
 
     def undo(self, ctx: MigrationContext) -> None:
@@ -179,7 +179,7 @@ class CheckVmConfig(Step):
     def do(self, ctx: MigrationContext) -> None:
         saved = json.loads(self.vm.path.read_text())["flows"]
         key = self.vm.ctrl.config.hmac_key
-        if [FlowState.from_dict(d, key).to_dict(key) for d in saved] != ctx.tagged:
+        if [FlowState.from_dict(d, key).to_dict(key) for d in saved] != ctx.tag():
             raise FlowStateError(f"{self.vm.path}: the VM config's flows differ from the frozen states")
 
 

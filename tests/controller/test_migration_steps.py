@@ -412,3 +412,22 @@ def test_the_latest_path_save_of_a_reference_read_on_two_paths_is_kept():
     rest = Pending([reply(2)])
     ctx.path_saves = [("nic1", [(k1, 10)], late), ("nic1", [(k2, 11)], rest)]
     assert Quiesce._wait_path_saves(ctx) == {} and rest.cancelled and ctx.path_saves == []
+
+
+def test_the_trusted_buffer_is_tagged_when_asked_for(vf, ctrl):
+    """The migration loads the FlowStates themselves; their HMAC-tagged records (the trusted buffer)
+    are made on first use, off the suspension: ``last_states`` verifies with the lab's key."""
+    from controller.flowstate import FlowState
+    flows = _flows(2)
+    tr = Traffic(vf, flows, pps=200)
+    recs = wait_learned(ctrl, flows)
+    _, target, movers = _movers(recs)
+    m = Migrator(ctrl)
+    assert m.last_states == []
+    record = m.migrate(movers, target)
+    assert record.outcome == "ok", record.summary()
+    assert m._last.tagged == []                       # nothing tagged while the flows were held
+    states = [FlowState.from_dict(d, ctrl.config.hmac_key) for d in m.last_states]
+    assert sorted(str(s.key) for s in states) == sorted(str(k) for k in movers)
+    assert m.last_states is m.last_states            # made once
+    _check_delivery(vf, flows, tr)
