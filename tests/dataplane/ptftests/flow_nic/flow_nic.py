@@ -526,12 +526,15 @@ class PathSaveTest(FlowNicTest):
         self.assertEqual(r["tcp_next_seq_fwd"], ISN_C + 101 + 64)
         self.assertEqual(r["flags"], VALID, "a path save freezes nothing")
         verify_no_other_packets(self, timeout=0.3)
-        # a state-changing command from a data port is dropped, not executed, not answered
+        # a state-changing command from a data port is dropped, not executed, not answered; so is a
+        # batch, even of SAVEs
         for op in (SUSPEND, CLEAR):
             send_packet(self, 2, CMD_ETH + cmd_pack(opcode=op, slot=slot, **TCP_KEY))
+        save = cmd_pack(opcode=SAVE, slot=slot, **TCP_KEY)
+        send_packet(self, 1, BATCH_ETH + bytes([2, 0, 0, 0]) + save + save)
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
-        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 2)
+        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 3)
         self.assertEqual(self.save(slot)["flags"], VALID)
 
 
