@@ -206,14 +206,26 @@ def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: 
     scale, label = (1.0, "packets/s") if unit == "pps" else (1e6, "Mbit/s")
     fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
     stalls = {v["connection"]: v for v in rep.get("per_connection", [])}
+    bars: list[tuple[float, float, str, float]] = []
     for name, pts in sorted(series.items()):
-        (line,) = ax.plot([t - t0 for t, _ in pts], [v / scale for _, v in pts], linewidth=1.2, label=name)
         st = stalls.get(name)
+        longest = f" (longest stall {st['stall_ms']:.0f} ms)" if st and st.get("stall_ms") is not None else ""
+        (line,) = ax.plot([t - t0 for t, _ in pts], [v / scale for _, v in pts], linewidth=1.2, label=name + longest)
         if st and st.get("stall_at") and st["stall_ms"] >= 20:      # each connection's longest stall
-            a = st["stall_at"] - t0
-            ax.axvspan(a, a + st["stall_ms"] / 1000, ymin=0, ymax=0.05, color=line.get_color(), alpha=0.9)
-            ax.annotate(f"{st['stall_ms']:.0f} ms", (a, 0), xytext=(0, 12), textcoords="offset points",
-                        fontsize=7, color=line.get_color())
+            bars.append((st["stall_at"] - t0, st["stall_ms"], line.get_color(), st["stall_ms"]))
+    if bars:
+        # one lane per connection below zero: bars that overlap in time stay apart, labels too
+        top = ax.get_ylim()[1]
+        ticks = [t for t in ax.get_yticks() if 0 <= t <= top]
+        h = top * 0.04
+        base = -h * (len(bars) + 0.3)
+        for i, (a, ms, color, _) in enumerate(bars):
+            y = base + i * h
+            ax.broken_barh([(a, ms / 1000)], (y + 0.1 * h, 0.8 * h), color=color)
+            ax.text(a + ms / 1000, y + 0.5 * h, f" {ms:.0f} ms", fontsize=7, color=color, va="center")
+        ax.set_ylim(base, top)
+        ax.set_yticks(ticks)                 # no throughput ticks below zero
+        ax.axhline(0, color="black", linewidth=0.6)
     fault = rep.get("fault") or {}
     if fault.get("t"):
         ax.axvline(fault["t"] - t0, color="red", linestyle="-", linewidth=1.5,
@@ -235,7 +247,7 @@ def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: 
                  f"{rep['connections_survived']}/{rep['connections']} connections survived")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0,
-              title="bars at the bottom: longest stall", title_fontsize=7)
+              title="bars below zero: each connection's longest stall", title_fontsize=7)
     fig.tight_layout()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
