@@ -9,7 +9,6 @@ import subprocess
 
 import grpc
 import pytest
-from p4.v1 import p4runtime_pb2, p4runtime_pb2_grpc
 from topo_helpers import REPO, mininet_missing, programs_missing
 
 from topologies.description import load
@@ -21,21 +20,9 @@ pytestmark = [pytest.mark.mininet, pytest.mark.root,
 TARGETS = [pytest.param("embedded", id="embedded"), pytest.param("bmv2", id="bmv2", marks=pytest.mark.bmv2)]
 
 
-def _capabilities(address: str, creds: grpc.ChannelCredentials | None) -> str:
-    """'ok', or the gRPC status name of a P4Runtime Capabilities request over a plaintext/TLS channel."""
-    ch = grpc.secure_channel(address, creds) if creds else grpc.insecure_channel(address)
-    try:
-        p4runtime_pb2_grpc.P4RuntimeStub(ch).Capabilities(p4runtime_pb2.CapabilitiesRequest(), timeout=5)
-        return "ok"
-    except grpc.RpcError as exc:
-        return exc.code().name
-    finally:
-        ch.close()
-
-
 @pytest.mark.parametrize("mode", ["mtls", "tls"])
 @pytest.mark.parametrize("target", TARGETS)
-def test_tls_lab_serves_only_tls(target, mode, lab_options, clean_lab):
+def test_tls_lab_serves_only_tls(target, mode, lab_options, clean_lab, p4rt_capabilities):
     from topologies.lab import TLSLab, flowmig_command
 
     lab_options.target = target
@@ -56,9 +43,9 @@ def test_tls_lab_serves_only_tls(target, mode, lab_options, clean_lab):
     assert " 0% packet loss" in lab.host("hostA").cmd("ping -c 3 -i 0.2 -W 2 10.0.0.2")
 
     for sw in lab.switches():
-        got = {"plaintext": _capabilities(sw.grpc_addr, None),
-               "ca only": _capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca)),
-               "controller": _capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca, *mutual))}
+        got = {"plaintext": p4rt_capabilities(sw.grpc_addr, None),
+               "ca only": p4rt_capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca)),
+               "controller": p4rt_capabilities(sw.grpc_addr, grpc.ssl_channel_credentials(ca, *mutual))}
         assert got == {"plaintext": "UNAVAILABLE", "ca only": "UNAVAILABLE" if mode == "mtls" else "ok",
                        "controller": "ok"}, sw.name
     lab.stop()
