@@ -20,7 +20,9 @@ them:
 block sampling), runs the resulting migrations through ``controller.migrator.Migrator`` one at a time,
 and keeps a record per migration (policy, trigger, detection and migration times). A reference that
 moved is left alone for ``cooldown`` seconds, and degraded devices are never targets, so decisions
-do not flap.
+do not flap. A migration that was rolled back (its references are still on their device, which may be
+why they had to move) makes its target a device to avoid for ``cooldown`` seconds, and the policy is
+asked again at once: the references go to the next choice, if there is one.
 """
 
 from __future__ import annotations
@@ -61,7 +63,10 @@ class Decision:
 class Policy:
     name = "policy"
 
-    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool]) -> list[Decision]:
+    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool],
+               avoid: frozenset[str] = frozenset()) -> list[Decision]:
+        """The moves to make now. ``recent``: references moved lately (leave them be); ``avoid``: devices
+        not to choose as targets (a migration to them was just rolled back)."""
         raise NotImplementedError
 
 
@@ -90,7 +95,8 @@ class Resiliency(Policy):
         self.device_fraction = device_fraction   # this share of a device's references degraded = device
         self.target = target                     # fixed target (scenarios); else the healthiest device
 
-    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool]) -> list[Decision]:
+    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool],
+               avoid: frozenset[str] = frozenset()) -> list[Decision]:
         out: list[Decision] = []
         bad_devices = mon.degraded_devices()
         bad_flows = mon.degraded_flows()
@@ -107,7 +113,7 @@ class Resiliency(Policy):
             keys = [r.key for r in ctrl.inventory.on_device(dev) if not recent(r.key)]
             if not keys:
                 continue
-            target = self._target(ctrl, mon, dev, bad_devices)
+            target = self._target(ctrl, mon, dev, bad_devices, avoid)
             if target is None:
                 log.warning("resiliency: %s is degraded (%s) but no healthy device can take its references",
                             dev, ", ".join(why))
@@ -118,15 +124,16 @@ class Resiliency(Policy):
                 continue
             keys = [k for k in keys if not recent(k)]
             if keys:
-                target = self._target(ctrl, mon, dev, bad_devices)
+                target = self._target(ctrl, mon, dev, bad_devices, avoid)
                 if target is not None:
                     out.append(Decision(self.name, keys, target, f"{len(keys)} reference(s) degraded on {dev}"))
         return out
 
-    def _target(self, ctrl: Controller, mon: Monitor, dev: str, bad: dict[str, list[str]]) -> str | None:
-        if self.target and self.target != dev and self.target not in bad:
+    def _target(self, ctrl: Controller, mon: Monitor, dev: str, bad: dict[str, list[str]],
+                avoid: frozenset[str] = frozenset()) -> str | None:
+        if self.target and self.target != dev and self.target not in bad and self.target not in avoid:
             return self.target
-        return _best_target(ctrl, mon, {dev, *bad})
+        return _best_target(ctrl, mon, {dev, *bad, *avoid})
 
 
 class LoadBalance(Policy):
@@ -158,7 +165,8 @@ class LoadBalance(Policy):
                 if ports and all(p in h.get("ports", {}) for p in ports)]
         return sum(seen) / len(seen) if seen else None
 
-    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool]) -> list[Decision]:
+    def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool],
+               avoid: frozenset[str] = frozenset()) -> list[Decision]:
         if len(mon.history) < self.window:
             return []
         carried = self._carried(mon, self.window)
@@ -210,7 +218,7 @@ class LoadBalance(Policy):
                 continue
             by_target: dict[str, list[FlowKey]] = {}
             for key, bps in sorted(shed, key=lambda kv: -kv[1]):
-                t = self._headroom_target(ctrl, mon, {d}, planned)
+                t = self._headroom_target(ctrl, mon, {d, *avoid}, planned)
                 if t is None:
                     break
                 by_target.setdefault(t, []).append(key)
@@ -258,6 +266,7 @@ class PolicyEngine:
         self.mode, self.cooldown, self.period = mode, cooldown, period
         self.records: list[EngineRecord] = []
         self.moved_at: dict[FlowKey, float] = {}
+        self.failed_at: dict[str, float] = {}   # target device -> when a migration to it was rolled back
         self._q: queue.Queue[Event | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -300,29 +309,50 @@ class PolicyEngine:
             except Exception:  # noqa: BLE001 - keep the engine alive; the failure is logged
                 log.exception("policy evaluation failed")
 
-    def evaluate(self, trigger: Event | None = None) -> list[EngineRecord]:
-        """Ask every policy once and run what they decide (serially). Returns the new records."""
-        done: list[EngineRecord] = []
+    def avoided(self) -> frozenset[str]:
+        """Targets a migration to which was rolled back less than ``cooldown`` seconds ago."""
         now = time.monotonic()
+        return frozenset(d for d, t in self.failed_at.items() if now - t < self.cooldown)
+
+    def evaluate(self, trigger: Event | None = None) -> list[EngineRecord]:
+        """Ask every policy and run what it decides (serially). A policy whose migration was rolled back
+        is asked again at once with that target avoided (at most once per NIC). Returns the new records."""
+        done: list[EngineRecord] = []
         for pol in self.policies:
-            for dec in pol.decide(self.ctrl, self.monitor, now, self._recent):
-                keys = [k for k in dec.keys if not self._recent(k)]
-                if not keys:
-                    continue
-                rec = EngineRecord(dec.policy, dec.reason, (dec.trigger or trigger).to_dict()
-                                   if (dec.trigger or trigger) else None, time.time())
-                log.info("%s: moving %d reference(s) to %s: %s", dec.policy, len(keys), dec.target, dec.reason)
-                mrec = self.migrator.migrate(keys, dec.target, self.mode)
-                rec.migration = mrec.to_dict()
-                t = time.monotonic()
+            for _ in range(max(1, len(self.ctrl.nics))):
+                if not self._run_decisions(pol, trigger, done):
+                    break
+        return done
+
+    def _run_decisions(self, pol: Policy, trigger: Event | None, done: list[EngineRecord]) -> bool:
+        """Run one round of ``pol``'s decisions; True when one was rolled back (ask again)."""
+        rolled_back = False
+        for dec in pol.decide(self.ctrl, self.monitor, time.monotonic(), self._recent, self.avoided()):
+            keys = [k for k in dec.keys if not self._recent(k)]
+            if not keys:
+                continue
+            rec = EngineRecord(dec.policy, dec.reason, (dec.trigger or trigger).to_dict()
+                               if (dec.trigger or trigger) else None, time.time())
+            log.info("%s: moving %d reference(s) to %s: %s", dec.policy, len(keys), dec.target, dec.reason)
+            mrec = self.migrator.migrate(keys, dec.target, self.mode)
+            rec.migration = mrec.to_dict()
+            t = time.monotonic()
+            if rec.migration.get("outcome") == "rolled_back":
+                # the references are back where they were, live: try them elsewhere now, not after the
+                # cooldown (their device may be the degraded one)
+                log.warning("%s: migration to %s rolled back (%s); %s avoided for %.0f s", dec.policy, dec.target,
+                            rec.migration.get("reason") or "no reason given", dec.target, self.cooldown)
+                self.failed_at[dec.target] = t
+                rolled_back = True
+            else:
                 for k in keys:
                     self.moved_at[k.canonical()] = t
                     self.monitor.forget_flow(k)
-                self.records.append(rec)
-                done.append(rec)
-                if self.on_migration is not None:
-                    self.on_migration(rec)
-        return done
+            self.records.append(rec)
+            done.append(rec)
+            if self.on_migration is not None:
+                self.on_migration(rec)
+        return rolled_back
 
 
 # ---- VM migration --------------------------------------------------------------------------------------

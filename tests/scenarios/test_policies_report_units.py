@@ -176,6 +176,44 @@ def test_engine_runs_decisions_and_observes_the_cooldown():
     assert eng.evaluate(ev) == []
 
 
+def test_engine_tries_the_next_target_when_a_migration_is_rolled_back():
+    ctrl = _ctrl({"nic1": [], "nic2": [2, 3], "nic3": [9]})
+    mon = FakeMonitor(["nic1", "nic2", "nic3"], ctrl.inventory, {_key(2): 1e6, _key(3): 1e6, _key(9): 3e6},
+                      bad_devices={"nic2": ["latency@nic2:2"]})
+    calls = []
+    refuse = {"nic1"}                       # loads fail there: the migration is rolled back
+
+    class FakeMigrator:
+        def migrate(self, keys, target, mode):
+            calls.append(target)
+            if target in refuse:
+                return SimpleNamespace(to_dict=lambda: {"outcome": "rolled_back", "reason": "load failed",
+                                                        "target": target})
+            for k in keys:
+                ctrl.inventory.moved(k, target, 7)
+            return SimpleNamespace(to_dict=lambda: {"outcome": "ok", "target": target})
+
+    eng = PolicyEngine(ctrl, FakeMigrator(), mon, [Resiliency()], cooldown=60)
+    recs = eng.evaluate(Event(1.0, "degraded", "nic2", "port:nic2:2", "latency", 0, 1))
+    # nic1 (least loaded) first; rolled back, so at once the next choice: nic3
+    assert calls == ["nic1", "nic3"]
+    assert [r.migration["outcome"] for r in recs] == ["rolled_back", "ok"]
+    assert {r.device for r in ctrl.inventory.all()} == {"nic3"}
+    assert eng.avoided() == {"nic1"} and set(mon.forgotten) == {_key(2), _key(3)}   # only the moved ones
+    # nic1 stays avoided for the cooldown, even as the only healthy target left
+    mon._bad_devices = {"nic2": ["latency@nic2:2"], "nic3": ["latency@nic3:2"]}
+    eng.moved_at.clear()
+    calls.clear()
+    assert eng.evaluate() == [] and calls == []
+    # every target refusing: one attempt per NIC at most, and the references stay where they are
+    refuse.update({"nic2", "nic3"})
+    eng.failed_at.clear()
+    mon._bad_devices = {"nic3": ["latency@nic3:2"]}
+    recs = eng.evaluate()
+    assert calls == ["nic1", "nic2"] and all(r.migration["outcome"] == "rolled_back" for r in recs)
+    assert {r.device for r in ctrl.inventory.all()} == {"nic3"} and eng.avoided() == {"nic1", "nic2"}
+
+
 def _records():
     rx = [{"t": 10.0, "event": "connected", "flow": "10.0.0.1:1"}, {"t": 10.0, "event": "connected", "flow": "10.0.0.1:2"}]
     for i in range(100):
