@@ -20,7 +20,7 @@ from .layout import Layout, ScalarStore, StackStore, iter_headers, standard_meta
 from .lower import Ctx, ex, field_ref, hexv
 from .parser_lower import lower_parser
 from .preprocess import BUILTIN_INCLUDE_DIR
-from .types import ActionSym, BitsT, InstanceSym, StructT, TableSym, width_of
+from .types import ActionSym, BitsT, ConstSym, InstanceSym, StructT, TableSym, width_of
 
 log = logging.getLogger(__name__)
 Json = dict[str, Any]
@@ -102,7 +102,7 @@ class Emitter:
             if fl["_index"] == index:
                 return int(fl["id"])
         elems = []
-        for s in _annotated_fields(self.meta, self.c.meta_t, index):
+        for s in _annotated_fields(self.meta, self.c.meta_t, index, self.c.globals):
             elems.append(field_ref(s))
         fid = len(self.field_lists) + 1
         self.field_lists.append({"id": fid, "name": f"field_list{index}", "elements": elems, "_index": index})
@@ -355,18 +355,33 @@ def _member_name(e: A.Expr) -> str:
     raise CompileError("expected an enum constant", e.loc)
 
 
-def _annotated_fields(store: Any, t: StructT, index: int) -> list[ScalarStore]:
+def _anno_int(x: Any, consts: dict[str, Any]) -> int | None:
+    """An annotation argument's integer value: a literal, or the name of a global constant (p4c takes
+    ``@field_list(FL_BATCH)`` with ``const bit<8> FL_BATCH = 1``)."""
+    v = getattr(x, "const", None)
+    if isinstance(v, int):
+        return v
+    if isinstance(x, A.IntLit):
+        return x.value
+    if isinstance(x, A.Name):
+        sym = consts.get(x.name)
+        if isinstance(sym, ConstSym) and isinstance(sym.value, int):
+            return sym.value
+    return x if isinstance(x, int) else None
+
+
+def _annotated_fields(store: Any, t: StructT, index: int, consts: dict[str, Any]) -> list[ScalarStore]:
     out: list[ScalarStore] = []
     decl = t.decl
     for f in decl.fields if decl is not None else []:
         sub = store.fields[f.name]
         a = A.anno(f.annos, "field_list")
-        if a and any(getattr(x, "const", None) == index or getattr(x, "value", None) == index for x in a.args):
+        if a and any(_anno_int(x, consts) == index for x in a.args):
             if isinstance(sub, ScalarStore):
                 out.append(sub)
         ft = t.field(f.name)
         if isinstance(ft, StructT) and ft.kind == "struct":
-            out += _annotated_fields(sub, ft, index)
+            out += _annotated_fields(sub, ft, index, consts)
     return out
 
 

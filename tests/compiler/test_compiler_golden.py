@@ -120,7 +120,7 @@ def test_l2_learning_digest() -> None:
 
 def test_legacy_ops_and_value_switch() -> None:
     j = build("legacy_ops.p4").bmv2_json
-    # @field_list(1) on meta.op, @field_list(2) on the nested meta.rs.pass
+    # @field_list(1) on meta.op, @field_list(FL_RESUBMIT) (a constant: 2) on the nested meta.rs.pass
     assert [(fl["name"], fl["elements"]) for fl in j["field_lists"]] == [
         ("field_list1", [{"type": "field", "value": ["scalars", "userMetadata.op"]}]),
         ("field_list2", [{"type": "field", "value": ["scalars", "userMetadata.rs.pass"]}])]

@@ -15,8 +15,10 @@ header mpls_t {
     bit<8>  ttl;
 }
 
+const bit<8> FL_RESUBMIT = 2;   // a field list named by a constant, as p4c allows
+
 struct resubmit_meta_t {
-    @field_list(2)
+    @field_list(FL_RESUBMIT)
     bit<8> pass;
 }
 
@@ -102,7 +104,7 @@ control MyIngress(inout headers hdr, inout metadata meta, inout standard_metadat
             clone_preserving_field_list(CloneType.I2E, 5, 1);
         } else if (meta.mode == Mode.RESUBMIT && meta.rs.pass == 0) {
             meta.rs.pass = 1;
-            resubmit_preserving_field_list(2);
+            resubmit_preserving_field_list(FL_RESUBMIT);
         }
     }
 }
@@ -111,7 +113,7 @@ control MyEgress(inout headers hdr, inout metadata meta, inout standard_metadata
     apply {
         if (standard_metadata.instance_type == 1 && meta.rs.pass < 2) {
             meta.rs.pass = meta.rs.pass + 1;
-            recirculate_preserving_field_list(2);
+            recirculate_preserving_field_list(FL_RESUBMIT);
         }
     }
 }
