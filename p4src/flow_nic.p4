@@ -41,14 +41,24 @@ control FlowNicIngress(inout headers_t hdr,
         }
         packet_io.apply(hdr, meta, std);
         if (meta.drop && meta.drop_reason == DROP_COMMAND_NOT_FROM_CPU && hdr.flowmig.isValid()
-                && !hdr.flowmig_batch.isValid() && hdr.flowmig.opcode == CMD_SAVE) {
-            // A path save: a SAVE the controller sent out of a gateway (PacketOut DIRECT) behind every
-            // packet the gateway sent this way before it, so its reply is the state after them. It
-            // only reads, and its reply goes to the controller alone: the one command a data port may
-            // bring (the gateways drop command frames from their own ports).
+                && hdr.flowmig.opcode == CMD_SAVE
+                && (!hdr.flowmig_batch.isValid() || (hdr.flowmig_batch.done == 0
+                    && hdr.flowmig_batch.count > 0 && hdr.flowmig_batch.count <= FLOWMIG_BATCH_MAX))) {
+            // A path save: a SAVE (or a batch of SAVEs, none executed yet) the controller sent out of a
+            // gateway (PacketOut DIRECT) behind every packet the gateway sent this way before it, so
+            // its reply is the state after them. It only reads, and its reply goes to the controller
+            // alone: the one command a data port may bring (the gateways drop command frames from
+            // their own ports).
             meta.drop = false;
             meta.drop_reason = 0;
             meta.is_command = true;
+            meta.batch_from_port = hdr.flowmig_batch.isValid();
+        } else if (meta.is_command && meta.batch_from_port && hdr.flowmig.opcode != CMD_SAVE) {
+            // a later record of a batched path save that is not a SAVE: the rest is dropped unanswered
+            // (the SAVEs before it only read)
+            meta.is_command = false;
+            meta.drop = true;
+            meta.drop_reason = DROP_COMMAND_NOT_FROM_CPU;
         }
         meta.is_marker = false;
         if (!meta.is_command && !meta.sent_direct && !meta.drop) {

@@ -180,6 +180,9 @@ struct local_metadata_t {
     // command batch: the frame goes round again for its next record (egress recirculates it)
     @field_list(FL_BATCH)
     bool        batch_next;
+    // NIC: the batch came in on a data port (a batched path save): every record must be a SAVE
+    @field_list(FL_BATCH)
+    bool        batch_from_port;
 
     // forwarding decisions (both programs)
     port_num_t  ingress_port;      // the port the packet counts as arriving on (see PACKET_OUT_FORWARD)

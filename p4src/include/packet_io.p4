@@ -7,7 +7,8 @@
  * suspension (PACKET_OUT_FORWARD, the replay of buffered packets). A command sent DIRECT also names a
  * port (`command_direct`): the gateway sends it out there as is (a path save toward a NIC); the NIC,
  * which executes what it gets from CPU_PORT, ignores it. Commands from data ports are dropped: only
- * the controller may issue them (the NIC's one exception, a path save, is in flow_nic.p4). A command
+ * the controller may issue them (the NIC's one exception, a path save — a SAVE, or a batch of SAVEs —
+ * is in flow_nic.p4). A command
  * batch runs one record per pass: CommandReply and CommandBatchEgress send it round again
  * (recirculation) until every record is executed.
  */
@@ -29,6 +30,9 @@ control PacketIoIngress(inout headers_t hdr,
         meta.drop = false;
         meta.drop_reason = 0;
         meta.batch_next = false;   // (preserved across a batch's recirculation; decided anew each pass)
+        if (std.instance_type != PKT_INSTANCE_TYPE_RECIRC) {
+            meta.batch_from_port = false;   // (preserved too: set by flow_nic.p4 on a batch's first pass)
+        }
         if (hdr.packet_out.isValid()) {
             if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
                 meta.is_command = true;
@@ -49,7 +53,8 @@ control PacketIoIngress(inout headers_t hdr,
             hdr.packet_out.setInvalid();
         } else if (std.instance_type == PKT_INSTANCE_TYPE_RECIRC && hdr.flowmig_batch.isValid()
                    && hdr.flowmig.isValid()) {
-            // the next record of a batch the NIC recirculated (only a batch from CPU_PORT gets here)
+            // the next record of a batch the NIC recirculated (a batch from CPU_PORT, or a batched path
+            // save, whose records flow_nic.p4 checks: SAVEs only)
             meta.is_command = true;
         } else if (hdr.flowmig.isValid() || hdr.flowmig_batch.isValid()) {
             meta.drop = true;

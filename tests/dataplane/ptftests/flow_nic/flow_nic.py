@@ -507,8 +507,10 @@ class PathMarkerTest(FlowNicTest):
 class PathSaveTest(FlowNicTest):
     """A SAVE arriving on a data port (a path save: the controller sent it out of a gateway) is executed
     after the packets ahead of it and answered to the controller alone (PacketIn reason COMMAND_REPLY,
-    ingress_port the data port); it changes nothing and is not forwarded. Any other command, or a batch,
-    from a data port is still dropped."""
+    ingress_port the data port); it changes nothing and is not forwarded. So is a batch of SAVEs (a
+    batched path save: one pass per record, one PacketIn with every reply). Any other command from a
+    data port is dropped, and so is a batch with anything but SAVEs: unanswered, the SAVEs before the
+    first other record having only read; a batch claiming records already executed is dropped whole."""
 
     @autocleanup
     def runTest(self):
@@ -526,16 +528,42 @@ class PathSaveTest(FlowNicTest):
         self.assertEqual(r["tcp_next_seq_fwd"], ISN_C + 101 + 64)
         self.assertEqual(r["flags"], VALID, "a path save freezes nothing")
         verify_no_other_packets(self, timeout=0.3)
+        # a batch of SAVEs, behind another data packet: every record read after it, in order
+        data2 = tcp_pkt("C", "PA", ISN_C + 165, ISN_S + 201, payload=b"e" * 32)
+        other = dict(TCP_KEY, key_port_lo=C_PORT + 1)      # not placed anywhere: NOT_FOUND
+        saves = [cmd_pack(opcode=SAVE, slot=slot, request_id=0x51, **TCP_KEY),
+                 cmd_pack(opcode=SAVE, slot=slot + 1, request_id=0x52, **other),
+                 cmd_pack(opcode=SAVE, slot=slot, request_id=0x53, **TCP_KEY)]
+        send_packet(self, 1, data2)
+        send_packet(self, 1, BATCH_ETH + bytes([3, 0, 0, 0]) + b"".join(saves))
+        verify_packet(self, data2, 2)
+        payload, md = self.get_packet_in(timeout=3)
+        self.assertEqual(md.get("reason"), 1)
+        self.assertEqual((payload[:14], payload[14:16], len(payload)), (BATCH_ETH, bytes([3, 3]), 18 + 92 * 3))
+        r = [cmd_unpack(payload[18 + 92 * i:18 + 92 * (i + 1)]) for i in range(3)]
+        self.assertEqual([(x["request_id"], x["opcode"], x["status"]) for x in r],
+                         [(0x51, SAVE, OK), (0x52, SAVE, NOT_FOUND), (0x53, SAVE, OK)])
+        self.assertEqual([r[0]["packets"], r[2]["packets"]], [before["packets"] + 2] * 2)
+        self.assertEqual(r[0]["tcp_next_seq_fwd"], ISN_C + 165 + 32)
+        self.assertEqual(r[0]["flags"], VALID)
+        verify_no_other_packets(self, timeout=0.3)
+        self.verify_no_packet_in()
         # a state-changing command from a data port is dropped, not executed, not answered; so is a
-        # batch, even of SAVEs
+        # batch with a record that is not a SAVE (here the second: dropped on its pass), and a batch
+        # that claims executed records (they would be read back as replies)
         for op in (SUSPEND, CLEAR):
             send_packet(self, 2, CMD_ETH + cmd_pack(opcode=op, slot=slot, **TCP_KEY))
         save = cmd_pack(opcode=SAVE, slot=slot, **TCP_KEY)
-        send_packet(self, 1, BATCH_ETH + bytes([2, 0, 0, 0]) + save + save)
+        for bad in (bytes([2, 0, 0, 0]) + save + cmd_pack(opcode=SUSPEND, slot=slot, **TCP_KEY),
+                    bytes([2, 0, 0, 0]) + cmd_pack(opcode=CLEAR, slot=slot, **TCP_KEY) + save,
+                    bytes([2, 1, 0, 0]) + save + save,
+                    bytes([BATCH_MAX + 1, 0, 0, 0]) + save + save):
+            send_packet(self, 1, BATCH_ETH + bad)
         verify_no_other_packets(self, timeout=0.3)
         self.verify_no_packet_in()
-        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 3)
-        self.assertEqual(self.save(slot)["flags"], VALID)
+        self.assertEqual(self.drops(DROP_COMMAND_NOT_FROM_CPU), 6)
+        after = self.save(slot)
+        self.assertEqual((after["flags"], after["packets"]), (VALID, before["packets"] + 2), "nothing changed")
 
 
 class DrainMarkerTest(FlowNicTest):
