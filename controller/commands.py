@@ -253,9 +253,10 @@ class PendingCommands:
     are sent by whoever can (a PacketOut to the switch itself, or out of a gateway toward it: a path
     save), ``wait`` returns the replies in request order. Call ``wait`` (or ``cancel``) exactly once."""
 
-    def __init__(self, channel: CommandChannel, sent: list[Command], waiter: _Waiter) -> None:
+    def __init__(self, channel: CommandChannel, sent: list[Command], waiter: _Waiter, per: int = 1) -> None:
         self.channel, self.sent, self._waiter = channel, sent, waiter
-        self.frames = [c.frame() for c in sent]
+        self.frames = ([batch_frame(sent[i:i + per]) for i in range(0, len(sent), per)] if per > 1
+                       else [c.frame() for c in sent])
 
     def wait(self, timeout: float | None = None) -> list[Command]:
         """The replies in request order; CommandError when one is missing after ``timeout``."""
@@ -337,11 +338,13 @@ class CommandChannel:
             raise
         return self._collect(sent, waiter, timeout)
 
-    def expect(self, commands: Sequence[Command]) -> PendingCommands:
+    def expect(self, commands: Sequence[Command], batch: bool = False) -> PendingCommands:
         """Await the replies of ``commands`` (given request ids now) without sending them: the caller
-        sends ``PendingCommands.frames`` its own way (one command per frame) and then waits."""
+        sends ``PendingCommands.frames`` its own way and then waits. One command per frame, or with
+        ``batch`` as batches of up to BATCH_MAX when the switch executes batches (``batches``)."""
+        per = self.batch_max if batch and len(commands) > 1 and self.batches() else 1
         sent, waiter = self._register(commands)
-        return PendingCommands(self, sent, waiter)
+        return PendingCommands(self, sent, waiter, per or 1)
 
     def _register(self, commands: Sequence[Command]) -> tuple[list[Command], _Waiter]:
         sent = []

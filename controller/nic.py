@@ -218,10 +218,11 @@ class NicDriver:
             return self.channel.execute([Command.for_key(opcode, k, s) for k, s in items])
         return self._run_registers(opcode, items)
 
-    def expect(self, opcode: int, items: Sequence[tuple[FlowKey, int]]) -> PendingCommands:
+    def expect(self, opcode: int, items: Sequence[tuple[FlowKey, int]], batch: bool = False) -> PendingCommands:
         """Commands ``opcode`` on (key, slot) pairs, awaited but not sent: the caller sends their frames
-        (out of a gateway toward this NIC: a path save, docs/dataplane.md "Path saves")."""
-        return self.channel.expect([Command.for_key(opcode, k, s) for k, s in items])
+        (out of a gateway toward this NIC: a path save, docs/dataplane.md "Path saves"); with ``batch``,
+        as command batches where the NIC executes them."""
+        return self.channel.expect([Command.for_key(opcode, k, s) for k, s in items], batch=batch)
 
     def load(self, states: Sequence[FlowState], slots: Sequence[int], suspended: bool = False,
              path: str | None = None) -> list[Command]:

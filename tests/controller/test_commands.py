@@ -70,3 +70,38 @@ def test_batch_frames():
         C.batch_frame([])
     with pytest.raises(CommandError):
         C.batch_frame([Command()] * (C.BATCH_MAX + 1))
+
+
+def test_expected_commands_as_batches_are_answered_by_one_reply_per_frame():
+    """``expect(batch=True)`` (a batched path save): the frames the caller sends are batches of up to
+    BATCH_MAX records, and a NIC's reply to each (one PacketIn, done == count) answers all of them."""
+    from controller.p4rt.connection import PacketIn
+
+    class Conn:
+        name, subs = "nic1", []
+
+        def subscribe_packets(self, cb):
+            self.subs.append(cb)
+            return lambda: None
+
+        def packet_out_many(self, packets):   # the NIC: answers batches as it executes them
+            for frame, _ in packets:
+                self.answer(frame)
+
+        def answer(self, frame):
+            if frame[12:14] == b"\x88\xb6":
+                frame = frame[:15] + bytes([frame[14]]) + frame[16:]
+            for cb in self.subs:
+                cb(PacketIn(frame, {"reason": C.PACKET_IN_COMMAND_REPLY}, "nic1", 0.0))
+
+    conn = Conn()
+    ch = C.CommandChannel(conn)
+    cmds = [Command(opcode=C.SAVE, slot=i) for i in range(C.BATCH_MAX + 3)]
+    pending = ch.expect(cmds, batch=True)
+    assert [len(f) for f in pending.frames] == [18 + C.BATCH_MAX * C.HEADER_LEN, 18 + 3 * C.HEADER_LEN]
+    for f in pending.frames:
+        conn.answer(f)
+    assert [r.slot for r in pending.wait(1.0)] == list(range(C.BATCH_MAX + 3))
+    single = ch.expect(cmds[:2])                       # without batch: one frame per command
+    assert len(single.frames) == 2 and all(f[12:14] == b"\x88\xb5" for f in single.frames)
+    single.cancel()
