@@ -262,15 +262,21 @@ class TableCommands:
         self.out(len(table.entries()))
 
     # ------------------------------------------------------------------ entries
-    def do_table_add(self, line: str) -> None:
-        "Add entry to a match table: table_add <table name> <action name> <match fields> => <action parameters> [priority]"
-        args = line.split()
+    def _table_and_action(self, args: list[str]) -> tuple[str, str, TableDef, Any, Any]:
+        """``<table name> <action name> ...`` (3 words at least): the names, the table's definition and
+        state, and the action (UsageError when the table has no such action)."""
         self.at_least_n_args(args, 3)
         tname, aname = args[0], args[1]
         tdef, table = self._table(tname)
         action = self.info.table_action(tdef, aname)
         if action is None:
             raise UsageError(f"Table {tname} has no action {aname}")
+        return tname, aname, tdef, table, action
+
+    def do_table_add(self, line: str) -> None:
+        "Add entry to a match table: table_add <table name> <action name> <match fields> => <action parameters> [priority]"
+        args = line.split()
+        tname, aname, tdef, table, action = self._table_and_action(args)
         priority = _pop_priority(tdef, args)
         rest = args[2:]
         if not rest:
@@ -298,12 +304,7 @@ class TableCommands:
     def do_table_modify(self, line: str) -> None:
         "Add entry to a match table: table_modify <table name> <action name> <entry handle> [action parameters]"
         args = line.split()
-        self.at_least_n_args(args, 3)
-        tname, aname = args[0], args[1]
-        tdef, table = self._table(tname)
-        action = self.info.table_action(tdef, aname)
-        if action is None:
-            raise UsageError(f"Table {tname} has no action {aname}")
+        tname, _, tdef, table, action = self._table_and_action(args)
         handle = _int_arg(args[2], "entry handle")
         pwords = args[4:] if len(args) > 3 and args[3] == "=>" else args[3:]
         data = self._action_data(action, pwords, action.name)
