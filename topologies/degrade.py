@@ -19,6 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:   # imported here, not at the first command: a scenario's fault must not wait ~20 ms for it
+    from p4target.switch.runtime import exchange as _runtime_exchange
+except ImportError:   # an environment without p4target: the p4target-cli process instead
+    _runtime_exchange = None
+
 log = logging.getLogger(__name__)
 
 
@@ -53,21 +58,16 @@ def switch_cli(thrift_port: int, commands: str | list[str], target: str = "embed
     behind ``p4target-cli``); bmv2 through ``simple_switch_CLI``. A command the switch rejects raises.
     """
     lines = [commands] if isinstance(commands, str) else list(commands)
-    if target == "embedded":
+    if target == "embedded" and _runtime_exchange is not None:
         try:
-            from p4target.switch.runtime import exchange
-        except ImportError:
-            exchange = None
-        if exchange is not None:
-            try:
-                replies = exchange(thrift_port, lines)
-            except OSError as exc:
-                raise DegradeError(f"switch runtime on 127.0.0.1:{thrift_port} unreachable: {exc}") from exc
-            # the runtime's own verdict per line (its end mark), not a guess from the text
-            bad = [(ln, (r.out + r.err).strip()) for ln, r in zip(lines, replies, strict=True) if r.failed]
-            if bad:
-                raise DegradeError("; ".join(f"{ln!r}: {out}" for ln, out in bad))
-            return "\n".join(o for o in (r.out.rstrip("\n") for r in replies) if o)
+            replies = _runtime_exchange(thrift_port, lines)
+        except OSError as exc:
+            raise DegradeError(f"switch runtime on 127.0.0.1:{thrift_port} unreachable: {exc}") from exc
+        # the runtime's own verdict per line (its end mark), not a guess from the text
+        bad = [(ln, (r.out + r.err).strip()) for ln, r in zip(lines, replies, strict=True) if r.failed]
+        if bad:
+            raise DegradeError("; ".join(f"{ln!r}: {out}" for ln, out in bad))
+        return "\n".join(o for o in (r.out.rstrip("\n") for r in replies) if o)
     cmd = runtime_cli(target) + ["--thrift-port", str(thrift_port)]
     proc = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
@@ -127,6 +127,13 @@ def limit_queue(thrift_port: int, pps: int, port: int | None = None, target: str
                 depth: int = 64) -> None:
     """A rate-limited egress queue as the embedded switch has one: ``pps`` packets/s, ``depth`` packets
     (64: both targets' default; BMv2 labs deepen their queues, so the depth is set with the rate)."""
+    if pps < 0 or depth < 0:
+        raise DegradeError(f"queue rate and depth must be >= 0, got {pps} packets/s, {depth} packets")
+    if target != "bmv2":   # both lines over one connection
+        where = f" {port}" if port is not None else ""
+        log.info("runtime %d: set_queue_depth %d%s; set_queue_rate %d%s", thrift_port, depth, where, pps, where)
+        switch_cli(thrift_port, [f"set_queue_depth {int(depth)}{where}", f"set_queue_rate {int(pps)}{where}"], target)
+        return
     set_queue_depth(thrift_port, depth, port, target)
     set_queue_rate(thrift_port, pps, port, target)
 

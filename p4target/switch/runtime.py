@@ -216,6 +216,22 @@ class RuntimeServer:
         self._server.thrift_port = self.port  # type: ignore[attr-defined]
         self._server.shadow = [SwitchShadow()]  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self.switch = switch
+        switch.on_install.append(self._installed)
+
+    def _installed(self, pipeline: Any) -> None:
+        """A new pipeline: read its JSON into the CLI's view now, in the background and outside the
+        switch's lock, not under it at the first command (~30 ms with traffic, the packet loop waiting:
+        a scenario's fault took effect that much later)."""
+        json_bytes = self.switch.json_bytes
+
+        def prepare() -> None:
+            info = load_program(json_bytes)
+            with self.switch.lock:
+                shadow = self._server.shadow  # type: ignore[attr-defined]
+                if self.switch.pipeline is pipeline and shadow[0].program is not pipeline:
+                    shadow[0] = SwitchShadow(pipeline, info)
+        threading.Thread(target=prepare, name="runtime-cli-program", daemon=True).start()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-cli", daemon=True)
@@ -223,6 +239,8 @@ class RuntimeServer:
         log.info("runtime CLI listening on 127.0.0.1:%d", self.port)
 
     def stop(self) -> None:
+        if self._installed in self.switch.on_install:
+            self.switch.on_install.remove(self._installed)
         self._server.shutdown()
         self._server.server_close()
 

@@ -65,6 +65,8 @@ class Switch:
         self.trace = trace
         self.lock = threading.RLock()
         self.pipeline: Any = None
+        # called (outside the lock) with each newly installed pipeline: the runtime CLI prepares its view
+        self.on_install: list[Callable[[Any], None]] = []
         self.json_bytes: bytes | None = None
         self.packet_in_sink: Callable[[bytes], None] | None = None
         self.digest_sink: Callable[[int, str, tuple], None] | None = None
@@ -110,6 +112,11 @@ class Switch:
                 json_bytes = json_bytes.encode()
             self.json_bytes = json_bytes if isinstance(json_bytes, bytes) else None
         self.log.info("pipeline installed")
+        for cb in list(self.on_install):
+            try:
+                cb(pipeline)
+            except Exception:  # noqa: BLE001 - a listener must not fail the install
+                self.log.exception("pipeline install listener failed")
 
     def _on_digest(self, list_id: int, name: str, values: tuple) -> None:
         sink = self.digest_sink

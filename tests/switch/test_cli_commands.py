@@ -159,3 +159,28 @@ def test_p4target_cli_reads_stdin_like_simple_switch_cli(sw, tmp_path):
     gone = subprocess.run([str(CLI), "--thrift-port", str(server.port), "-c", "show_ports"], capture_output=True,
                           text=True, timeout=30)
     assert gone.returncode == 1 and gone.stdout.startswith("Could not connect to thrift client on port")
+
+
+def test_the_server_reads_a_new_program_when_it_is_installed_not_at_the_first_command(features_json):
+    """The CLI's view of a program (its names, from the JSON) is made in the background as the
+    pipeline is installed, outside the switch's lock: the first command does not parse the JSON under
+    it (~30 ms with traffic, the packet loop waiting)."""
+    import time
+
+    s = Switch({}, cpu_port=255)
+    server = RuntimeServer(s, 0)
+    shadow = server._server.shadow
+    try:
+        assert shadow[0].program is None
+        s.set_pipeline(features_json)
+        deadline = time.monotonic() + 5
+        while shadow[0].program is not s.pipeline and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shadow[0].program is s.pipeline and "MyIngress.dmac" in shadow[0].info.tables
+        prepared = shadow[0]
+        server.start()
+        assert run_commands(server.port, ["table_num_entries dmac"]) == ["0"]
+        assert shadow[0] is prepared                       # used as it was, not read again
+    finally:
+        server.stop()
+    assert server._installed not in s.on_install
