@@ -98,10 +98,11 @@ def scenarios() -> dict[str, Scenario]:
                           (("c1", "srvA"), ("c2", "srvB"), ("c3", "srvA"), ("c4", "srvB"))],
                  duration=14.0, fault_at=4.0, fault=_queue_rate("nicA", 300, 2),
                  policies=lambda run: [LoadBalance(tolerance=0.2)], steer="nicA",
-                 # reported, not checked yet: LoadBalance sheds at the detection (the queue's egress rate
-                 # is what nicA carries); the moved streams then stall 35-66 ms, but the one nicA keeps
-                 # waits behind its full queue (64 packets at 300 packets/s: 213 ms) — 170 ms on bmv2,
-                 # 205-215 ms on embedded, whose queue delay crosses the 5 ms floor one sample later
+                 # reported, not checked: LoadBalance sheds at the detection (the queue's egress rate
+                 # is what nicA carries); the moved streams then stall 34-38 ms, but the one nicA keeps
+                 # waits behind its full queue (64 packets at 300 packets/s: 213 ms): 160-173 ms after
+                 # the detection on both targets in 10 of 11 runs, 220 ms when the detection came a
+                 # sample later (docs/lab.md)
                  max_stall_ms=None),
         Scenario("vm", "hostB (a VM) moves to gwB port 5 with its live connections; their state moves to NIC3",
                  _fig2_with_standby(), [Traffic("tcp", "hostA", "hostB", 3, "250k")], duration=10.0,
