@@ -52,13 +52,13 @@ def no_leftovers():
     assert not left, f"scenario left things behind: {left}"
 
 
-def _run(name: str, tmp_path: Path, plot: bool = False, target: str = "embedded") -> dict:
+def _run(name: str, tmp_path: Path, plot: bool = False, target: str = "embedded", tls: str | None = None) -> dict:
     from topologies.scenarios.catalog import scenarios
     from topologies.scenarios.runner import run_scenario
     out = open(tmp_path / "progress.txt", "w")  # noqa: SIM115 - closed below
     try:
         rep = run_scenario(scenarios()[name], target, tmp_path / "report.json",
-                           tmp_path / "report.png" if plot else None, out=out, run_dir=tmp_path / "run")
+                           tmp_path / "report.png" if plot else None, out=out, run_dir=tmp_path / "run", tls=tls)
     finally:
         out.close()
     written = json.loads((tmp_path / "report.json").read_text())
@@ -150,6 +150,16 @@ def test_roce(tmp_path, no_leftovers):
     assert rep["passed"], rep["checks"]
 
 
+def test_a_scenario_over_mutual_tls(tmp_path, no_leftovers):
+    """``flowmig run --tls mtls``: the switches serve P4Runtime over mutual TLS only, and the whole run
+    (tables, monitor, commands, migration) goes through it; the run's certificates leave with the lab."""
+    rep = _run("roce", tmp_path, tls="mtls")
+    assert rep["p4runtime"] == "mtls"
+    assert rep["passed"], rep["checks"]
+    assert rep["placement_end"]["nic2"] == [] and len(rep["placement_end"]["nic3"]) == 4
+    assert not list((tmp_path / "run").glob("tls-*"))
+
+
 def test_loadbalance(tmp_path, no_leftovers):
     rep = _run("loadbalance", tmp_path)
     _check_common(rep, tmp_path)
@@ -179,3 +189,9 @@ def test_cli_rejects_unknown_scenario():
     p = subprocess.run([sys.executable, "-m", "topologies.cli", "run", "--scenario", "nope"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown scenario 'nope'" in p.stderr and "degrade" in p.stderr
+
+
+def test_cli_rejects_an_unknown_tls_mode():
+    p = subprocess.run([sys.executable, "-m", "topologies.cli", "run", "--scenario", "roce", "--tls", "ssl"],
+                       cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--tls: invalid choice: 'ssl'" in p.stderr, p.stderr

@@ -1,7 +1,7 @@
 """Scenarios: topology + traffic + fault + expected outcome, run end to end (``flowmig run``).
 
-``run(args)`` is what ``flowmig run --scenario NAME [--target auto|embedded|bmv2] [--report FILE]
-[--plot FILE] [-- --interval S --run-dir DIR]`` calls (``topologies.cli`` adds ``run`` to the
+``run(args)`` is what ``flowmig run --scenario NAME [--target auto|embedded|bmv2] [--tls tls|mtls]
+[--report FILE] [--plot FILE] [-- --interval S --run-dir DIR]`` calls (``topologies.cli`` adds ``run`` to the
 controller's CLI with ``add_arguments`` and ``run``); ``python -m topologies.scenarios NAME`` does the
 same. The target ``auto`` (the default) is resolved by ``topologies.targets.resolve``; the resolved
 name is printed and is the report's ``target``. Exit code 0 when every expectation held, 1 when one
@@ -35,6 +35,9 @@ def add_arguments(ap: argparse.ArgumentParser, positional: bool = False) -> None
     ap.add_argument("--target", choices=("auto", "embedded", "bmv2"), default="auto",
                     help="P4 target (default auto: bmv2 when p4c-bm2-ss and simple_switch_grpc are on PATH, "
                          "else embedded)")
+    ap.add_argument("--tls", choices=("tls", "mtls"),
+                    help="the switches serve P4Runtime over TLS only, with certificates made for the run "
+                         "(mtls: clients must present one of the run's CA too); the controller uses them")
     ap.add_argument("--report", help="write the JSON report here")
     ap.add_argument("--plot", help="write the PNG plot here")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="further scenario options (-- --interval S --run-dir DIR)")
@@ -72,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    tls = getattr(args, "tls", None)
     print(f"flowmig run: scenario {args.scenario} on the {target} target"
-          + (f" (--target {asked})" if asked != target else ""), flush=True)
+          + (f" (--target {asked})" if asked != target else "")
+          + (f", P4Runtime over {'mutual ' if tls == 'mtls' else ''}TLS" if tls else ""), flush=True)
     try:
         rep = run_scenario(sc, target, getattr(args, "report", None), getattr(args, "plot", None),
                            run_dir=extra.run_dir, interval=extra.interval,
-                           old_path_wait=extra.old_path_wait / 1000)
+                           old_path_wait=extra.old_path_wait / 1000, tls=tls)
     except KeyboardInterrupt:
         print("flowmig run: interrupted; the lab was torn down", file=sys.stderr)
         return 130

@@ -31,6 +31,7 @@ from controller.report import build_report, plot, summary_table
 from controller.runtime import Controller
 from topologies.apps import parse_report
 from topologies.description import Topology, from_dict, load
+from topologies.lab import TLSLab
 from topologies.network import Lab, LabOptions
 from topologies.scenarios.capture import PathCapture, late_old_path
 
@@ -83,8 +84,10 @@ class ScenarioRun:
     """One execution of a scenario; ``execute()`` returns the report (the lab is gone afterwards)."""
 
     def __init__(self, sc: Scenario, target: str = "embedded", run_dir: Path | None = None,
-                 out: TextIO | None = None, interval: float | None = None, old_path_wait: float = 0.0) -> None:
+                 out: TextIO | None = None, interval: float | None = None, old_path_wait: float = 0.0,
+                 tls: str | None = None) -> None:
         self.sc = sc
+        self.tls = tls                  # None: plaintext P4Runtime; "tls" | "mtls": topologies.lab.TLSLab
         self.old_path_wait = old_path_wait
         self.capture: PathCapture | None = None
         self.target = target
@@ -135,7 +138,8 @@ class ScenarioRun:
         t_lab = time.monotonic()
         opts = LabOptions(target=self.target, run_dir=self.run_dir, log_dir=self.run_dir / "logs",
                           lock_timeout=600.0)
-        with Lab(sc.load_topology(), opts) as lab:
+        lab_of = Lab if self.tls is None else (lambda topo, o: TLSLab(topo, o, tls=self.tls))
+        with lab_of(sc.load_topology(), opts) as lab:
             self.lab = lab
             self.say(f"[setup] lab up in {time.monotonic() - t_lab:.1f}s (config {lab.config_path}, "
                      f"switch logs {opts.log_dir})")
@@ -329,6 +333,7 @@ class ScenarioRun:
                            fault, (self.t0, t_end),
                            extra={"description": sc.description, "expected_connections": expected,
                                   "run_id": self.lab.run_id if self.lab else None, "run_dir": str(self.run_dir),
+                                  "p4runtime": self.tls or "plaintext",
                                   "monitor": {"interval_ms": self.cfg.interval * 1000, "k": self.cfg.k,
                                               "samples": len(self.monitor.sample_ms),
                                               "sample_ms_p50": _p50(self.monitor.sample_ms)},
@@ -415,8 +420,9 @@ def _p50(v: list[float]) -> float | None:
 def run_scenario(sc: Scenario, target: str = "embedded", report: str | Path | None = None,
                  plot_path: str | Path | None = None, out: TextIO | None = None,
                  run_dir: Path | None = None, interval: float | None = None,
-                 old_path_wait: float = 0.0) -> dict[str, Any]:
-    """Run ``sc`` end to end, write the report/plot, print the summary; returns the report."""
+                 old_path_wait: float = 0.0, tls: str | None = None) -> dict[str, Any]:
+    """Run ``sc`` end to end, write the report/plot, print the summary; returns the report. ``tls``
+    ("tls" | "mtls"): the lab's P4Runtime over (mutual) TLS (``topologies.lab.TLSLab``)."""
     prev = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: Any) -> None:
@@ -426,7 +432,7 @@ def run_scenario(sc: Scenario, target: str = "embedded", report: str | Path | No
     except ValueError:            # not the main thread: the caller handles signals
         prev = None
     try:
-        run = ScenarioRun(sc, target, run_dir, out, interval, old_path_wait)
+        run = ScenarioRun(sc, target, run_dir, out, interval, old_path_wait, tls)
         rep = run.execute()
     finally:
         if prev is not None:
