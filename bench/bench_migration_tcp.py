@@ -14,6 +14,10 @@ moves all of them back and forth between two healthy NICs ``MIGRATIONS`` times i
   migration, so what the migration caused is the difference.
 
     python -m bench migration_tcp        (merged into bench/results.json under "migration_tcp")
+
+The per-migration figures are also drawn, next to the results: ``bench/migration_tcp-<target>.png``
+(the distribution of the stalls in both modes against the noise floor, and the segments TCP
+retransmitted or received out of order per migration).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ TAIL = {"lossless": 0.25, "drop": 0.6}
 GAP_S = {"lossless": 0.7, "drop": 1.4}
 
 log = logging.getLogger("bench.migration_tcp")
+HERE = Path(__file__).resolve().parent
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -87,6 +92,49 @@ def _summary(effects: list[dict], noise: list[dict]) -> dict:
             "retransmitted": sum(r["retransmitted"] for r in effects) - sum(r["retransmitted"] for r in noise),
             "out_of_order": sum(r["out_of_order"] for r in effects) - sum(r["out_of_order"] for r in noise)},
     }
+
+
+def plot(series: dict[str, dict[str, list[dict]]], target: str, path: Path, goal_ms: float = 20.0) -> Path:
+    """PNG of the per-migration effects: the stalls' distribution (CDF) per mode and for the noise floor
+    (equal windows with no migration), and the retransmitted / out-of-order segments per migration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"lossless": "tab:blue", "drop": "tab:red"}
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5.6), gridspec_kw={"width_ratios": [3, 2]})
+    noise = [r["stall_ms"] for m in series.values() for r in m["noise"]]
+    curves = [(f"{mode} ({len(m['effects'])} migrations)", [r["stall_ms"] for r in m["effects"]], colors.get(mode), "-")
+              for mode, m in series.items()]
+    curves.append((f"noise floor ({len(noise)} windows, no migration)", noise, "0.45", "--"))
+    for label, vals, color, style in curves:
+        if vals:
+            v = sorted(vals)
+            ax.step(v, [(i + 1) / len(v) for i in range(len(v))], where="post", color=color, linestyle=style,
+                    label=f"{label}: p50 {_pct(v, 0.5)}, p99 {_pct(v, 0.99)} ms")
+    ax.axvline(goal_ms, color="green", linestyle=":", label=f"goal: p99 < {goal_ms:.0f} ms (lossless)")
+    ax.set_xlabel("client-visible stall per migration (ms): the longest gap with no new byte at a receiver")
+    ax.set_ylabel("share of migrations (CDF)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)   # below: off the curves
+    kinds = [("retransmitted", "retransmitted (sender)"), ("out_of_order", "received out of order")]
+    width = 0.8 / max(1, len(series))
+    for i, (mode, m) in enumerate(series.items()):
+        n = max(1, len(m["effects"]))
+        caused = [max(0.0, (sum(r[k] for r in m["effects"]) - sum(r[k] for r in m["noise"])) / n) for k, _ in kinds]
+        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(kinds))]
+        bars = bx.bar(xs, caused, width, color=colors.get(mode), label=mode)
+        bx.bar_label(bars, fmt="%.1f", fontsize=8)
+    bx.set_xticks(range(len(kinds)), [label for _, label in kinds])
+    bx.set_ylabel("segments per migration, minus the noise floor")
+    bx.legend(fontsize=8)
+    bx.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"migration_tcp on {target}: {STREAMS} live TCP streams moved between two NICs, what they felt")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def run() -> dict:
@@ -147,11 +195,13 @@ def run() -> dict:
         if r["event"] == "tcp":
             ooo.setdefault(r["flow"], []).append((r["t"], r["rcv_ooopack"] or 0))
     out: dict = {}
+    series: dict[str, dict[str, list[dict]]] = {}
     for mode, recs in runs.items():
         wins = [(r.started - 0.01, r.finished + TAIL[mode]) for r in recs if r.outcome == "ok"]
         quiet = [(b + 0.02, b + 0.02 + (b - a)) for a, b in wins]        # same length, after the effect
         eff = _window_effects(wins, stalls, retrans, ooo)
         noise = _window_effects(quiet, stalls, retrans, ooo)
+        series[mode] = {"effects": eff, "noise": noise}
         summ = _summary(eff, noise)
         summ["ok"] = sum(r.outcome == "ok" for r in recs)
         summ["downtime_ms"] = {"p50": _pct([r.downtime_ms for r in recs], 0.5),
@@ -162,6 +212,10 @@ def run() -> dict:
     out["setup"] = {"target": target, "streams": STREAMS, "rate_per_stream": RATE, "chunk": CHUNK,
                     "connections_ok": sum(bool(e.get("ok")) for e in ends), "connections": len(ends),
                     "window": {m: f"[started - 10 ms, finished + {int(t * 1000)} ms]" for m, t in TAIL.items()}}
+    try:
+        out["plot"] = str(plot(series, target, HERE / f"migration_tcp-{target}.png"))
+    except Exception as exc:  # noqa: BLE001 - the figures stand without their picture
+        log.warning("migration_tcp: no plot: %s", exc)
     log.info("migration_tcp: %s", json.dumps(out))
     return {"migration_tcp": out}
 
