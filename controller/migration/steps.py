@@ -81,7 +81,8 @@ class Warm(Step):
     use, all at once — a NOP command to each source and to the target, a barrier and a one-entry Read on
     each gateway — so the suspension's five serial round trips run on awake threads and warm channels
     (after an idle second each takes 1-1.5 ms, warm 0.4-0.6 ms; docs/internals.md "Where the time goes").
-    Changes nothing; a switch that does not answer here is left to the step that needs it."""
+    Each NIC is also asked, once per channel, whether it executes command batches (the path saves go
+    as batches). Changes nothing; a switch that does not answer here is left to the step that needs it."""
 
     name = "warm"
     TIMEOUT = 0.5
@@ -91,11 +92,17 @@ class Warm(Step):
             f"gateway {g}": (lambda g=g, ts=ts: ctx.ctrl.gateway(g).warm(next(iter(ts)), self.TIMEOUT))
             for g, ts in ctx.gw_tuples.items()}
         for nic in {*ctx.by_src, ctx.target}:
-            calls[f"nic {nic}"] = lambda nic=nic: ctx.ctrl.nic(nic).channel.ping(self.TIMEOUT)
+            calls[f"nic {nic}"] = lambda nic=nic: self._nic(ctx.ctrl.nic(nic).channel)
         try:
             ctx.ctrl.fabric.parallel(calls)
         except Exception as exc:  # noqa: BLE001 - only warming: the real steps report a dead switch
             log.debug("migration #%d: warming: %s", ctx.rec.id, exc)
+
+    def _nic(self, channel: Any) -> None:
+        channel.ping(self.TIMEOUT)
+        # whether the NIC executes command batches, asked once per channel: here, not by the first
+        # batched path save during the suspension (a round trip, or the probe's timeout)
+        channel.batches()
 
 
 class Suspend(Step):

@@ -323,6 +323,25 @@ def test_small_batches_read_their_sources_by_path_saves(vf, ctrl, path_saves, mo
     _check_delivery(vf, flows, tr)
 
 
+def test_the_nics_batch_support_is_probed_before_the_suspension(vf, ctrl, monkeypatch):
+    """The path saves go as command batches; whether a NIC executes batches is asked once per channel,
+    by the warm step, not by the first path save while the flows are held."""
+    for n in ("nic1", "nic2", "nic3"):
+        monkeypatch.setattr(ctrl.nic(n).channel, "batch_max", None)
+    flows = _flows(3)
+    tr = Traffic(vf, flows, pps=300)
+    recs = wait_learned(ctrl, flows)
+    where, target, movers = _movers(recs)
+    probed: dict = {}
+    m = Migrator(ctrl)
+    m.before_step.append(lambda step, ctx: probed.update({n: ctrl.nic(n).channel.batch_max for n in ctx.by_src})
+                         if step.name == "suspend" else None)
+    record = m.migrate(movers, target)
+    assert record.outcome == "ok" and record.saved_by == "path", record.summary()
+    assert probed and all(v == C.BATCH_MAX for v in probed.values()), probed
+    _check_delivery(vf, flows, tr)
+
+
 def test_a_batch_over_the_path_save_limit_uses_path_markers(vf, ctrl, monkeypatch):
     monkeypatch.setattr(steps, "PATH_SAVE_MAX", 1)
     flows = _flows(6)
