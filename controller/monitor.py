@@ -16,7 +16,9 @@ Signals and the events they raise (docs/design.md, "Monitoring and policies"):
 - per reference: bandwidth (bit/s) and message rate (packets/s) — degraded when below
   ``drop_fraction`` × baseline for ``k`` consecutive samples;
 - per device port: egress queue delay (Δ ``queue_delay_sum_us`` / Δ tx packets) — degraded when
-  above ``latency_factor`` × baseline (and above ``latency_floor_us``) for ``k`` samples;
+  above ``latency_factor`` × baseline (and above ``latency_floor_us``) for ``k`` samples, or at once
+  when one sample is above ``latency_severe_us`` too (a queue that deep is no passing burst: healthy
+  ports measure well under a millisecond on both targets);
 - per device port: interface state — a port that goes down degrades its device at once (an unknown
   state neither degrades nor recovers it).
 
@@ -62,6 +64,7 @@ class MonitorConfig:
     drop_fraction: float = 0.5       # rate signals: bad below this fraction of the baseline
     latency_factor: float = 5.0      # latency signals: bad above this multiple of the baseline ...
     latency_floor_us: float = 5000.0  # ... and above this absolute queue delay
+    latency_severe_us: float | None = 50_000.0   # one sample above this (and the factor) is enough
     recover_k: int = 5               # consecutive good samples before a degraded signal clears
     recover_fraction: float = 0.8    # rate signals: good again at this fraction of the baseline
     warmup: int = 5                  # samples before a baseline is trusted
@@ -92,10 +95,11 @@ class Event:
 class Detector:
     """One signal against its baseline: ``drop`` signals degrade when low, ``rise`` ones when high."""
 
-    def __init__(self, direction: str, cfg: MonitorConfig, floor: float = 0.0) -> None:
+    def __init__(self, direction: str, cfg: MonitorConfig, floor: float = 0.0, severe: float | None = None) -> None:
         if direction not in ("drop", "rise"):
             raise ValueError(f"direction must be 'drop' or 'rise', not {direction!r}")
         self.direction, self.cfg, self.floor = direction, cfg, floor
+        self.severe = severe             # rise signals: a sample above it degrades at once
         self.baseline: float | None = None
         self.samples = 0
         self.bad = 0
@@ -136,7 +140,7 @@ class Detector:
         if not self.degraded:
             if self._is_bad(value, b):
                 self.bad += 1
-                if self.bad >= self.cfg.k:
+                if self.bad >= self.cfg.k or (self.severe and value > self.severe):
                     self.degraded, self.bad, self.good = True, 0, 0
                     return "degraded"
             else:
@@ -500,10 +504,10 @@ class Monitor:
         return dev if dev in self.devices else None
 
     # ---- the logic (pure: fed by the thread or by tests) -------------------------------------------
-    def _detector(self, key: tuple[Any, ...], direction: str, floor: float) -> Detector:
+    def _detector(self, key: tuple[Any, ...], direction: str, floor: float, severe: float | None = None) -> Detector:
         det = self._det.get(key)
         if det is None:
-            det = self._det[key] = Detector(direction, self.cfg, floor)
+            det = self._det[key] = Detector(direction, self.cfg, floor, severe)
         return det
 
     def _emit(self, ev: Event) -> None:
@@ -558,7 +562,8 @@ class Monitor:
                 dev = self.owner(sw, port)
                 if dev is None:
                     continue
-                det = self._detector(("port", dev, f"{sw}:{port}", "latency"), "rise", self.cfg.latency_floor_us)
+                det = self._detector(("port", dev, f"{sw}:{port}", "latency"), "rise", self.cfg.latency_floor_us,
+                                     self.cfg.latency_severe_us)
                 base = det.baseline or 0.0
                 tr = det.update(delay)
                 if tr:

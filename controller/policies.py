@@ -165,17 +165,33 @@ class LoadBalance(Policy):
                 if ports and all(p in h.get("ports", {}) for p in ports)]
         return sum(seen) / len(seen) if seen else None
 
+    @staticmethod
+    def _bad_samples(mon: Monitor, signals: list[str], floor: float, k: int) -> int:
+        """How many of the last samples belong to a device's degradation: ``k``, or, when it has
+        latency-degraded ports, the trailing samples in which one of them was over ``floor`` (1..k)."""
+        ports = [s.split("@", 1)[1] for s in signals if s.startswith("latency@")]
+        last = mon.history[-1].get("ports", {}) if mon.history else {}
+        if not ports or not all("delay_us" in last.get(p, {}) for p in ports):
+            return k
+        n = 0
+        for h in reversed(mon.history[-k:]):
+            if not any(h.get("ports", {}).get(p, {}).get("delay_us", 0.0) > floor for p in ports):
+                break
+            n += 1
+        return max(1, n)
+
     def decide(self, ctrl: Controller, mon: Monitor, now: float, recent: Callable[[FlowKey], bool],
                avoid: frozenset[str] = frozenset()) -> list[Decision]:
         if len(mon.history) < self.window:
             return []
         carried = self._carried(mon, self.window)
         # A device the monitor found degraded is judged on the samples of its degradation alone: the
-        # monitor's k bad samples in a row. The full window straddles the fault, and its average would
-        # show the shortfall only ~window/2 samples later, while streams stall behind the device.
+        # monitor's k bad samples in a row, or fewer when its queue delay degraded it at once (the
+        # trailing samples whose delay is over the monitor's floor). The full window straddles the
+        # fault, and its average would show the shortfall only ~window/2 samples later, while streams
+        # stall behind the device.
         cfg = getattr(mon, "cfg", None)
-        n_bad = max(1, min(self.window, getattr(cfg, "k", self.window)))
-        since_bad = self._carried(mon, n_bad)
+        k_bad = max(1, min(self.window, getattr(cfg, "k", self.window)))
         demand: dict[str, dict[FlowKey, float]] = {}
         for d in mon.devices:
             for r in ctrl.inventory.on_device(d):
@@ -187,7 +203,8 @@ class LoadBalance(Policy):
         degraded = mon.degraded_devices()
         for d in sorted(demand):
             want = sum(demand[d].values())
-            got = sum((since_bad if d in degraded else carried).get(d, {}).values())
+            n_bad = self._bad_samples(mon, degraded.get(d, []), getattr(cfg, "latency_floor_us", 0.0), k_bad)
+            got = sum((self._carried(mon, n_bad) if d in degraded else carried).get(d, {}).values())
             # a queue that grows says what the device can carry: its egress rate, while the references'
             # own rates (counted as they enter it) still show what TCP offers it
             egress = self._egress_bps(mon, degraded.get(d, []), n_bad)

@@ -58,6 +58,24 @@ def test_rise_detector_uses_the_absolute_floor():
         Detector("sideways", CFG)
 
 
+def test_a_severe_queue_delay_degrades_at_once():
+    """One sample above ``severe`` (50 ms) degrades a rise signal without waiting for k samples; a
+    delay above the floor but under ``severe`` still needs k in a row."""
+    d = Detector("rise", CFG, floor=5000.0, severe=50_000.0)
+    for _ in range(5):
+        d.update(100.0)
+    assert [d.update(20_000.0) for _ in range(2)] == [None, None]   # bad, not severe: counting
+    assert d.update(60_000.0) == "degraded"
+    d.reset()
+    for _ in range(5):
+        d.update(100.0)
+    assert d.update(60_000.0) == "degraded"                         # the first sample, alone
+    d = Detector("rise", CFG, floor=5000.0)                          # no severe threshold: k samples
+    for _ in range(5):
+        d.update(100.0)
+    assert [d.update(60_000.0) for _ in range(3)] == [None, None, "degraded"]
+
+
 def _monitor() -> Monitor:
     ctrl = SimpleNamespace(nics={"nic1": None, "nic2": None}, config=SimpleNamespace(switches={}))
     return Monitor(ctrl, {}, CFG, sampler=object(), devices=["nic1", "nic2"],

@@ -134,6 +134,27 @@ def test_load_balance_judges_a_degraded_device_on_the_samples_since_it_degraded(
     assert d.target == "nicB" and len(d.keys) == 3 and "carries 3.60 of 8.00" in d.reason
 
 
+def test_load_balance_judges_a_device_degraded_at_once_on_that_sample_alone():
+    # a queue delay over the monitor's severe threshold degrades nicA on one sample: its k=3 last samples
+    # would hold two healthy ones (nicA carrying 6.5 of 8 Mbit/s, inside the tolerance); the samples whose
+    # delay is over the floor are the degradation's: one, carrying 3.6 of 8
+    ctrl = _ctrl({"nicA": [1, 2, 3, 4], "nicB": []})
+    base = {_key(i): 2e6 for i in range(1, 5)}
+
+    def sample(bps: float, delay_us: float) -> dict:
+        return {"flows": {str(_key(i)): {"device": "nicA", "bps": bps} for i in range(1, 5)},
+                "ports": {"nicA:2": {"tx_bps": 4 * bps, "delay_us": delay_us}}}
+    mon = FakeMonitor(["nicA", "nicB"], ctrl.inventory, {k: 0.9e6 for k in base}, baselines=base,
+                      bad_devices={"nicA": ["latency@nicA:2"]})
+    mon.cfg = SimpleNamespace(k=3, latency_floor_us=5000.0)
+    mon.history = [sample(2e6, 100.0)] * 4 + [sample(0.9e6, 60_000.0)]
+    (d,) = LoadBalance(tolerance=0.2, k=3, window=5).decide(ctrl, mon, 0.0, never)
+    assert d.target == "nicB" and len(d.keys) == 3 and "carries 3.60 of 8.00" in d.reason
+    mon.history = [sample(2e6, 100.0)] * 2 + [sample(0.9e6, 20_000.0)] * 3    # k bad samples: all three
+    (d,) = LoadBalance(tolerance=0.2, k=3, window=5).decide(ctrl, mon, 0.0, never)
+    assert "carries 3.60 of 8.00" in d.reason
+
+
 def test_load_balance_takes_a_growing_queue_egress_rate_as_what_the_device_carries():
     # TCP still offers nicA its 8 Mbit/s (the references' rates are counted as they enter the NIC) but
     # the latency-degraded port sends 3.6: that is what nicA carries, and what it keeps must fit it
