@@ -27,6 +27,7 @@ asked again at once: the references go to the next choice, if there is one.
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import queue
@@ -341,10 +342,22 @@ class PolicyEngine:
                     break
         return done
 
+    def _decide(self, pol: Policy, avoid: frozenset[str]) -> list[Decision]:
+        """``pol.decide``, with ``avoid`` when it takes it (a policy written before it was added does not:
+        its decisions for an avoided target are left out instead)."""
+        try:
+            takes = "avoid" in inspect.signature(pol.decide).parameters
+        except (TypeError, ValueError):
+            takes = False
+        if takes:
+            return pol.decide(self.ctrl, self.monitor, time.monotonic(), self._recent, avoid=avoid)
+        return [d for d in pol.decide(self.ctrl, self.monitor, time.monotonic(), self._recent)
+                if d.target not in avoid]
+
     def _run_decisions(self, pol: Policy, trigger: Event | None, done: list[EngineRecord]) -> bool:
         """Run one round of ``pol``'s decisions; True when one was rolled back (ask again)."""
         rolled_back = False
-        for dec in pol.decide(self.ctrl, self.monitor, time.monotonic(), self._recent, self.avoided()):
+        for dec in self._decide(pol, self.avoided()):
             keys = [k for k in dec.keys if not self._recent(k)]
             if not keys:
                 continue

@@ -235,6 +235,32 @@ def test_engine_tries_the_next_target_when_a_migration_is_rolled_back():
     assert {r.device for r in ctrl.inventory.all()} == {"nic3"} and eng.avoided() == {"nic1", "nic2"}
 
 
+def test_engine_runs_a_policy_written_without_avoid():
+    """A policy whose ``decide`` predates ``avoid`` still runs; its decisions for an avoided target are
+    left out."""
+    from controller.policies import Decision, Policy
+    ctrl = _ctrl({"nic1": [], "nic2": [2]})
+    mon = FakeMonitor(["nic1", "nic2"], ctrl.inventory, {_key(2): 1e6})
+
+    class Old(Policy):
+        name = "old"
+
+        def decide(self, ctrl, mon, now, recent):
+            return [Decision(self.name, [_key(2)], "nic1", "always")]
+
+    calls = []
+
+    class FakeMigrator:
+        def migrate(self, keys, target, mode):
+            calls.append(target)
+            return SimpleNamespace(to_dict=lambda: {"outcome": "rolled_back", "target": target})
+
+    eng = PolicyEngine(ctrl, FakeMigrator(), mon, [Old()], cooldown=60)
+    recs = eng.evaluate()
+    assert calls == ["nic1"] and len(recs) == 1           # tried once, then nic1 is avoided
+    assert eng.evaluate() == [] and calls == ["nic1"]
+
+
 def _records():
     rx = [{"t": 10.0, "event": "connected", "flow": "10.0.0.1:1"}, {"t": 10.0, "event": "connected", "flow": "10.0.0.1:2"}]
     for i in range(100):
