@@ -248,6 +248,13 @@ class _Waiter:
         self.left = n
 
 
+def _frames(sent: Sequence[Command], per: int) -> list[bytes]:
+    """The frames carrying ``sent``: batches of ``per`` records (per > 1), else one command each."""
+    if per > 1:
+        return [batch_frame(sent[i:i + per]) for i in range(0, len(sent), per)]
+    return [c.frame() for c in sent]
+
+
 class PendingCommands:
     """Commands whose replies a ``CommandChannel`` awaits (``CommandChannel.expect``): their ``frames``
     are sent by whoever can (a PacketOut to the switch itself, or out of a gateway toward it: a path
@@ -255,8 +262,7 @@ class PendingCommands:
 
     def __init__(self, channel: CommandChannel, sent: list[Command], waiter: _Waiter, per: int = 1) -> None:
         self.channel, self.sent, self._waiter = channel, sent, waiter
-        self.frames = ([batch_frame(sent[i:i + per]) for i in range(0, len(sent), per)] if per > 1
-                       else [c.frame() for c in sent])
+        self.frames = _frames(sent, per)
 
     def wait(self, timeout: float | None = None) -> list[Command]:
         """The replies in request order; CommandError when one is missing after ``timeout``."""
@@ -325,14 +331,10 @@ class CommandChannel:
         """
         if not commands:
             return []
-        per = _batch or (self.batch_max if len(commands) > 1 and self.batches() else 1)
+        per = _batch or self._per(commands)
         sent, waiter = self._register(commands)
         try:
-            if per > 1:
-                frames = (batch_frame(sent[i:i + per]) for i in range(0, len(sent), per))
-            else:
-                frames = (c.frame() for c in sent)
-            self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT}) for f in frames)
+            self.conn.packet_out_many((f, {"mode": PACKET_OUT_DIRECT}) for f in _frames(sent, per))
         except BaseException:
             self._forget(sent)
             raise
@@ -342,9 +344,13 @@ class CommandChannel:
         """Await the replies of ``commands`` (given request ids now) without sending them: the caller
         sends ``PendingCommands.frames`` its own way and then waits. One command per frame, or with
         ``batch`` as batches of up to BATCH_MAX when the switch executes batches (``batches``)."""
-        per = self.batch_max if batch and len(commands) > 1 and self.batches() else 1
+        per = self._per(commands) if batch else 1
         sent, waiter = self._register(commands)
-        return PendingCommands(self, sent, waiter, per or 1)
+        return PendingCommands(self, sent, waiter, per)
+
+    def _per(self, commands: Sequence[Command]) -> int:
+        """Records per frame for ``commands``: BATCH_MAX where the switch executes batches, else 1."""
+        return (self.batch_max or 1) if len(commands) > 1 and self.batches() else 1
 
     def _register(self, commands: Sequence[Command]) -> tuple[list[Command], _Waiter]:
         sent = []
