@@ -100,42 +100,46 @@ def _bmv2_thrift(thrift_port: int, what: str, call: str, *args: int | None) -> s
     return ""
 
 
+def _queue_line(command: str, value: int, unit: str, port: int | None) -> str:
+    """A runtime-CLI queue command line (``set_queue_rate``/``set_queue_depth``); DegradeError when
+    ``value`` is negative."""
+    if value < 0:
+        raise DegradeError(f"{command.removeprefix('set_').replace('_', ' ')} must be >= 0 {unit}, got {value}")
+    return f"{command} {int(value)}" + (f" {port}" if port is not None else "")
+
+
+def _set_queue(thrift_port: int, command: str, value: int, unit: str, port: int | None, target: str) -> str:
+    cmd = _queue_line(command, value, unit, port)
+    log.info("thrift %d: %s", thrift_port, cmd)
+    if target == "bmv2":
+        return _bmv2_thrift(thrift_port, cmd, command, int(value), port)
+    return switch_cli(thrift_port, cmd, target)
+
+
 def set_queue_rate(thrift_port: int, pps: int, port: int | None = None, target: str = "embedded") -> str:
     """Limit a switch's egress queue(s) to ``pps`` packets per second (all ports if ``port`` is None;
     0 lifts the limit)."""
-    if pps < 0:
-        raise DegradeError(f"queue rate must be >= 0 packets/s, got {pps}")
-    cmd = f"set_queue_rate {int(pps)}" + (f" {port}" if port is not None else "")
-    log.info("thrift %d: %s", thrift_port, cmd)
-    if target == "bmv2":
-        return _bmv2_thrift(thrift_port, cmd, "set_queue_rate", int(pps), port)
-    return switch_cli(thrift_port, cmd, target)
+    return _set_queue(thrift_port, "set_queue_rate", pps, "packets/s", port, target)
 
 
 def set_queue_depth(thrift_port: int, packets: int, port: int | None = None, target: str = "embedded") -> str:
     """Set a switch's egress queue depth(s) in packets (all ports if ``port`` is None)."""
-    if packets < 0:
-        raise DegradeError(f"queue depth must be >= 0 packets, got {packets}")
-    cmd = f"set_queue_depth {int(packets)}" + (f" {port}" if port is not None else "")
-    log.info("thrift %d: %s", thrift_port, cmd)
-    if target == "bmv2":
-        return _bmv2_thrift(thrift_port, cmd, "set_queue_depth", int(packets), port)
-    return switch_cli(thrift_port, cmd, target)
+    return _set_queue(thrift_port, "set_queue_depth", packets, "packets", port, target)
 
 
 def limit_queue(thrift_port: int, pps: int, port: int | None = None, target: str = "embedded",
                 depth: int = 64) -> None:
     """A rate-limited egress queue as the embedded switch has one: ``pps`` packets/s, ``depth`` packets
     (64: both targets' default; BMv2 labs deepen their queues, so the depth is set with the rate)."""
-    if pps < 0 or depth < 0:
-        raise DegradeError(f"queue rate and depth must be >= 0, got {pps} packets/s, {depth} packets")
-    if target != "bmv2":   # both lines over one connection
-        where = f" {port}" if port is not None else ""
-        log.info("runtime %d: set_queue_depth %d%s; set_queue_rate %d%s", thrift_port, depth, where, pps, where)
-        switch_cli(thrift_port, [f"set_queue_depth {int(depth)}{where}", f"set_queue_rate {int(pps)}{where}"], target)
+    # both checked before either is set
+    lines = [_queue_line("set_queue_depth", depth, "packets", port), _queue_line("set_queue_rate", pps, "packets/s", port)]
+    if target == "bmv2":
+        set_queue_depth(thrift_port, depth, port, target)
+        set_queue_rate(thrift_port, pps, port, target)
         return
-    set_queue_depth(thrift_port, depth, port, target)
-    set_queue_rate(thrift_port, pps, port, target)
+    # the runtime CLI: both lines over one connection
+    log.info("runtime %d: %s", thrift_port, "; ".join(lines))
+    switch_cli(thrift_port, lines, target)
 
 
 # ---- tc ----
