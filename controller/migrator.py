@@ -7,7 +7,7 @@ to one target NIC, following docs/design.md "The migration protocol":
 1. suspend  — every gateway carrying a reference gets ``suspend_flow(mode, old port, drain)``; in
               lossless mode its packets come to us (PacketIn), counted in the gateway's
               ``drain_punted[drain]``, and are buffered in arrival order;
-2. quiesce  — a path save (up to 2 references) or a path marker behind the reference's packets is
+2. quiesce  — a path save (up to 16 references) or a path marker behind the reference's packets is
               answered by each old NIC (else the source NICs' per-reference packet counters are
               sampled until stable, bounded);
 3. save     — SUSPEND commands (or register reads) freeze and return each reference's state (path

@@ -206,20 +206,20 @@ def plot(rep: dict[str, Any], receiver_records: Sequence[dict[str, Any]], path: 
     scale, label = (1.0, "packets/s") if unit == "pps" else (1e6, "Mbit/s")
     fig, ax = plt.subplots(figsize=(12, 5), dpi=100)
     stalls = {v["connection"]: v for v in rep.get("per_connection", [])}
-    bars: list[tuple[float, float, str, float]] = []
+    bars: list[tuple[float, float, str]] = []
     for name, pts in sorted(series.items()):
         st = stalls.get(name)
         longest = f" (longest stall {st['stall_ms']:.0f} ms)" if st and st.get("stall_ms") is not None else ""
         (line,) = ax.plot([t - t0 for t, _ in pts], [v / scale for _, v in pts], linewidth=1.2, label=name + longest)
         if st and st.get("stall_at") and st["stall_ms"] >= 20:      # each connection's longest stall
-            bars.append((st["stall_at"] - t0, st["stall_ms"], line.get_color(), st["stall_ms"]))
+            bars.append((st["stall_at"] - t0, st["stall_ms"], line.get_color()))
     if bars:
         # one lane per connection below zero: bars that overlap in time stay apart, labels too
         top = ax.get_ylim()[1]
         ticks = [t for t in ax.get_yticks() if 0 <= t <= top]
         h = top * 0.04
         base = -h * (len(bars) + 0.3)
-        for i, (a, ms, color, _) in enumerate(bars):
+        for i, (a, ms, color) in enumerate(bars):
             y = base + i * h
             ax.broken_barh([(a, ms / 1000)], (y + 0.1 * h, 0.8 * h), color=color)
             ax.text(a + ms / 1000, y + 0.5 * h, f" {ms:.0f} ms", fontsize=7, color=color, va="center")
