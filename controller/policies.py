@@ -137,6 +137,11 @@ class Resiliency(Policy):
         return _best_target(ctrl, mon, {dev, *bad, *avoid})
 
 
+def _latency_ports(signals: list[str]) -> list[str]:
+    """The ``"sw:port"`` of a device's latency-degraded ports, from its ``degraded_devices`` signals."""
+    return [s.split("@", 1)[1] for s in signals if s.startswith("latency@")]
+
+
 class LoadBalance(Policy):
     """A device that does not carry the demand placed on it sheds references until the rest fits."""
 
@@ -161,7 +166,7 @@ class LoadBalance(Policy):
     @staticmethod
     def _egress_bps(mon: Monitor, signals: list[str], n: int) -> float | None:
         """The egress bit/s of a device's latency-degraded ports over the last ``n`` samples (None: none)."""
-        ports = [s.split("@", 1)[1] for s in signals if s.startswith("latency@")]
+        ports = _latency_ports(signals)
         seen = [sum(h["ports"][p]["tx_bps"] for p in ports) for h in mon.history[-n:]
                 if ports and all(p in h.get("ports", {}) for p in ports)]
         return sum(seen) / len(seen) if seen else None
@@ -170,7 +175,7 @@ class LoadBalance(Policy):
     def _bad_samples(mon: Monitor, signals: list[str], floor: float, k: int) -> int:
         """How many of the last samples belong to a device's degradation: ``k``, or, when it has
         latency-degraded ports, the trailing samples in which one of them was over ``floor`` (1..k)."""
-        ports = [s.split("@", 1)[1] for s in signals if s.startswith("latency@")]
+        ports = _latency_ports(signals)
         last = mon.history[-1].get("ports", {}) if mon.history else {}
         if not ports or not all("delay_us" in last.get(p, {}) for p in ports):
             return k
