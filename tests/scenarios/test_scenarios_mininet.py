@@ -171,6 +171,8 @@ def test_loadbalance(tmp_path, no_leftovers):
     # streams stuck behind it have stalled enough to drag their own rates down
     first = rep["migrations"][0]["trigger"]
     assert (first["subject"], first["signal"]) == ("port:nicA:2", "latency"), first
+    # every stream, the one nicA keeps behind its queue too: < 200 ms without new data after detection
+    assert rep["checks"]["stall"][0], rep["checks"]
     assert rep["passed"], rep["checks"]
 
 
