@@ -13,6 +13,11 @@ moves all of them back and forth between two healthy NICs ``MIGRATIONS`` times i
 - the noise floor: the same measures over a window of equal length in the quiet time after each
   migration, so what the migration caused is the difference.
 
+Then, in a fresh lab, ``LIGHT_MIGRATIONS`` lossless migrations of ``LIGHT_STREAMS`` streams
+(``migration_tcp.lossless_2_streams``): the same protocol with a quarter of the traffic, which shows how
+much of the stall is the machine's load (``cpu_busy_pct``, here and in ``setup``: the share of both
+CPUs busy while migrating — the switches forwarding the streams, the apps, the controller).
+
     python -m bench migration_tcp        (merged into bench/results.json under "migration_tcp")
 
 The per-migration figures are also drawn, next to the results: ``bench/migration_tcp-<target>.png``
@@ -34,6 +39,9 @@ STREAMS = 8
 RATE = "500k"               # bytes/s per stream (4 Mbit/s)
 CHUNK = 1000                # bytes per write: one write every 2 ms per stream
 MIGRATIONS = int(os.environ.get("FLOWMIG_BENCH_TCP_MIGRATIONS", "100"))   # per mode
+# then, in a second lab, lossless migrations of fewer streams: the same protocol on a less busy machine
+LIGHT_STREAMS = 2
+LIGHT_MIGRATIONS = int(os.environ.get("FLOWMIG_BENCH_TCP_LIGHT_MIGRATIONS", "30"))
 # Seconds after a migration that still count as its effect (drop mode: a lost segment costs an RTO,
 # 200 ms at least), and the pause before the next one: room for the effect window and a quiet window
 # of the same length after it.
@@ -94,9 +102,11 @@ def _summary(effects: list[dict], noise: list[dict]) -> dict:
     }
 
 
-def plot(series: dict[str, dict[str, list[dict]]], target: str, path: Path, goal_ms: float = 20.0) -> Path:
+def plot(series: dict[str, dict[str, list[dict]]], target: str, path: Path, goal_ms: float = 20.0,
+         light: tuple[str, list[dict]] | None = None) -> Path:
     """PNG of the per-migration effects: the stalls' distribution (CDF) per mode and for the noise floor
-    (equal windows with no migration), and the retransmitted / out-of-order segments per migration."""
+    (equal windows with no migration), and the retransmitted / out-of-order segments per migration.
+    ``light``: (label, effects) of a run with fewer streams, drawn as one more stall curve."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -107,6 +117,9 @@ def plot(series: dict[str, dict[str, list[dict]]], target: str, path: Path, goal
     curves = [(f"{mode} ({len(m['effects'])} migrations)", [r["stall_ms"] for r in m["effects"]], colors.get(mode), "-")
               for mode, m in series.items()]
     curves.append((f"noise floor ({len(noise)} windows, no migration)", noise, "0.45", "--"))
+    if light is not None:
+        curves.append((f"{light[0]} ({len(light[1])} migrations)", [r["stall_ms"] for r in light[1]],
+                       "tab:cyan", "-."))
     for label, vals, color, style in curves:
         if vals:
             v = sorted(vals)
@@ -130,38 +143,54 @@ def plot(series: dict[str, dict[str, list[dict]]], target: str, path: Path, goal
     bx.set_ylabel("segments per migration, minus the noise floor")
     bx.legend(fontsize=8)
     bx.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"migration_tcp on {target}: {STREAMS} live TCP streams moved between two NICs, what they felt")
+    fig.suptitle(f"migration_tcp on {target}: {STREAMS} live TCP streams moved between two NICs, what they felt"
+                 + (f" (and {light[0]})" if light is not None else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def run() -> dict:
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) time of all CPUs so far, in jiffies (the first line of /proc/stat)."""
+    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)     # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
+def _busy_pct(a: tuple[int, int], b: tuple[int, int]) -> float | None:
+    return round(100.0 * (b[0] - a[0]) / (b[1] - a[1]), 1) if b[1] > a[1] else None
+
+
+def _session(target: str, streams: int, plan: list[tuple[str, int]], tmp: Path) -> tuple[dict[str, list], dict]:
+    """One lab: ``streams`` live TCP streams, gathered on one NIC, then for each (mode, n) of ``plan`` n
+    migrations of all of them back and forth between two NICs. Returns the records per mode and what
+    the streams' reports and the machine showed: every receiver's stalls, the senders' retransmission
+    and the receivers' out-of-order counters over time, the connections, and how busy the CPUs were
+    while migrating (``cpu_busy_pct``: the emulation itself, as much as the migrations)."""
     from controller.config import load_config
     from controller.migrator import Migrator
     from controller.runtime import Controller
     from topologies.apps import parse_report, tcp_streams
     from topologies.description import load
     from topologies.network import Lab, LabOptions
-    from topologies.targets import resolve
 
-    target = resolve(os.environ.get("FLOWMIG_BENCH_TARGET", "embedded"))
-    tmp = Path(tempfile.mkdtemp(prefix="bench-migtcp-"))
+    tmp.mkdir(parents=True, exist_ok=True)
     lab = Lab(load("fig2"), LabOptions(target=target, run_dir=tmp / "run", log_dir=tmp / "logs",
                                        lock_timeout=1800))
+    runs: dict[str, list] = {mode: [] for mode, _ in plan}
     with lab:
         cfg = load_config(lab.config_path)
         cfg.election_id = (1, os.getpid() & 0xFFFF)
-        with Controller(cfg, hosts=cfg.hosts).start() as ctrl, tcp_streams(lab, STREAMS, RATE, CHUNK, tmp):
+        with Controller(cfg, hosts=cfg.hosts).start() as ctrl, tcp_streams(lab, streams, RATE, CHUNK, tmp):
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 keys = [r.key for r in ctrl.inventory.all() if r.key.kind == "tcp"]
-                if len(keys) >= STREAMS:
+                if len(keys) >= streams:
                     break
                 time.sleep(0.2)
-            if len(keys) < STREAMS:
-                raise RuntimeError(f"only {len(keys)} of {STREAMS} TCP connections learned")
+            if len(keys) < streams:
+                raise RuntimeError(f"only {len(keys)} of {streams} TCP connections learned")
             time.sleep(1.0)
             m = Migrator(ctrl)
             nics = sorted({ctrl.inventory.get(k).device for k in keys})
@@ -170,50 +199,74 @@ def run() -> dict:
             m.migrate(keys, a)                     # gather them on one NIC (not measured)
             b = next(n for n in healthy if n != a)
             time.sleep(0.5)
-            runs: dict[str, list] = {"lossless": [], "drop": []}
-            for mode in ("lossless", "drop"):
-                for i in range(MIGRATIONS):
+            cpu0 = _cpu_jiffies()
+            for mode, count in plan:
+                for i in range(count):
                     rec = m.migrate(keys, b if i % 2 == 0 else a, mode=mode)
                     runs[mode].append(rec)
                     if rec.outcome != "ok":
                         log.warning("%s migration %d: %s", mode, i, rec.summary())
                     time.sleep(GAP_S[mode])
-                if i % 2 == 0:
+                if count % 2:
                     m.migrate(keys, a)
                     time.sleep(GAP_S[mode])
-                log.info("%s: %d migrations done", mode, len(runs[mode]))
+                log.info("%d streams, %s: %d migrations done", streams, mode, len(runs[mode]))
+            cpu = _busy_pct(cpu0, _cpu_jiffies())
     rx = parse_report(tmp / "rx.jsonl")
-    tx = [r for i in range(STREAMS) for r in parse_report(tmp / f"tx{i}.jsonl")]
+    tx = [r for i in range(streams) for r in parse_report(tmp / f"tx{i}.jsonl")]
     ends = [r for r in rx if r["event"] == "end"]
-    stalls = [s for e in ends for s in e.get("stalls", [])]
-    retrans: dict[str, list[tuple[float, int]]] = {}
-    ooo: dict[str, list[tuple[float, int]]] = {}
+    obs: dict = {"stalls": [s for e in ends for s in e.get("stalls", [])], "retrans": {}, "ooo": {},
+                 "connections_ok": sum(bool(e.get("ok")) for e in ends), "connections": len(ends),
+                 "cpu_busy_pct": cpu}
     for r in tx:
         if r["event"] == "tcp":
-            retrans.setdefault(r["flow"], []).append((r["t"], r["total_retrans"] or 0))
+            obs["retrans"].setdefault(r["flow"], []).append((r["t"], r["total_retrans"] or 0))
     for r in rx:
         if r["event"] == "tcp":
-            ooo.setdefault(r["flow"], []).append((r["t"], r["rcv_ooopack"] or 0))
+            obs["ooo"].setdefault(r["flow"], []).append((r["t"], r["rcv_ooopack"] or 0))
+    return runs, obs
+
+
+def _measured(mode: str, recs: list, obs: dict) -> tuple[dict, dict[str, list[dict]]]:
+    """The summary of one mode's migrations and its per-migration series (effects, noise)."""
+    wins = [(r.started - 0.01, r.finished + TAIL[mode]) for r in recs if r.outcome == "ok"]
+    quiet = [(b + 0.02, b + 0.02 + (b - a)) for a, b in wins]        # same length, after the effect
+    eff = _window_effects(wins, obs["stalls"], obs["retrans"], obs["ooo"])
+    noise = _window_effects(quiet, obs["stalls"], obs["retrans"], obs["ooo"])
+    summ = _summary(eff, noise)
+    summ["ok"] = sum(r.outcome == "ok" for r in recs)
+    summ["downtime_ms"] = {"p50": _pct([r.downtime_ms for r in recs], 0.5),
+                           "p99": _pct([r.downtime_ms for r in recs], 0.99)}
+    # held at the controller and replayed (lossless), per migration: what the replay has to push through
+    summ["packets_buffered"] = {"p50": _pct([r.packets_buffered for r in recs], 0.5),
+                                "max": max((r.packets_buffered for r in recs), default=None)}
+    summ["steps_ms_median"] = {k: round(statistics.median([r.steps_ms.get(k, 0) for r in recs]), 2)
+                               for k in recs[0].steps_ms} if recs else {}
+    return summ, {"effects": eff, "noise": noise}
+
+
+def run() -> dict:
+    from topologies.targets import resolve
+
+    target = resolve(os.environ.get("FLOWMIG_BENCH_TARGET", "embedded"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-migtcp-"))
     out: dict = {}
     series: dict[str, dict[str, list[dict]]] = {}
+    runs, obs = _session(target, STREAMS, [("lossless", MIGRATIONS), ("drop", MIGRATIONS)], tmp / "full")
     for mode, recs in runs.items():
-        wins = [(r.started - 0.01, r.finished + TAIL[mode]) for r in recs if r.outcome == "ok"]
-        quiet = [(b + 0.02, b + 0.02 + (b - a)) for a, b in wins]        # same length, after the effect
-        eff = _window_effects(wins, stalls, retrans, ooo)
-        noise = _window_effects(quiet, stalls, retrans, ooo)
-        series[mode] = {"effects": eff, "noise": noise}
-        summ = _summary(eff, noise)
-        summ["ok"] = sum(r.outcome == "ok" for r in recs)
-        summ["downtime_ms"] = {"p50": _pct([r.downtime_ms for r in recs], 0.5),
-                               "p99": _pct([r.downtime_ms for r in recs], 0.99)}
-        summ["steps_ms_median"] = {k: round(statistics.median([r.steps_ms.get(k, 0) for r in recs]), 2)
-                                   for k in recs[0].steps_ms} if recs else {}
-        out[mode] = summ
+        out[mode], series[mode] = _measured(mode, recs, obs)
+    # the same lossless migrations with a quarter of the streams: how much of the stall is the load
+    light_runs, light_obs = _session(target, LIGHT_STREAMS, [("lossless", LIGHT_MIGRATIONS)], tmp / "light")
+    light, light_series = _measured("lossless", light_runs["lossless"], light_obs)
+    light["streams"], light["cpu_busy_pct"] = LIGHT_STREAMS, light_obs["cpu_busy_pct"]
+    out[f"lossless_{LIGHT_STREAMS}_streams"] = light
     out["setup"] = {"target": target, "streams": STREAMS, "rate_per_stream": RATE, "chunk": CHUNK,
-                    "connections_ok": sum(bool(e.get("ok")) for e in ends), "connections": len(ends),
+                    "connections_ok": obs["connections_ok"], "connections": obs["connections"],
+                    "cpu_busy_pct": obs["cpu_busy_pct"],
                     "window": {m: f"[started - 10 ms, finished + {int(t * 1000)} ms]" for m, t in TAIL.items()}}
     try:
-        out["plot"] = str(plot(series, target, HERE / f"migration_tcp-{target}.png"))
+        out["plot"] = str(plot(series, target, HERE / f"migration_tcp-{target}.png",
+                               light=(f"lossless, {LIGHT_STREAMS} streams", light_series["effects"])))
     except Exception as exc:  # noqa: BLE001 - the figures stand without their picture
         log.warning("migration_tcp: no plot: %s", exc)
     log.info("migration_tcp: %s", json.dumps(out))

@@ -21,5 +21,12 @@ def test_plot_writes_a_png(tmp_path):
     eff = [{"stall_ms": 10.0 + i, "retransmitted": i % 2, "out_of_order": 0} for i in range(20)]
     noise = [{"stall_ms": 5.0, "retransmitted": 0, "out_of_order": 0}] * 20
     path = B.plot({"lossless": {"effects": eff, "noise": noise}, "drop": {"effects": eff, "noise": noise}},
-                  "embedded", tmp_path / "m.png")
+                  "embedded", tmp_path / "m.png", light=("lossless, 2 streams", eff[:5]))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_busy_share_from_two_readings():
+    a = B._cpu_jiffies()
+    assert 0 <= a[0] <= a[1]
+    assert B._busy_pct((100, 1000), (400, 1600)) == 50.0
+    assert B._busy_pct((100, 1000), (100, 1000)) is None    # no time passed: no figure
