@@ -95,12 +95,12 @@ def scenarios() -> dict[str, Scenario]:
                  "fig3", [Traffic("tcp", c, s, 1, "250k") for c, s in
                           (("c1", "srvA"), ("c2", "srvB"), ("c3", "srvA"), ("c4", "srvB"))],
                  duration=14.0, fault_at=4.0, fault=_queue_rate("nicA", 300, 2, depth=32),
-                 policies=lambda run: [LoadBalance(tolerance=0.2)], steer="nicA",
+                 policies=lambda run: [LoadBalance(tolerance=0.2)],
                  # the stall is checked: LoadBalance sheds at the detection (the queue's egress rate is
                  # what nicA carries); the moved streams then stall 34-53 ms, the one nicA keeps waits
                  # behind its queue, 32 packets (~107 ms) deep: 86-129 ms after the detection in 16 runs
                  # on both targets. 64 deep (213 ms) that stream waited up to 173 ms (docs/lab.md)
-                 ),
+                 steer="nicA"),
         Scenario("vm", "hostB (a VM) moves to gwB port 5 with its live connections; their state moves to NIC3",
                  _fig2_with_standby(), [Traffic("tcp", "hostA", "hostB", 3, "250k")], duration=10.0,
                  fault_at=4.0, fault=_vm_move("hostB", "gwB", 5, "nic3"), steer="nic1", faulted="nic1",
